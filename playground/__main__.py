@@ -1,0 +1,188 @@
+"""Command line: serve | compare | catalog.
+
+Exit status: 0 on success, 2 on bad input (with a message on stderr), 1 when
+every model of a `compare` failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from playground.config import Settings
+from playground.record import GenerationParams
+
+
+class CliError(Exception):
+    """Bad input: printed as `playground: error: ...`, exit status 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a malformed environment variable
+        raise CliError(str(exc)) from exc
+    if getattr(args, "data_dir", None):
+        settings.data_dir = Path(args.data_dir)
+    if getattr(args, "catalog", None):
+        settings.catalog_file = Path(args.catalog)
+    if getattr(args, "host", None):
+        settings.host = args.host
+    if getattr(args, "port", None) is not None:
+        settings.port = args.port
+    if getattr(args, "device", None):
+        settings.device = args.device
+    return settings
+
+
+def _catalog(settings: Settings, extra: list[str]):  # noqa: ANN202 - avoid importing at module load
+    from playground.catalog import Catalog, CatalogError
+
+    try:
+        return Catalog.build(settings.catalog_file, settings.models + extra)
+    except CatalogError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    catalog = _catalog(settings, [])
+    specs = [s.to_dict() for s in catalog.specs.values()]
+    if args.json:
+        print(json.dumps(specs, indent=2))
+    else:
+        for spec in specs:
+            print(f"{spec['id']:<24} {spec['source']:<5} {spec['name']}  [{spec['location']}]")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from playground.backends.pool import ModelPool
+    from playground.engine import ColumnRequest, Engine, RequestError, RunRequest, validate_params
+
+    settings = _settings(args)
+    if not args.model:
+        raise CliError("give at least one --model (see `python -m playground catalog`)")
+    catalog = _catalog(settings, [])
+    for ref in args.model:
+        try:
+            catalog.get(ref)
+        except ValueError as exc:  # CatalogError
+            raise CliError(str(exc)) from exc
+    params = GenerationParams(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        stop=list(args.stop or []),
+        timeout_s=args.timeout,
+    )
+    problems = validate_params(params)
+    if problems:
+        raise CliError("; ".join(problems))
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    request = RunRequest(
+        prompt=prompt,
+        system_prompt=args.system or "",
+        columns=[ColumnRequest(m, params) for m in args.model],
+    )
+    engine = Engine(catalog, ModelPool(settings.data_dir, settings.device))
+    try:
+        run, events = engine.stream(request)
+    except RequestError as exc:
+        raise CliError(str(exc)) from exc
+    for event in events:
+        if not args.json and event.kind == "token" and len(request.columns) == 1:
+            print(event.delta, end="", flush=True)
+    if args.json:
+        print(run.to_json(indent=2))
+    else:
+        _print_human(run, streamed=len(request.columns) == 1)
+    return 0 if any(not m.error for m in run.models) else 1
+
+
+def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
+    for model in run.models:
+        m = model.metrics
+        if not streamed:
+            print(f"\n=== [{model.column}] {model.identity.catalog_id} ===")
+            print(model.text)
+        else:
+            print()
+        if model.error:
+            print(f"error: {model.error}", file=sys.stderr)
+        print(
+            f"-- {m.prompt_tokens} prompt tokens, {m.output_tokens} output tokens, "
+            f"ttft {m.ttft_s:.2f} s, {m.decode_tok_s:.1f} tok/s, {model.finish_reason}",
+            file=sys.stderr,
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.models = settings.models + list(args.model or [])
+    _catalog(settings, [])  # fail early, before the server starts, on a bad catalog
+    from playground.ui.app import launch
+
+    launch(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--catalog", help="TOML model catalog file (env PLAYGROUND_CATALOG)")
+        p.add_argument("--data-dir", help="saved data and model caches (env PLAYGROUND_DATA_DIR)")
+        p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (default: cuda if present)")
+
+    serve = sub.add_parser("serve", help="serve the web app")
+    common(serve)
+    serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--model", action="append", help="extra model: id, .gguf path, directory or hub id")
+    serve.set_defaults(func=cmd_serve)
+
+    compare = sub.add_parser("compare", help="run one prompt on several models, headless")
+    common(compare)
+    compare.add_argument("--model", action="append", help="model column (repeat for more columns)")
+    compare.add_argument("--system", help="system prompt")
+    defaults = GenerationParams()
+    compare.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    compare.add_argument("--temperature", type=float, default=defaults.temperature, help="0 = greedy")
+    compare.add_argument("--top-p", type=float, default=defaults.top_p)
+    compare.add_argument("--top-k", type=int, default=defaults.top_k)
+    compare.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    compare.add_argument("--seed", type=int, default=defaults.seed)
+    compare.add_argument("--stop", action="append", help="stop string (repeatable)")
+    compare.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per model")
+    compare.add_argument("--json", action="store_true", help="print the run record as JSON")
+    compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
+    compare.set_defaults(func=cmd_compare)
+
+    catalog = sub.add_parser("catalog", help="list the models")
+    common(catalog)
+    catalog.add_argument("--json", action="store_true")
+    catalog.set_defaults(func=cmd_catalog)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"playground: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

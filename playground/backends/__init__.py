@@ -1,0 +1,1 @@
+"""Model backends: the only package that imports torch and transformers."""

@@ -1,0 +1,117 @@
+"""The project's decode loop, gpt-fast style: prefill, decode_step, sample.
+
+One token per step, with the model's own log-probability of that token and its
+top-k alternatives (from the raw logits, before temperature or top-p reshape
+them). Sampling uses transformers' logits processors. This is where a static
+KV cache and CUDA graphs will go.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from playground.record import GenerationParams
+
+
+@dataclass
+class StepOutput:
+    token_id: int
+    logprob: float
+    top_ids: list[int]
+    top_logprobs: list[float]
+
+
+def _forward_kwargs(model: torch.nn.Module) -> dict[str, object]:
+    """Ask for last-position logits only when the model supports it (saves the prefill's LM head)."""
+    params = inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+def prefill(model: torch.nn.Module, prompt_ids: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:
+    """Run the whole prompt once; return last-position logits (float32) and the KV cache."""
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=prompt_ids, past_key_values=cache, use_cache=True, **_forward_kwargs(model))
+    return out.logits[:, -1, :].float(), out.past_key_values
+
+
+def decode_step(model: torch.nn.Module, token: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+    """Feed one token; return the next position's logits (float32)."""
+    out = model(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True)
+    return out.logits[:, -1, :].float()
+
+
+def build_processors(params: GenerationParams) -> LogitsProcessorList:
+    """transformers' own processors, in generate()'s order."""
+    processors = LogitsProcessorList()
+    if params.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if not params.greedy:
+        processors.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k > 0:
+            processors.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            processors.append(TopPLogitsWarper(params.top_p))
+    return processors
+
+
+def sample(
+    logits: torch.Tensor,
+    seen_ids: torch.Tensor,
+    processors: LogitsProcessorList,
+    greedy: bool,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Pick the next token: argmax when greedy, else a seeded draw from the processed distribution."""
+    scores = processors(seen_ids, logits) if len(processors) else logits
+    if greedy:
+        return scores.argmax(dim=-1)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+
+def generate_steps(
+    model: torch.nn.Module,
+    prompt_ids: list[int],
+    params: GenerationParams,
+    eos_ids: set[int],
+    should_stop: Callable[[], bool],
+    top_k_alternatives: int = 5,
+) -> Iterator[StepOutput]:
+    """Yield one StepOutput per generated token until EOS, max tokens or should_stop()."""
+    device = model.device
+    seen = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+    processors = build_processors(params)
+    generator = None
+    if not params.greedy:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(params.seed)
+    with torch.inference_mode():
+        logits, cache = prefill(model, seen)
+        for _ in range(params.max_new_tokens):
+            token = sample(logits, seen, processors, params.greedy, generator)
+            logprobs = torch.log_softmax(logits, dim=-1)[0]
+            top = torch.topk(logprobs, top_k_alternatives)
+            token_id = int(token.item())
+            yield StepOutput(
+                token_id=token_id,
+                logprob=float(logprobs[token_id]),
+                top_ids=top.indices.tolist(),
+                top_logprobs=top.values.tolist(),
+            )
+            if token_id in eos_ids or should_stop():
+                return
+            if processors:
+                seen = torch.cat([seen, token.view(1, 1)], dim=1)
+            logits = decode_step(model, token, cache)

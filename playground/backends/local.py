@@ -1,0 +1,322 @@
+"""Local models through transformers: GGUF files, hub ids and local directories.
+
+A GGUF file is dequantized by transformers on first load (tens of seconds), so
+the result is written once to a converted cache keyed by the file's sha256
+(safetensors + config + tokenizer) and later launches load that in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import torch
+import transformers
+from safetensors.torch import save_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from playground.backends.base import BackendError, Capabilities, PromptEncoding
+from playground.backends.decode import generate_steps
+from playground.catalog import CatalogError, ModelSpec, bundled_file
+from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenStep
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = 1
+
+
+def pick_device(requested: str = "") -> str:
+    if requested in ("cpu", "cuda"):
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise BackendError("PLAYGROUND_DEVICE=cuda was asked for but no CUDA device is available")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str) -> torch.dtype:
+    """bf16 on GPUs that support it (fast, same range as fp32); fp32 on CPU (exact, and no slower here)."""
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+@dataclass
+class RssProbe:
+    """Process RSS growth over a baseline: the CPU stand-in for an allocator peak."""
+
+    kind: str = "process RSS growth"
+    baseline: int = field(default_factory=lambda: psutil.Process().memory_info().rss)
+    peak: int = 0
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, psutil.Process().memory_info().rss - self.baseline)
+
+    def peak_bytes(self) -> int:
+        self.sample()
+        return self.peak
+
+
+@dataclass
+class CudaProbe:
+    """CUDA allocator peak since the probe was made (shared by columns on the same GPU)."""
+
+    device: torch.device
+    kind: str = "cuda allocator peak"
+
+    def __post_init__(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device)
+
+    def sample(self) -> None:
+        pass
+
+    def peak_bytes(self) -> int:
+        return int(torch.cuda.max_memory_allocated(self.device))
+
+
+class LocalBackend:
+    """A loaded transformers model + tokenizer, shared by every column that picks it."""
+
+    def __init__(
+        self,
+        identity: ModelIdentity,
+        model: torch.nn.Module,
+        tokenizer: object,
+        load_s: float,
+        loaded_from_cache: bool,
+    ) -> None:
+        self.identity = identity
+        self.model = model
+        self.tokenizer = tokenizer
+        self.load_s = load_s
+        self.loaded_from_cache = loaded_from_cache
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.capabilities = Capabilities(chat_template=has_template)
+        self.identity.prompt_format = "chat template" if has_template else "raw completion"
+        self.identity.context_window = self.context_window
+        self.eos_ids = _eos_ids(model, tokenizer)
+
+    @property
+    def context_window(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    def encode_prompt(self, prompt: str, system_prompt: str) -> PromptEncoding:
+        if self.capabilities.chat_template:
+            messages = []
+            if system_prompt:
+                messages.append({"role": "system", "content": system_prompt})
+            messages.append({"role": "user", "content": prompt})
+            encoded = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=True
+            )
+            return PromptEncoding(list(encoded["input_ids"]), "chat template")
+        text = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+        note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        return PromptEncoding(list(ids), "raw completion", note)
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id], skip_special_tokens=False)
+
+    def memory_probe(self) -> RssProbe | CudaProbe:
+        if self.model.device.type == "cuda":
+            return CudaProbe(self.model.device)
+        return RssProbe()
+
+    def stream(
+        self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
+    ) -> Iterator[TokenStep]:
+        try:
+            for out in generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop):
+                yield TokenStep(
+                    token_id=out.token_id,
+                    text=self.token_text(out.token_id),
+                    logprob=out.logprob,
+                    top=[
+                        TokenAlt(i, self.token_text(i), lp)
+                        for i, lp in zip(out.top_ids, out.top_logprobs, strict=True)
+                    ],
+                )
+        except torch.OutOfMemoryError as exc:
+            raise BackendError(
+                f"out of memory on {self.identity.device} while generating: try fewer columns, "
+                "a shorter prompt or fewer max new tokens"
+            ) from exc
+        except MemoryError as exc:
+            raise BackendError("out of host memory while generating") from exc
+
+
+def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list):
+            ids.update(v for v in value if isinstance(v, int))
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_backend(
+    spec: ModelSpec,
+    data_dir: Path,
+    device: str = "",
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> LocalBackend:
+    """Load a model for `spec`, converting GGUF files once into the cache."""
+    started = time.perf_counter()
+    device = pick_device(device)
+    dtype = pick_dtype(device)
+    identity = ModelIdentity(
+        catalog_id=spec.id,
+        name=spec.name,
+        source=spec.source,
+        location=spec.location,
+        revision=spec.revision,
+        dtype=str(dtype).removeprefix("torch."),
+        device=device,
+        libraries=library_versions(),
+    )
+    from_cache = False
+    try:
+        if spec.source == "gguf":
+            model, tokenizer, from_cache = _load_gguf(spec, data_dir, dtype, device, identity, progress)
+        else:
+            model, tokenizer = _load_pretrained(spec, dtype, device, progress)
+    except (BackendError, CatalogError):
+        raise
+    except torch.OutOfMemoryError as exc:
+        raise BackendError(f"{spec.id}: out of memory on {device} while loading") from exc
+    except Exception as exc:  # transformers raises many types; the user needs the message
+        raise BackendError(f"{spec.id}: could not load model: {_short(exc)}") from exc
+    model.eval()
+    if device == "cuda":
+        identity.device = str(model.device)
+    return LocalBackend(identity, model, tokenizer, time.perf_counter() - started, from_cache)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _placement(device: str) -> dict[str, object]:
+    """accelerate places weights on the GPU(s) when there is one; plain CPU otherwise."""
+    return {"device_map": "auto"} if device == "cuda" else {}
+
+
+def _load_pretrained(
+    spec: ModelSpec, dtype: torch.dtype, device: str, progress: Callable[[str], None]
+) -> tuple[torch.nn.Module, object]:
+    kwargs: dict[str, object] = {}
+    if spec.revision:
+        kwargs["revision"] = spec.revision
+    if spec.gguf_file:
+        kwargs["gguf_file"] = spec.gguf_file
+    where = "hub" if spec.source == "hub" else "directory"
+    progress(f"loading tokenizer from {where}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
+        progress(f"loading weights from {where}")
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.location, dtype=dtype, **_placement(device), **kwargs
+        )
+    except OSError as exc:
+        if spec.source == "hub":
+            raise BackendError(
+                f"{spec.id}: could not get {spec.location!r} from the Hugging Face Hub "
+                f"(tried the hub and the local hub cache; {_short(exc)}). Download it where the hub "
+                "is reachable, or point --model / the catalog at a local directory or .gguf file."
+            ) from exc
+        raise BackendError(
+            f"{spec.id}: {spec.location} is not a loadable model directory ({_short(exc)}); "
+            "it needs config.json, weights and tokenizer files"
+        ) from exc
+    return model, tokenizer
+
+
+def _load_gguf(
+    spec: ModelSpec,
+    data_dir: Path,
+    dtype: torch.dtype,
+    device: str,
+    identity: ModelIdentity,
+    progress: Callable[[str], None],
+) -> tuple[torch.nn.Module, object, bool]:
+    path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
+    if not path.is_file():
+        raise BackendError(f"{spec.id}: GGUF file {path} does not exist")
+    identity.location = str(path)
+    progress("checking file hash")
+    identity.sha256 = sha256_file(path)
+    cache = data_dir / "cache" / identity.sha256
+    if (cache / "complete.json").is_file():
+        progress("loading converted cache")
+        tokenizer = AutoTokenizer.from_pretrained(cache)
+        model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+        return model, tokenizer, True
+    _check_gguf_header(path, spec.id)
+    progress("first load: converting GGUF tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    progress("first load: dequantizing GGUF weights")
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    progress("first load: writing converted cache")
+    _write_cache(model, tokenizer, cache, path)
+    if dtype != torch.float32 or device != "cpu":
+        model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+    return model, tokenizer, False
+
+
+def _check_gguf_header(path: Path, model_id: str) -> None:
+    """Fail fast, with a plain message, on files that are not GGUF at all."""
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise BackendError(
+            f"{model_id}: {path} is not a GGUF file (it does not start with the GGUF magic bytes); "
+            "it may be truncated, corrupt or another format"
+        )
+
+
+def _write_cache(model: torch.nn.Module, tokenizer: object, cache: Path, source: Path) -> None:
+    """Write safetensors + config + tokenizer into a temp dir, then rename: never a half cache."""
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    model.config.save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "complete.json").write_text(
+        json.dumps({"format": CACHE_FORMAT, "source": str(source), "created": time.time()})
+    )
+    try:
+        tmp.rename(cache)
+    except OSError:  # another process finished first: theirs is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)

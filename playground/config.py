@@ -1,0 +1,65 @@
+"""Settings from environment variables, overridden by CLI flags.
+
+Environment variables (all optional):
+  PLAYGROUND_DATA_DIR     saved data and model caches (default: per-user data dir)
+  PLAYGROUND_CATALOG      path of a TOML model catalog
+  PLAYGROUND_MODELS       comma-separated extra models (ids, .gguf paths, dirs, hub ids)
+  PLAYGROUND_HOST / PLAYGROUND_PORT   where `serve` listens (127.0.0.1:7860)
+  PLAYGROUND_DEVICE       force "cpu" or "cuda" (default: cuda when present)
+  PLAYGROUND_MAX_COLUMNS  columns the page offers (default 8)
+  PLAYGROUND_DEFAULT_MODELS  comma-separated ids picked on first open
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("playground")))
+    catalog_file: Path | None = None
+    models: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 7860
+    device: str = ""  # "" = auto
+    max_columns: int = 8
+    default_models: list[str] = field(default_factory=lambda: ["smollm2-135m", "gemma3-270m"])
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        settings = cls()
+        if os.environ.get("PLAYGROUND_DATA_DIR"):
+            settings.data_dir = Path(os.environ["PLAYGROUND_DATA_DIR"]).expanduser()
+        if os.environ.get("PLAYGROUND_CATALOG"):
+            settings.catalog_file = Path(os.environ["PLAYGROUND_CATALOG"]).expanduser()
+        settings.models = _env_list("PLAYGROUND_MODELS")
+        settings.host = os.environ.get("PLAYGROUND_HOST", settings.host)
+        settings.port = _env_int("PLAYGROUND_PORT", settings.port)
+        settings.device = os.environ.get("PLAYGROUND_DEVICE", "").strip().lower()
+        settings.max_columns = _env_int("PLAYGROUND_MAX_COLUMNS", settings.max_columns)
+        settings.default_models = _env_list("PLAYGROUND_DEFAULT_MODELS") or settings.default_models
+        return settings
+
+    @property
+    def cache_dir(self) -> Path:
+        """Converted GGUF models, keyed by the file's sha256."""
+        return self.data_dir / "cache"

@@ -1,0 +1,340 @@
+"""Run one prompt on N models: load in the background, decode round-robin, stream events.
+
+Loading happens in one thread per column (it is I/O and C++ work). Decoding
+happens in the caller's thread, one token per active column in turn: threads
+fighting over the GIL were measured slower than taking turns (DESIGN.md). A
+column that fails, times out or raises ends with an error in its own record;
+the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from playground.backends.base import Backend, BackendError, MemoryProbe
+from playground.backends.pool import ModelPool
+from playground.catalog import Catalog, CatalogError, ModelSpec
+from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun, Run, TokenStep
+
+log = logging.getLogger(__name__)
+
+MAX_NEW_TOKENS_LIMIT = 32768
+MAX_PROMPT_CHARS = 2_000_000
+
+
+class RequestError(ValueError):
+    """The request as a whole cannot run (e.g. empty prompt); nothing was started."""
+
+
+@dataclass
+class ColumnRequest:
+    model: str  # catalog id, .gguf path, directory or hub id
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass
+class RunRequest:
+    prompt: str
+    columns: list[ColumnRequest]
+    system_prompt: str = ""
+
+
+@dataclass
+class Event:
+    """Something changed in column `column` of the run (-1: the run as a whole)."""
+
+    kind: str  # status | started | token | finished | done
+    column: int = -1
+    message: str = ""
+    delta: str = ""
+
+
+def validate_params(params: GenerationParams) -> list[str]:
+    """Everything wrong with one column's parameters, as user-facing sentences."""
+    problems = []
+    if not 1 <= params.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+        problems.append(
+            f"max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {params.max_new_tokens}"
+        )
+    if params.temperature < 0:
+        problems.append(f"temperature must be 0 (greedy) or positive, got {params.temperature}")
+    if not 0 < params.top_p <= 1:
+        problems.append(f"top-p must be in (0, 1], got {params.top_p}")
+    if params.top_k < 0:
+        problems.append(f"top-k must be 0 (off) or positive, got {params.top_k}")
+    if params.repetition_penalty <= 0:
+        problems.append(f"repetition penalty must be positive, got {params.repetition_penalty}")
+    if params.timeout_s <= 0:
+        problems.append(f"request timeout must be positive, got {params.timeout_s}")
+    if any(not s for s in params.stop):
+        problems.append("stop strings must not be empty")
+    return problems
+
+
+def validate_request(request: RunRequest) -> None:
+    if not request.prompt.strip():
+        raise RequestError("the prompt is empty: type something to send to the models")
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise RequestError(
+            f"the prompt is {len(request.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
+        )
+    if not request.columns:
+        raise RequestError("no model picked: choose at least one model column")
+
+
+@dataclass
+class _Column:
+    """Book-keeping for one column while the run is live."""
+
+    index: int
+    record: ModelRun
+    spec: ModelSpec | None = None
+    backend: Backend | None = None
+    steps: Iterator[TokenStep] | None = None
+    probe: MemoryProbe | None = None
+    load_started: float = 0.0
+    gen_started: float = 0.0
+    first_token_at: float = 0.0
+    busy_s: float = 0.0
+    shown_text: str = ""
+    done: bool = False
+
+
+class Engine:
+    def __init__(self, catalog: Catalog, pool: ModelPool) -> None:
+        self.catalog = catalog
+        self.pool = pool
+
+    def run(self, request: RunRequest, cancel: threading.Event | None = None) -> Run:
+        """Run to completion and return the record (for the CLI and tests)."""
+        run, events = self.stream(request, cancel)
+        for _event in events:
+            pass
+        return run
+
+    def stream(
+        self, request: RunRequest, cancel: threading.Event | None = None
+    ) -> tuple[Run, Iterator[Event]]:
+        """Validate now, then return the record and the events that fill it as they happen."""
+        validate_request(request)
+        run = Run(prompt=request.prompt, system_prompt=request.system_prompt)
+        return run, self._events(run, request, cancel or threading.Event())
+
+    def _events(self, run: Run, request: RunRequest, cancel: threading.Event) -> Iterator[Event]:
+        columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
+        events: queue.Queue[tuple[str, int, object]] = queue.Queue()
+        for col in columns:
+            if not col.done:
+                self._start_loader(col, events)
+        yield Event("status", message="started")
+        for col in columns:
+            if col.done:
+                yield Event("finished", col.index)
+        yield from self._loop(run, columns, events, cancel)
+        yield Event("done")
+
+    # -- column set-up ---------------------------------------------------
+
+    def _open_column(self, index: int, request: ColumnRequest, run: Run) -> _Column:
+        identity = ModelIdentity(catalog_id=request.model, name=request.model, source="", location="")
+        record = ModelRun(column=index, identity=identity, params=request.params)
+        run.models.append(record)
+        col = _Column(index, record)
+        problems = validate_params(request.params)
+        try:
+            col.spec = self.catalog.get(request.model)
+            record.identity = replace(
+                identity, catalog_id=col.spec.id, name=col.spec.name, source=col.spec.source,
+                location=col.spec.location,
+            )
+        except CatalogError as exc:
+            problems.insert(0, str(exc))
+        if problems:
+            self._fail(col, "; ".join(problems))
+        return col
+
+    def _start_loader(self, col: _Column, events: queue.Queue) -> None:
+        col.load_started = time.perf_counter()
+        spec = col.spec
+        already = self.pool.is_loaded(spec)
+
+        def load() -> None:
+            try:
+                backend = self.pool.get(spec, progress=lambda m: events.put(("progress", col.index, m)))
+                events.put(("loaded", col.index, (backend, already)))
+            except (BackendError, CatalogError) as exc:
+                events.put(("failed", col.index, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - any loader failure stays in its column
+                log.exception("loading %s failed", spec.id)
+                events.put(("failed", col.index, f"{spec.id}: could not load model: {exc}"))
+
+        threading.Thread(target=load, name=f"load-{spec.id}", daemon=True).start()
+
+    def _on_loaded(self, col: _Column, backend: Backend, already: bool, run: Run) -> None:
+        record = col.record
+        record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name)
+        record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
+        record.metrics.loaded_from_cache = backend.loaded_from_cache
+        col.backend = backend
+        try:
+            encoding = backend.encode_prompt(run.prompt, run.system_prompt)
+        except Exception as exc:  # noqa: BLE001 - a tokenizer failure is this column's problem
+            self._fail(col, f"could not build the prompt: {exc}")
+            return
+        record.prompt_token_ids = encoding.token_ids
+        record.metrics.prompt_tokens = len(encoding.token_ids)
+        window = backend.context_window
+        needed = len(encoding.token_ids) + record.params.max_new_tokens
+        if window and needed > window:
+            self._fail(
+                col,
+                f"the prompt is {len(encoding.token_ids):,} tokens for this model; with max new tokens "
+                f"{record.params.max_new_tokens:,} that needs {needed:,} positions, beyond its context "
+                f"window of {window:,}. Shorten the prompt or lower max new tokens (nothing was truncated).",
+            )
+            return
+        col.probe = backend.memory_probe()
+        col.gen_started = time.perf_counter()
+        col.steps = backend.stream(encoding.token_ids, record.params, lambda: False)
+
+    # -- the loop ----------------------------------------------------------
+
+    def _loop(self, run: Run, columns: list[_Column], events: queue.Queue, cancel: threading.Event) -> Iterator[Event]:
+        last_tick = time.perf_counter()
+        while not all(c.done for c in columns):
+            if cancel.is_set():
+                for col in columns:
+                    if not col.done:
+                        self._finish(col, "cancelled", "stopped by the user; partial output kept")
+                        yield Event("finished", col.index)
+                break
+            active = [c for c in columns if c.steps is not None and not c.done]
+            try:
+                kind, index, payload = events.get(timeout=0 if active else 0.25)
+            except queue.Empty:
+                kind = ""
+            if kind:
+                yield from self._handle_load_event(kind, columns[index], payload, run)
+            for col in active:
+                yield from self._step(col)
+            now = time.perf_counter()
+            if now - last_tick >= 1.0:
+                last_tick = now
+                for col in columns:
+                    if not col.done and col.steps is None:
+                        waited = now - col.load_started
+                        yield Event("status", col.index, f"loading… {waited:.0f} s")
+
+    def _handle_load_event(self, kind: str, col: _Column, payload: object, run: Run) -> Iterator[Event]:
+        if col.done:
+            return
+        if kind == "progress":
+            yield Event("status", col.index, f"loading: {payload}")
+        elif kind == "failed":
+            self._fail(col, str(payload))
+            yield Event("finished", col.index)
+        elif kind == "loaded":
+            backend, already = payload
+            self._on_loaded(col, backend, already, run)
+            if col.done:
+                yield Event("finished", col.index)
+            else:
+                yield Event("started", col.index, self._started_message(col))
+
+    def _started_message(self, col: _Column) -> str:
+        m = col.record.metrics
+        ident = col.record.identity
+        how = "already loaded" if m.load_s == 0 else (
+            f"loaded in {m.load_s:.1f} s" + (" from converted cache" if m.loaded_from_cache else "")
+        )
+        return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
+
+    def _step(self, col: _Column) -> Iterator[Event]:
+        record = col.record
+        started = time.perf_counter()
+        try:
+            step = next(col.steps)
+        except StopIteration:
+            self._finish(col, record.finish_reason or "length")
+            yield Event("finished", col.index)
+            return
+        except BackendError as exc:
+            self._finish(col, "error", f"generation failed: {exc}")
+            yield Event("finished", col.index)
+            return
+        except Exception as exc:  # noqa: BLE001 - one model raising never stops the others
+            log.exception("generation failed in column %d", col.index)
+            self._finish(col, "error", f"generation failed: {type(exc).__name__}: {exc}")
+            yield Event("finished", col.index)
+            return
+        now = time.perf_counter()
+        col.busy_s += now - started
+        if not record.steps:
+            col.first_token_at = now
+            record.metrics.ttft_s = now - col.gen_started
+            col.busy_s = 0.0  # decode speed counts the steps after the first token
+        record.steps.append(step)
+        col.probe.sample()
+        text = col.backend.decode(record.output_token_ids)
+        reason = ""
+        cut = _first_stop(text, record.params.stop)
+        if cut is not None:
+            text, reason = text[:cut], "stop"
+        elif step.token_id in getattr(col.backend, "eos_ids", ()):
+            reason = "eos"
+        elif len(record.steps) >= record.params.max_new_tokens:
+            reason = "length"
+        record.text = text
+        delta = self._delta(col, text)
+        if delta:
+            yield Event("token", col.index, delta=delta)
+        if reason:
+            self._finish(col, reason)
+            yield Event("finished", col.index)
+        elif now - col.gen_started > record.params.timeout_s:
+            self._finish(
+                col, "timeout",
+                f"timed out after {record.params.timeout_s:g} s (request timeout); partial output kept",
+            )
+            yield Event("finished", col.index)
+
+    @staticmethod
+    def _delta(col: _Column, text: str) -> str:
+        """New text since the last event, holding back a half-decoded UTF-8 character."""
+        stable = text[:-1] if text.endswith("\ufffd") else text
+        delta = stable[len(col.shown_text):] if stable.startswith(col.shown_text) else stable
+        col.shown_text = stable
+        return delta
+
+    # -- endings -----------------------------------------------------------
+
+    def _fail(self, col: _Column, message: str) -> None:
+        self._finish(col, "error", message)
+
+    def _finish(self, col: _Column, reason: str, message: str = "") -> None:
+        record = col.record
+        record.finish_reason = reason
+        if message:
+            record.error = message
+        if col.steps is not None:
+            col.steps.close()
+        m: Metrics = record.metrics
+        m.output_tokens = len(record.steps)
+        if col.gen_started:
+            m.total_s = time.perf_counter() - col.gen_started
+        if m.output_tokens > 1 and col.busy_s > 0:
+            m.decode_tok_s = (m.output_tokens - 1) / col.busy_s
+        if col.probe is not None:
+            m.peak_memory_bytes = col.probe.peak_bytes()
+            m.memory_kind = col.probe.kind
+        col.done = True
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
