@@ -1,4 +1,4 @@
-"""Command line: serve | compare | catalog.
+"""Command line: serve | compare | catalog | prepare.
 
 Exit status: 0 on success, 2 on bad input (with a message on stderr), 1 when
 every model of a `compare` failed.
@@ -123,6 +123,24 @@ def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
         )
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Assemble the bundled GGUF files and write their converted caches, so the first run is fast."""
+    from playground.backends.base import BackendError
+    from playground.backends.pool import ModelPool
+    from playground.catalog import BUNDLED
+
+    settings = _settings(args)
+    pool = ModelPool(settings.data_dir, settings.device)
+    for spec in BUNDLED:
+        try:
+            backend = pool.get(spec, progress=lambda msg, s=spec: print(f"{s.id}: {msg}", file=sys.stderr))
+        except BackendError as exc:
+            raise CliError(str(exc)) from exc
+        how = "from converted cache" if backend.loaded_from_cache else "converted and cached"
+        print(f"{spec.id}: ready ({how}, {backend.load_s:.1f} s)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.models = settings.models + list(args.model or [])
@@ -165,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the run record as JSON")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)
+
+    prepare = sub.add_parser("prepare", help="assemble bundled models and write their converted caches")
+    common(prepare)
+    prepare.set_defaults(func=cmd_prepare)
 
     catalog = sub.add_parser("catalog", help="list the models")
     common(catalog)

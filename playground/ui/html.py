@@ -1,0 +1,122 @@
+"""HTML and Markdown renderers for the page, drawn from run records only.
+
+Everything a user or a model typed passes through html.escape here before it
+becomes HTML. Model output is shown as Markdown (so code blocks get
+highlighted), with raw HTML outside code escaped so it displays as text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from playground.record import ModelRun
+
+_FENCE = re.compile(r"(^```.*?(?:^```[ \t]*$|\Z))", re.DOTALL | re.MULTILINE)
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+
+FINISH_LABELS = {
+    "eos": "done",
+    "stop": "done (stop string)",
+    "length": "done (max new tokens)",
+    "cancelled": "stopped",
+    "timeout": "timed out",
+    "error": "error",
+}
+
+
+def markdown_safe(text: str) -> str:
+    """Markdown with every HTML tag outside code shown literally.
+
+    Code fences and inline code are left alone (Markdown already renders them
+    as text); elsewhere `&`, `<` and `>` are escaped so `<script>` is text.
+    """
+    parts = []
+    for i, chunk in enumerate(_FENCE.split(text)):
+        if i % 2 == 1:
+            parts.append(chunk)
+            continue
+        pos = 0
+        for match in _INLINE_CODE.finditer(chunk):
+            parts.append(html.escape(chunk[pos : match.start()], quote=False))
+            parts.append(match.group(0))
+            pos = match.end()
+        parts.append(html.escape(chunk[pos:], quote=False))
+    return "".join(parts)
+
+
+def _fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(size) < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def metrics_line(run: ModelRun) -> str:
+    """One line of numbers, as escaped HTML (empty until the model produced something)."""
+    m = run.metrics
+    ident = run.identity
+    items = []
+    if m.prompt_tokens:
+        items.append(f"{m.prompt_tokens:,} → {m.output_tokens:,} tokens")
+    if m.output_tokens:
+        items.append(f"TTFT {m.ttft_s:.2f} s")
+        if m.decode_tok_s:
+            items.append(f"{m.decode_tok_s:.1f} tok/s")
+        items.append(f"total {m.total_s:.2f} s")
+    if run.finish_reason and ident.device:
+        load = "already loaded" if m.load_s == 0 else f"load {m.load_s:.1f} s"
+        if m.load_s and m.loaded_from_cache:
+            load += " (cache)"
+        items.append(load)
+    if m.memory_kind:
+        items.append(f"mem {_fmt_bytes(m.peak_memory_bytes)} ({m.memory_kind})")
+    if ident.device:
+        items.append(f"{ident.device} · {ident.dtype}")
+    return "".join(f'<span class="pg-metric">{html.escape(item)}</span>' for item in items)
+
+
+def column_header(run: ModelRun, status: str = "") -> str:
+    """Model name, prompt format, live status or final outcome, metrics and any error."""
+    ident = run.identity
+    badges = []
+    if ident.prompt_format:
+        badges.append(f'<span class="pg-badge">{html.escape(ident.prompt_format)}</span>')
+    outcome = FINISH_LABELS.get(run.finish_reason, "") if run.finish_reason else status
+    if outcome:
+        kind = "error" if run.finish_reason in ("error", "timeout") else "state"
+        badges.append(f'<span class="pg-badge pg-{kind}">{html.escape(outcome)}</span>')
+    parts = [
+        f'<div class="pg-col-head" data-finish="{html.escape(run.finish_reason)}">',
+        f'<span class="pg-model">{html.escape(ident.name or ident.catalog_id)}</span>',
+        "".join(badges),
+        "</div>",
+    ]
+    if run.error:
+        parts.append(f'<div class="pg-error" role="alert">{html.escape(run.error)}</div>')
+    metrics = metrics_line(run)
+    if metrics:
+        parts.append(f'<div class="pg-metrics">{metrics}</div>')
+    return "".join(parts)
+
+
+def notice(message: str, kind: str = "info") -> str:
+    """A page-level message (bad input, run state) as escaped HTML."""
+    if not message:
+        return ""
+    return f'<div class="pg-notice pg-{html.escape(kind)}" role="status">{html.escape(message)}</div>'
+
+
+def loaded_models(rows: list[tuple[str, str, str, float, bool]]) -> str:
+    """The models held in memory, so users know what a first run will cost."""
+    if not rows:
+        return '<span class="pg-muted">No model loaded yet: the first run loads each model.</span>'
+    items = [
+        f"{html.escape(mid)} ({html.escape(device)} {html.escape(dtype)}, loaded in {load_s:.1f} s"
+        + (" from cache" if cached else "")
+        + ")"
+        for mid, device, dtype, load_s, cached in rows
+    ]
+    return '<span class="pg-muted">Loaded: ' + "; ".join(items) + "</span>"

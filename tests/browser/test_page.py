@@ -1,0 +1,82 @@
+"""The real page in headless Chromium: run two bundled models, watch them stream, stop a run."""
+
+from __future__ import annotations
+
+import re
+
+FINISHED = "#columns [data-finish]:not([data-finish=''])"
+
+
+def _finished_count(page) -> int:  # noqa: ANN001
+    return page.locator(FINISHED).count()
+
+
+def test_first_open_has_both_bundled_models_picked(page) -> None:  # noqa: ANN001
+    assert page.locator("#model-0 input").input_value() == "smollm2-135m"
+    assert page.locator("#model-1 input").input_value() == "gemma3-270m"
+    assert page.locator("#col-0").is_visible() and page.locator("#col-1").is_visible()
+    assert not page.locator("#col-2").is_visible()
+
+
+def test_run_two_models_side_by_side(page) -> None:  # noqa: ANN001
+    page.fill("#prompt textarea", "What is the capital of France?")
+    for col in (0, 1):
+        page.locator(f"#col-{col} .label-wrap, #col-{col} button:has-text('Parameters')").first.click()
+        page.locator(f"#col-{col} input[aria-label='Max new tokens']").fill("24")
+    page.click("#run-btn")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"#columns [data-finish]:not([data-finish=''])\").length >= 2",
+        timeout=600_000,
+    )
+    for col in (0, 1):
+        text = page.locator(f"#out-{col}").inner_text().strip()
+        assert text, f"column {col} is empty"
+        metrics = page.locator(f"#head-{col} .pg-metrics").inner_text()
+        assert re.search(r"TTFT \d+\.\d+ s", metrics), metrics
+        assert "tok/s" in metrics and "cpu" in metrics
+    assert "Paris" in page.locator("#out-0").inner_text()
+    assert "chat template" in page.locator("#head-0").inner_text()
+    assert "raw completion" in page.locator("#head-1").inner_text()
+    assert "2 of 2" in page.locator("#notice").inner_text()
+    assert page.dialogs == []
+
+
+def test_ctrl_enter_runs_and_stop_cancels(page) -> None:  # noqa: ANN001
+    page.fill("#prompt textarea", "Once upon a time, in a village by the sea,")
+    page.locator("#model-0 input").fill("gemma3-270m")  # a base model rambles: long enough to stop
+    page.keyboard.press("Enter")
+    page.locator("#remove-1").click()
+    page.locator("#prompt textarea").press("Control+Enter")
+    page.wait_for_function("() => document.querySelector('#out-0').innerText.trim().length > 0",
+                           timeout=600_000)
+    page.click("#stop-btn")
+    page.wait_for_function("() => document.querySelector('#notice').innerText.includes('stopped')",
+                           timeout=120_000)
+    assert page.locator("#head-0 [data-finish='cancelled']").count() == 1
+    assert page.locator("#out-0").inner_text().strip()
+    assert page.locator("#run-btn").is_enabled()
+
+
+def test_empty_prompt_gets_a_clear_message(page) -> None:  # noqa: ANN001
+    page.fill("#prompt textarea", "   ")
+    page.click("#run-btn")
+    page.wait_for_function("() => document.querySelector('#notice').innerText.includes('prompt is empty')",
+                           timeout=30_000)
+    assert _finished_count(page) == 0
+
+
+def test_html_in_model_output_is_text(page) -> None:  # noqa: ANN001
+    payload = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    page.fill("#prompt textarea", f"Repeat exactly: {payload}")
+    page.locator("#model-1 input").fill("")
+    page.locator("#remove-1").click()
+    page.locator("#col-0 button:has-text('Parameters')").first.click()
+    page.locator("#col-0 input[aria-label='Max new tokens']").fill("40")
+    page.click("#run-btn")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"#columns [data-finish]:not([data-finish=''])\").length >= 1",
+        timeout=600_000,
+    )
+    assert page.locator("#out-0 img").count() == 0
+    assert page.locator("#out-0 script").count() == 0
+    assert page.dialogs == []
