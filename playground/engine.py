@@ -123,10 +123,10 @@ class Engine:
         """Validate now, then return the record and the events that fill it as they happen."""
         validate_request(request)
         run = Run(prompt=request.prompt, system_prompt=request.system_prompt)
-        return run, self._events(run, request, cancel or threading.Event())
-
-    def _events(self, run: Run, request: RunRequest, cancel: threading.Event) -> Iterator[Event]:
         columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
+        return run, self._events(run, columns, cancel or threading.Event())
+
+    def _events(self, run: Run, columns: list[_Column], cancel: threading.Event) -> Iterator[Event]:
         events: queue.Queue[tuple[str, int, object]] = queue.Queue()
         for col in columns:
             if not col.done:
@@ -204,7 +204,9 @@ class Engine:
 
     # -- the loop ----------------------------------------------------------
 
-    def _loop(self, run: Run, columns: list[_Column], events: queue.Queue, cancel: threading.Event) -> Iterator[Event]:
+    def _loop(
+        self, run: Run, columns: list[_Column], events: queue.Queue, cancel: threading.Event
+    ) -> Iterator[Event]:
         last_tick = time.perf_counter()
         while not all(c.done for c in columns):
             if cancel.is_set():
@@ -214,6 +216,7 @@ class Engine:
                         yield Event("finished", col.index)
                 break
             active = [c for c in columns if c.steps is not None and not c.done]
+            loading = any(c.steps is None and not c.done for c in columns)
             try:
                 kind, index, payload = events.get(timeout=0 if active else 0.25)
             except queue.Empty:
@@ -221,7 +224,7 @@ class Engine:
             if kind:
                 yield from self._handle_load_event(kind, columns[index], payload, run)
             for col in active:
-                yield from self._step(col)
+                yield from self._step(col, loading)
             now = time.perf_counter()
             if now - last_tick >= 1.0:
                 last_tick = now
@@ -254,7 +257,7 @@ class Engine:
         )
         return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
 
-    def _step(self, col: _Column) -> Iterator[Event]:
+    def _step(self, col: _Column, loading: bool) -> Iterator[Event]:
         record = col.record
         started = time.perf_counter()
         try:
@@ -279,7 +282,10 @@ class Engine:
             record.metrics.ttft_s = now - col.gen_started
             col.busy_s = 0.0  # decode speed counts the steps after the first token
         record.steps.append(step)
-        col.probe.sample()
+        if loading:
+            col.probe.rebase()  # memory is process-wide: a load in progress is not this model's
+        else:
+            col.probe.sample()
         text = col.backend.decode(record.output_token_ids)
         reason = ""
         cut = _first_stop(text, record.params.stop)

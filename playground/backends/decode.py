@@ -81,6 +81,7 @@ def sample(
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
 
 
+@torch.inference_mode()
 def generate_steps(
     model: torch.nn.Module,
     prompt_ids: list[int],
@@ -89,7 +90,13 @@ def generate_steps(
     should_stop: Callable[[], bool],
     top_k_alternatives: int = 5,
 ) -> Iterator[StepOutput]:
-    """Yield one StepOutput per generated token until EOS, max tokens or should_stop()."""
+    """Yield one StepOutput per generated token until EOS, max tokens or should_stop().
+
+    Inference mode is a decorator, not a `with` block: torch then enters it each time
+    the generator resumes and leaves it at each `yield`. A `with` block would leak the
+    mode into the caller between tokens, and when the engine interleaves several
+    generators, the first to finish would switch it off under the others.
+    """
     device = model.device
     seen = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     processors = build_processors(params)
@@ -97,21 +104,20 @@ def generate_steps(
     if not params.greedy:
         generator = torch.Generator(device=device)
         generator.manual_seed(params.seed)
-    with torch.inference_mode():
-        logits, cache = prefill(model, seen)
-        for _ in range(params.max_new_tokens):
-            token = sample(logits, seen, processors, params.greedy, generator)
-            logprobs = torch.log_softmax(logits, dim=-1)[0]
-            top = torch.topk(logprobs, top_k_alternatives)
-            token_id = int(token.item())
-            yield StepOutput(
-                token_id=token_id,
-                logprob=float(logprobs[token_id]),
-                top_ids=top.indices.tolist(),
-                top_logprobs=top.values.tolist(),
-            )
-            if token_id in eos_ids or should_stop():
-                return
-            if processors:
-                seen = torch.cat([seen, token.view(1, 1)], dim=1)
-            logits = decode_step(model, token, cache)
+    logits, cache = prefill(model, seen)
+    for _ in range(params.max_new_tokens):
+        token = sample(logits, seen, processors, params.greedy, generator)
+        logprobs = torch.log_softmax(logits, dim=-1)[0]
+        top = torch.topk(logprobs, top_k_alternatives)
+        token_id = int(token.item())
+        yield StepOutput(
+            token_id=token_id,
+            logprob=float(logprobs[token_id]),
+            top_ids=top.indices.tolist(),
+            top_logprobs=top.values.tolist(),
+        )
+        if token_id in eos_ids or should_stop():
+            return
+        if processors:
+            seen = torch.cat([seen, token.view(1, 1)], dim=1)
+        logits = decode_step(model, token, cache)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,11 @@ class RssProbe:
     def sample(self) -> None:
         self.peak = max(self.peak, psutil.Process().memory_info().rss - self.baseline)
 
+    def rebase(self) -> None:
+        """Start over: another model's loading would otherwise count as this one's memory."""
+        self.baseline = psutil.Process().memory_info().rss
+        self.peak = 0
+
     def peak_bytes(self) -> int:
         self.sample()
         return self.peak
@@ -87,6 +93,9 @@ class CudaProbe:
 
     def sample(self) -> None:
         pass
+
+    def rebase(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device)
 
     def peak_bytes(self) -> int:
         return int(torch.cuda.max_memory_allocated(self.device))
@@ -182,6 +191,13 @@ def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:
 
 # ---------------------------------------------------------------- loading
 
+# transformers' from_pretrained is not thread-safe: it patches class attributes for the
+# duration of a load (e.g. `no_tie_weights()` swaps out PreTrainedModel.tie_weights) and
+# sets torch's default dtype. Two loads in two threads restore each other's patches in the
+# wrong order, which left tied input embeddings randomly initialized for every model loaded
+# afterwards. So the process loads one model at a time.
+_LOAD_LOCK = threading.Lock()
+
 
 def load_backend(
     spec: ModelSpec,
@@ -204,6 +220,9 @@ def load_backend(
         libraries=library_versions(),
     )
     from_cache = False
+    if not _LOAD_LOCK.acquire(blocking=False):
+        progress("waiting for another model to finish loading")
+        _LOAD_LOCK.acquire()
     try:
         if spec.source == "gguf":
             model, tokenizer, from_cache = _load_gguf(spec, data_dir, dtype, device, identity, progress)
@@ -215,6 +234,8 @@ def load_backend(
         raise BackendError(f"{spec.id}: out of memory on {device} while loading") from exc
     except Exception as exc:  # transformers raises many types; the user needs the message
         raise BackendError(f"{spec.id}: could not load model: {_short(exc)}") from exc
+    finally:
+        _LOAD_LOCK.release()
     model.eval()
     if device == "cuda":
         identity.device = str(model.device)

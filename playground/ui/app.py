@@ -119,8 +119,8 @@ def _make_slot(index: int, catalog: Catalog, model: str, visible: bool) -> Slot:
             remove = gr.Button("✕", size="sm", scale=0, min_width=40, elem_id=f"remove-{index}",
                                elem_classes=["pg-remove"])
         header = gr.HTML(elem_id=f"head-{index}")
-        output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"], min_height=120, max_height=560,
-                             buttons=["copy"], latex_delimiters=[])
+        output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"], min_height=120,
+                             max_height=560, buttons=["copy"], latex_delimiters=[])
         with gr.Accordion("Parameters", open=False):
             max_new = gr.Number(d.max_new_tokens, label="Max new tokens", precision=0, minimum=1)
             temperature = gr.Slider(0, 2, d.temperature, step=0.05, label="Temperature (0 = greedy)")

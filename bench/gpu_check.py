@@ -1,0 +1,111 @@
+"""Run the engine on a CUDA machine and report what it did (placement, streaming, metrics, memory).
+
+Usage: python bench/gpu_check.py MODEL.gguf [--out result.json]
+
+Two columns of the same model (one greedy, one sampled) go through the real
+Engine; the script records when each token event arrived (streaming, not one
+burst at the end), the identity the record reports (device, dtype), and the
+metrics. Plain `generate()` on the same loaded model is timed in the same
+process as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import transformers
+
+from playground.backends.pool import ModelPool
+from playground.catalog import Catalog
+from playground.engine import ColumnRequest, Engine, RunRequest
+from playground.record import GenerationParams
+
+PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
+
+
+def engine_run(engine: Engine, model_ref: str, tokens: int) -> dict[str, object]:
+    request = RunRequest(
+        PROMPT,
+        [
+            ColumnRequest(model_ref, GenerationParams(max_new_tokens=tokens)),
+            ColumnRequest(model_ref, GenerationParams(max_new_tokens=tokens, temperature=0.8, seed=7)),
+        ],
+    )
+    run, events = engine.stream(request)
+    started = time.perf_counter()
+    arrivals: list[float] = []
+    for event in events:
+        if event.kind == "token":
+            arrivals.append(time.perf_counter() - started)
+    return {
+        "token_events": len(arrivals),
+        "first_event_s": arrivals[0] if arrivals else None,
+        "last_event_s": arrivals[-1] if arrivals else None,
+        "columns": [
+            {
+                "identity": {"device": m.identity.device, "dtype": m.identity.dtype,
+                             "sha256": m.identity.sha256, "libraries": m.identity.libraries},
+                "finish_reason": m.finish_reason,
+                "error": m.error,
+                "metrics": m.metrics.__dict__,
+                "text_start": m.text[:160],
+            }
+            for m in run.models
+        ],
+    }
+
+
+def generate_baseline(engine: Engine, model_ref: str, tokens: int) -> dict[str, float]:
+    backend = engine.pool.get(engine.catalog.get(model_ref))
+    ids = torch.tensor([backend.encode_prompt(PROMPT, "").token_ids], device=backend.model.device)
+    backend.model.generate(ids, max_new_tokens=8, do_sample=False)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = backend.model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    produced = out.shape[1] - ids.shape[1]
+    return {"tokens": produced, "seconds": elapsed, "tok_s": produced / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("gguf")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--out", default="gpu_check.json")
+    args = parser.parse_args()
+    assert torch.cuda.is_available(), "this check needs a CUDA device"
+    data_dir = Path(tempfile.mkdtemp(prefix="pg-gpu-"))
+    catalog = Catalog.build(extra=[args.gguf])
+    engine = Engine(catalog, ModelPool(data_dir))
+    model_ref = Path(args.gguf).stem
+    first = engine_run(engine, model_ref, args.tokens)  # includes the first load (GGUF conversion)
+    warm = engine_run(engine, model_ref, args.tokens)  # model already loaded
+    result = {
+        "machine": f"lent GPU: {torch.cuda.get_device_name(0)}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "model": args.gguf,
+        "tokens": args.tokens,
+        "first_run": first,
+        "warm_run": warm,
+        "plain_generate": generate_baseline(engine, model_ref, args.tokens),
+    }
+    for column in warm["columns"]:
+        print(column["identity"]["device"], column["identity"]["dtype"], column["finish_reason"],
+              {k: round(v, 3) if isinstance(v, float) else v for k, v in column["metrics"].items()})
+    print("token events:", warm["token_events"], "first at", warm["first_event_s"], "last at",
+          warm["last_event_s"])
+    print("plain generate():", result["plain_generate"])
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Shared fixtures: one model pool for the whole session, because loading models is slow.
+
+The data directory (converted GGUF caches, the assembled Gemma file) defaults to
+`<repo>/data/test`, which git ignores, so the first run converts the bundled GGUF
+files once (a few minutes on CPU) and later runs load the cache in seconds.
+Set PLAYGROUND_TEST_DATA_DIR to use another directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from playground.backends.pool import ModelPool
+from playground.catalog import Catalog
+from playground.engine import Engine
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("PLAYGROUND_TEST_DATA_DIR", REPO / "data" / "test"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog.build()
+
+
+@pytest.fixture(scope="session")
+def pool(data_dir: Path) -> ModelPool:
+    # The engine tests check CPU numbers (device "cpu", dtype float32) whatever the machine has.
+    return ModelPool(data_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def engine(catalog: Catalog, pool: ModelPool) -> Engine:
+    return Engine(catalog, pool)
