@@ -1,4 +1,4 @@
-"""Command line: serve | compare | catalog | prepare.
+"""Command line: serve | compare | sessions | catalog | prepare.
 
 Exit status: 0 on success, 2 on bad input (with a message on stderr), 1 when
 every model of a `compare` failed.
@@ -10,9 +10,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from playground.config import Settings
+from playground.config import Settings, parse_auth
 from playground.record import GenerationParams
 
 
@@ -35,6 +36,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.port = args.port
     if getattr(args, "device", None):
         settings.device = args.device
+    if getattr(args, "db", None):
+        settings.db_path = Path(args.db)
+    if getattr(args, "auth", None):
+        try:
+            settings.auth = parse_auth(args.auth)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
     return settings
 
 
@@ -99,10 +107,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for event in events:
         if not args.json and event.kind == "token" and len(request.columns) == 1:
             print(event.delta, end="", flush=True)
+    saved_id = None
+    if not args.no_save:
+        from playground.sessions.store import SessionStore
+
+        saved_id = SessionStore(settings.database).save(run)
     if args.json:
-        print(run.to_json(indent=2))
+        doc = run.to_dict()
+        doc_out = {"saved_id": saved_id, **doc}
+        print(json.dumps(doc_out, indent=2, ensure_ascii=False))
     else:
         _print_human(run, streamed=len(request.columns) == 1)
+        if saved_id:
+            print(f"saved as {saved_id} (python -m playground sessions show {saved_id})", file=sys.stderr)
     return 0 if any(not m.error for m in run.models) else 1
 
 
@@ -121,6 +138,47 @@ def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
             f"ttft {m.ttft_s:.2f} s, {m.decode_tok_s:.1f} tok/s, {model.finish_reason}",
             file=sys.stderr,
         )
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from playground.sessions.bundle import BundleError, export_bundle, import_bundle
+    from playground.sessions.store import SessionError, SessionStore
+
+    settings = _settings(args)
+    store = SessionStore(settings.database)
+    try:
+        if args.action == "list":
+            rows = store.recent(limit=args.limit, query=args.search or "")
+            if args.json:
+                print(json.dumps([r.__dict__ for r in rows], indent=2, ensure_ascii=False))
+            for r in [] if args.json else rows:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+                prompt = " ".join(r.prompt.split())[:60]
+                print(f"{r.id}  {when}  {','.join(r.models):<30}  {prompt}")
+        elif args.action == "show":
+            run = store.get(args.id)
+            if args.json:
+                print(run.to_json(indent=2))
+            else:
+                _print_human(run, streamed=False)
+        elif args.action == "export":
+            Path(args.file).write_text(export_bundle(store.get(args.id)), encoding="utf-8")
+            print(f"exported {args.id} to {args.file}", file=sys.stderr)
+        elif args.action == "import":
+            try:
+                data = Path(args.file).read_bytes()
+            except OSError as exc:
+                raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+            run = import_bundle(data)
+            store.save(run)
+            print(json.dumps({"saved_id": run.id}) if args.json else run.id)
+        elif args.action == "delete":
+            if not store.delete(args.id):
+                raise CliError(f"no saved run has the id {args.id!r}")
+            print(f"deleted {args.id}", file=sys.stderr)
+    except (SessionError, BundleError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -165,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     serve.add_argument("--model", action="append", help="extra model: id, .gguf path, directory or hub id")
+    serve.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
+    serve.add_argument("--auth", help="user:password: put the page behind a login (env PLAYGROUND_AUTH)")
     serve.set_defaults(func=cmd_serve)
 
     compare = sub.add_parser("compare", help="run one prompt on several models, headless")
@@ -181,8 +241,31 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--stop", action="append", help="stop string (repeatable)")
     compare.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per model")
     compare.add_argument("--json", action="store_true", help="print the run record as JSON")
+    compare.add_argument("--no-save", action="store_true", help="do not save the run to the session store")
+    compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)
+
+    sessions = sub.add_parser("sessions", help="saved runs: list, show, export, import, delete")
+    common(sessions)
+    sessions.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
+    actions = sessions.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="recent runs, newest first")
+    listing.add_argument("--search", help="full-text search over prompts and outputs")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="print one run")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    export = actions.add_parser("export", help="write one run to a JSON file")
+    export.add_argument("id")
+    export.add_argument("file")
+    importing = actions.add_parser("import", help="validate a JSON export and save it")
+    importing.add_argument("file")
+    importing.add_argument("--json", action="store_true")
+    delete = actions.add_parser("delete", help="delete one run")
+    delete.add_argument("id")
+    sessions.set_defaults(func=cmd_sessions)
 
     prepare = sub.add_parser("prepare", help="assemble bundled models and write their converted caches")
     common(prepare)

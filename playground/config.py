@@ -8,6 +8,8 @@ Environment variables (all optional):
   PLAYGROUND_DEVICE       force "cpu" or "cuda" (default: cuda when present)
   PLAYGROUND_MAX_COLUMNS  columns the page offers (default 8)
   PLAYGROUND_DEFAULT_MODELS  comma-separated ids picked on first open
+  PLAYGROUND_DB           SQLite file of saved runs (default: DATA_DIR/runs.sqlite3)
+  PLAYGROUND_AUTH         user:password; puts the page behind a login
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def parse_auth(value: str, where: str = "--auth") -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"{where} must look like user:password")
+    return user, password
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("playground")))
@@ -43,6 +52,8 @@ class Settings:
     device: str = ""  # "" = auto
     max_columns: int = 8
     default_models: list[str] = field(default_factory=lambda: ["smollm2-135m", "gemma3-270m"])
+    db_path: Path | None = None
+    auth: tuple[str, str] | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,7 +68,16 @@ class Settings:
         settings.device = os.environ.get("PLAYGROUND_DEVICE", "").strip().lower()
         settings.max_columns = _env_int("PLAYGROUND_MAX_COLUMNS", settings.max_columns)
         settings.default_models = _env_list("PLAYGROUND_DEFAULT_MODELS") or settings.default_models
+        if os.environ.get("PLAYGROUND_DB"):
+            settings.db_path = Path(os.environ["PLAYGROUND_DB"]).expanduser()
+        if os.environ.get("PLAYGROUND_AUTH"):
+            settings.auth = parse_auth(os.environ["PLAYGROUND_AUTH"], "PLAYGROUND_AUTH")
         return settings
+
+    @property
+    def database(self) -> Path:
+        """Saved runs (SQLite)."""
+        return self.db_path or self.data_dir / "runs.sqlite3"
 
     @property
     def cache_dir(self) -> Path:

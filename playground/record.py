@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +106,7 @@ class Run:
     prompt: str
     system_prompt: str = ""
     models: list[ModelRun] = field(default_factory=list)
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # 128 random bits, URL-safe
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION
 
@@ -118,41 +118,61 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
+        if not isinstance(data, dict):
+            raise RecordError(f"run: expected an object, got {_kind(data)}")
         version = data.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
-            raise ValueError(
+            raise RecordError(
                 f"unsupported run record schema version {version!r} "
                 f"(this playground reads versions 1..{SCHEMA_VERSION})"
             )
         return _build(cls, data)
 
 
-def _build(cls: type, data: Any) -> Any:
-    """Rebuild nested dataclasses from dicts, strictly (unknown keys are errors)."""
+class RecordError(ValueError):
+    """A record that does not have the shape of this schema; the message names the field."""
+
+
+def _build(cls: type, data: Any, path: str = "run") -> Any:
+    """Rebuild nested dataclasses from dicts, strictly: unknown keys and wrong types are errors."""
     if not isinstance(data, dict):
-        raise ValueError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
-    hints = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(hints)
+        raise RecordError(f"{path}: expected an object, got {_kind(data)}")
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields_by_name)
     if unknown:
-        raise ValueError(f"unknown fields for {cls.__name__}: {sorted(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _convert(hints[name].type, value)
-    return cls(**kwargs)
+        raise RecordError(f"{path}: unknown fields {sorted(unknown)}")
+    return cls(**{name: _convert(fields_by_name[name].type, value, f"{path}.{name}")
+                  for name, value in data.items()})
 
 
 _NESTED: dict[str, type] = {}
+_SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def _convert(type_name: Any, value: Any) -> Any:
-    name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _convert(type_name: Any, value: Any, path: str) -> Any:
+    name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
     if name in _NESTED:
-        return _build(_NESTED[name], value)
-    if name.startswith("list[") and name[5:-1] in _NESTED:
+        return _build(_NESTED[name], value, path)
+    if name.startswith("list["):
         if not isinstance(value, list):
-            raise ValueError(f"expected a list for {name}")
-        return [_build(_NESTED[name[5:-1]], v) for v in value]
-    return value
+            raise RecordError(f"{path}: expected a list, got {_kind(value)}")
+        inner = name[5:-1]
+        return [_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if name.startswith("dict[str, "):
+        if not isinstance(value, dict):
+            raise RecordError(f"{path}: expected an object, got {_kind(value)}")
+        inner = name[len("dict[str, "):-1]
+        return {str(k): _convert(inner, v, f"{path}.{k}") for k, v in value.items()}
+    allowed = _SCALARS.get(name)
+    if allowed is None:
+        raise RecordError(f"{path}: no reader for type {name}")
+    if not isinstance(value, allowed) or (name != "bool" and isinstance(value, bool)):
+        raise RecordError(f"{path}: expected {name}, got {_kind(value)}")
+    return float(value) if name == "float" else value
 
 
 _NESTED.update(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,10 @@ from playground.backends.pool import ModelPool
 from playground.catalog import Catalog
 from playground.config import Settings
 from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
-from playground.record import GenerationParams
+from playground.record import GenerationParams, Run
+from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
+from playground.sessions.rerun import compare_runs, request_from
+from playground.sessions.store import SessionError, SessionStore
 from playground.ui import html as H
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -81,6 +86,14 @@ class Slot:
             self.repetition_penalty, self.seed, self.stop, self.timeout,
         ]
 
+    def fill(self, model: str, p: GenerationParams) -> dict[Any, Any]:
+        """Updates that show a saved column's model and parameters."""
+        return {
+            self.model: model, self.max_new_tokens: p.max_new_tokens, self.temperature: p.temperature,
+            self.top_p: p.top_p, self.top_k: p.top_k, self.repetition_penalty: p.repetition_penalty,
+            self.seed: p.seed, self.stop: "\n".join(p.stop), self.timeout: p.timeout_s,
+        }
+
     def params(self, data: dict[Any, Any]) -> GenerationParams:
         """Read this column's parameters; empty fields fall back to the defaults."""
         d = GenerationParams()
@@ -120,7 +133,7 @@ def _make_slot(index: int, catalog: Catalog, model: str, visible: bool) -> Slot:
                                elem_classes=["pg-remove"])
         header = gr.HTML(elem_id=f"head-{index}")
         output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"], min_height=120,
-                             max_height=560, buttons=["copy"], latex_delimiters=[])
+                             max_height=560, buttons=["copy"], latex_delimiters=[], line_breaks=True)
         with gr.Accordion("Parameters", open=False):
             max_new = gr.Number(d.max_new_tokens, label="Max new tokens", precision=0, minimum=1)
             temperature = gr.Slider(0, 2, d.temperature, step=0.05, label="Temperature (0 = greedy)")
@@ -134,11 +147,14 @@ def _make_slot(index: int, catalog: Catalog, model: str, visible: bool) -> Slot:
                 stop, timeout)
 
 
-def build_app(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
-    """Build the page. Pass an engine to share loaded models with a caller (tests do)."""
+def build_app(
+    settings: Settings, engine: Engine | None = None, store: SessionStore | None = None
+) -> gr.Blocks:
+    """Build the page. Pass an engine or store to share them with a caller (tests do)."""
     if engine is None:
         catalog = Catalog.build(settings.catalog_file, settings.models)
         engine = Engine(catalog, ModelPool(settings.data_dir, settings.device))
+    store = store or SessionStore(settings.database)
     catalog = engine.catalog
     live = LiveRuns()
     defaults = [m for m in settings.default_models if m in catalog.specs] or catalog.ids()[:2]
@@ -159,15 +175,35 @@ def build_app(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
         examples = _examples()
         if examples:
             gr.Examples(examples, inputs=[prompt], label="Example prompts")
+        with gr.Row(elem_id="session-bar", equal_height=True):
+            share_link = gr.Textbox(label="Share link (saved run)", interactive=False, scale=4,
+                                    elem_id="share-link", placeholder="run something to get a link")
+            copy_btn = gr.Button("Copy link", interactive=False, elem_id="copy-btn", scale=0, min_width=110)
+            again_btn = gr.Button("Run again", interactive=False, elem_id="again-btn", scale=0, min_width=110)
+            export_btn = gr.DownloadButton("Export JSON", interactive=False, elem_id="export-btn", scale=0,
+                                           min_width=120)
+            import_btn = gr.UploadButton("Import JSON", file_types=[".json"], elem_id="import-btn", scale=0,
+                                         min_width=120)
+            delete_btn = gr.Button("Delete run", variant="stop", interactive=False, elem_id="delete-btn",
+                                   scale=0, min_width=110)
         page_notice = gr.HTML(elem_id="notice")
+        rerun_report = gr.HTML(elem_id="rerun-report")
         loaded_info = gr.HTML(H.loaded_models([]), elem_id="loaded")
         active = gr.State([i < len(defaults) for i in range(n_slots)])
-        last_run = gr.State(None)
+        current_id = gr.State("")
         with gr.Row(equal_height=False, elem_id="columns"):
             slots = [
                 _make_slot(i, catalog, defaults[i] if i < len(defaults) else defaults[0], i < len(defaults))
                 for i in range(n_slots)
             ]
+        with gr.Accordion("History", open=False, elem_id="history-box"):
+            with gr.Row():
+                history_query = gr.Textbox(label="Search prompts and outputs", elem_id="history-search",
+                                           scale=4)
+                history_btn = gr.Button("Search", scale=0, min_width=100, elem_id="history-btn")
+            history = gr.HTML(elem_id="history")
+
+        # -- columns ----------------------------------------------------------------------
 
         def add_column(flags: list[bool]) -> dict[Any, Any]:
             if all(flags):
@@ -183,10 +219,10 @@ def build_app(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
                 flags = [*flags[:i], False, *flags[i + 1:]]
                 return {active: flags, slots[i].box: gr.update(visible=False)}
 
-            slot.remove.click(remove_column, inputs=[active], outputs=[active, slots[i].box])
+            slot.remove.click(remove_column, inputs=[active], outputs=[active, slot.box])
 
         def column_updates(
-            record: Any, chosen: list[int], columns: set[int], status: dict[int, str]
+            record: Run, chosen: list[int], columns: set[int], status: dict[int, str]
         ) -> dict[Any, Any]:
             """Header and output of the given run columns, in the slots they were run from."""
             updates: dict[Any, Any] = {}
@@ -197,25 +233,54 @@ def build_app(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
                 updates[slot.output] = H.markdown_safe(model_run.text)
             return updates
 
-        def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
-            chosen = [i for i, on in enumerate(data[active]) if on and (data[slots[i].model] or "").strip()]
-            run_request = RunRequest(
-                prompt=data[prompt] or "",
-                system_prompt=data[system] or "",
-                columns=[ColumnRequest(data[slots[i].model].strip(), slots[i].params(data)) for i in chosen],
-            )
-            session = request.session_hash or "anonymous"
+        def session_updates(run_id: str) -> dict[Any, Any]:
+            """The session bar for a saved run (or for none)."""
+            saved = bool(run_id)
+            return {
+                current_id: run_id,
+                share_link: f"?session={run_id}" if saved else "",
+                copy_btn: gr.update(interactive=saved),
+                again_btn: gr.update(interactive=saved),
+                delete_btn: gr.update(interactive=saved),
+                export_btn: gr.update(value=_export_file(store, run_id) if saved else None,
+                                      interactive=saved),
+            }
+
+        def show_run(record: Run, message: str) -> dict[Any, Any]:
+            """Draw a saved run into the page from its record alone (no model is touched)."""
+            shown = record.models[:n_slots]
+            flags = [i < len(shown) for i in range(n_slots)]
+            updates: dict[Any, Any] = {prompt: record.prompt, system: record.system_prompt, active: flags}
+            for i, slot in enumerate(slots):
+                updates[slot.box] = gr.update(visible=flags[i])
+                if i < len(shown):
+                    updates.update(slot.fill(shown[i].identity.catalog_id, shown[i].params))
+                else:
+                    updates[slot.header] = ""
+                    updates[slot.output] = ""
+            updates.update(column_updates(record, list(range(len(shown))), set(range(len(shown))), {}))
+            if len(record.models) > n_slots:
+                message += f" Only the first {n_slots} of {len(record.models)} columns are shown."
+            updates[page_notice] = H.notice(message)
+            updates[rerun_report] = ""
+            return updates | session_updates(record.id)
+
+        # -- running ----------------------------------------------------------------------
+
+        def execute(run_request: RunRequest, chosen: list[int], session: str) -> Iterator[dict[Any, Any]]:
+            """Stream one run into the chosen slots, then save it; the record is the return value."""
             flag = live.start(session)
             try:
                 record, events = engine.stream(run_request, flag)
             except RequestError as exc:
                 live.end(session, flag)
                 yield {page_notice: H.notice(str(exc), "error")}
-                return
+                return None
             status = {c: "queued" for c in range(len(chosen))}
             cleared = {s.output: "" for s in slots} | {s.header: "" for s in slots}
-            yield {**cleared, **column_updates(record, chosen, set(status), status),
+            yield {**cleared, **column_updates(record, chosen, set(status), status), rerun_report: "",
                    run_btn: gr.update(interactive=False), stop_btn: gr.update(interactive=True),
+                   again_btn: gr.update(interactive=False),
                    page_notice: H.notice(f"running {len(chosen)} column(s)…")}
             try:
                 dirty: set[int] = set()
@@ -239,23 +304,135 @@ def build_app(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
             summary = f"done: {answered} of {len(record.models)} column(s) answered"
             if flag.is_set():
                 summary = "stopped: partial outputs kept"
+            try:
+                store.save(record)
+                saved = session_updates(record.id)
+            except sqlite3.Error as exc:
+                summary += f"; could not save the run: {exc}"
+                saved = session_updates("")
             yield {run_btn: gr.update(interactive=True), stop_btn: gr.update(interactive=False),
                    page_notice: H.notice(summary, "info" if answered else "error"),
-                   last_run: record.to_dict(), loaded_info: H.loaded_models(_loaded_rows(engine))}
+                   loaded_info: H.loaded_models(_loaded_rows(engine)), **saved}
+            return record
+
+        def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
+            chosen = [i for i, on in enumerate(data[active]) if on and (data[slots[i].model] or "").strip()]
+            run_request = RunRequest(
+                prompt=data[prompt] or "",
+                system_prompt=data[system] or "",
+                columns=[ColumnRequest(data[slots[i].model].strip(), slots[i].params(data)) for i in chosen],
+            )
+            yield from execute(run_request, chosen, request.session_hash or "anonymous")
+
+        def run_again(run_id: str, request: gr.Request) -> Iterator[dict[Any, Any]]:
+            try:
+                saved = store.get(run_id)
+            except SessionError as exc:
+                yield {page_notice: H.notice(str(exc), "error")}
+                return
+            yield show_run(saved, f"re-running saved run {saved.id} with the same models, parameters "
+                           "and seeds…")
+            columns = list(range(min(len(saved.models), n_slots)))
+            request_again = request_from(saved)
+            request_again.columns = request_again.columns[: len(columns)]
+            new = yield from execute(request_again, columns, request.session_hash or "anonymous")
+            if new is not None:
+                saved.models = saved.models[: len(columns)]
+                yield {rerun_report: H.rerun_report(saved.id, compare_runs(saved, new))}
 
         def stop_all(request: gr.Request) -> dict[Any, Any]:
             stopped = live.stop(request.session_hash or "anonymous")
             return {page_notice: H.notice("stopping…" if stopped else "nothing is running")}
 
+        # -- sessions ---------------------------------------------------------------------
+
+        def open_from_url(request: gr.Request) -> dict[Any, Any]:
+            listing = {history: H.history(store.recent(limit=HISTORY_ROWS))}
+            session_id = (request.query_params.get("session") or "").strip() if request else ""
+            if not session_id:
+                return listing
+            try:
+                record = store.get(session_id)
+            except SessionError as exc:
+                return listing | {page_notice: H.notice(str(exc), "error")}
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created_at))
+            return listing | show_run(
+                record, f"Replay of saved run {record.id} ({when}), drawn from the saved record: "
+                "no model was run. “Run again” re-executes it and compares."
+            )
+
+        def import_file(path: str | None) -> dict[Any, Any]:
+            if not path:
+                return {}
+            try:
+                size = os.path.getsize(path)
+                if size > MAX_BUNDLE_BYTES:
+                    raise BundleError(f"the file is {size / 1e6:.1f} MB; run files are at most "
+                                      f"{MAX_BUNDLE_BYTES / 1e6:.0f} MB")
+                with open(path, "rb") as handle:
+                    record = import_bundle(handle.read())
+                store.save(record)
+            except BundleError as exc:
+                return {page_notice: H.notice(f"import refused: {exc}. Nothing was stored.", "error")}
+            shown = show_run(record, f"Imported run {record.id}: shown from the file's record and saved "
+                             "to history; no model was run.")
+            return shown | {history: H.history(store.recent(limit=HISTORY_ROWS))}
+
+        def delete_run(run_id: str) -> dict[Any, Any]:
+            try:
+                gone = store.delete(run_id)
+            except SessionError as exc:
+                return {page_notice: H.notice(str(exc), "error")}
+            message = f"deleted run {run_id}" if gone else f"run {run_id} was already deleted"
+            return session_updates("") | {page_notice: H.notice(message),
+                                          history: H.history(store.recent(limit=HISTORY_ROWS))}
+
+        def search_history(query: str) -> str:
+            return H.history(store.recent(limit=HISTORY_ROWS, query=query or ""), query or "")
+
         inputs = {prompt, system, active}
         for slot in slots:
             inputs.update(slot.param_inputs())
-        outputs = [run_btn, stop_btn, page_notice, last_run, loaded_info]
+        session_outputs = [current_id, share_link, copy_btn, again_btn, delete_btn, export_btn]
+        outputs = [run_btn, stop_btn, page_notice, loaded_info, rerun_report, *session_outputs]
         for slot in slots:
             outputs += [slot.header, slot.output]
-        run_btn.click(run_all, inputs=inputs, outputs=outputs, concurrency_limit=4)
+        replay_outputs = [*outputs, prompt, system, active, history]
+        for slot in slots:
+            replay_outputs += [slot.box, *slot.param_inputs()]
+        refresh = {"fn": search_history, "inputs": [history_query], "outputs": [history]}
+        run_btn.click(run_all, inputs=inputs, outputs=outputs, concurrency_limit=4).then(**refresh)
+        again_btn.click(run_again, inputs=[current_id], outputs=replay_outputs, concurrency_limit=4).then(
+            **refresh)
         stop_btn.click(stop_all, outputs=[page_notice], queue=False)
+        copy_btn.click(None, inputs=[share_link], outputs=[share_link], js=COPY_LINK_JS)
+        demo.load(open_from_url, outputs=replay_outputs)
+        import_btn.upload(import_file, inputs=[import_btn], outputs=replay_outputs)
+        delete_btn.click(delete_run, inputs=[current_id], outputs=[*session_outputs, page_notice, history],
+                         js="(id) => confirm('Delete this saved run? Its link will stop working.') ? id : ''")
+        history_btn.click(**refresh)
+        history_query.submit(**refresh)
     return demo
+
+
+# Copy the full permalink (this page's address + ?session=ID) and show it in the link box.
+COPY_LINK_JS = """(link) => {
+  if (!link) return link;
+  const url = new URL(link, window.location.href);
+  url.hash = '';
+  if (navigator.clipboard) { navigator.clipboard.writeText(url.toString()).catch(() => {}); }
+  return url.toString();
+}"""
+HISTORY_ROWS = 50
+
+
+def _export_file(store: SessionStore, run_id: str) -> str:
+    """Write the export of a saved run to a temp file for the download button."""
+    folder = Path(tempfile.gettempdir()) / "playground-exports"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"playground-run-{run_id}.json"
+    path.write_text(export_bundle(store.get(run_id)), encoding="utf-8")
+    return str(path)
 
 
 def _loaded_rows(engine: Engine) -> list[tuple[str, str, str, float, bool]]:
@@ -273,4 +450,10 @@ def launch(settings: Settings) -> None:
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=4)
     print(f"playground: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
-    demo.launch(server_name=settings.host, server_port=settings.port, **launch_kwargs())
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=settings.auth,
+        auth_message="playground: log in to see and share runs" if settings.auth else None,
+        **launch_kwargs(),
+    )

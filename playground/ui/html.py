@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 from playground.record import ModelRun
 
@@ -120,3 +121,43 @@ def loaded_models(rows: list[tuple[str, str, str, float, bool]]) -> str:
         for mid, device, dtype, load_s, cached in rows
     ]
     return '<span class="pg-muted">Loaded: ' + "; ".join(items) + "</span>"
+
+
+def rerun_report(saved_id: str, matches: list) -> str:  # list[ColumnMatch]
+    """Per column: identical to the saved run, or where the outputs part."""
+    rows = []
+    for m in matches:
+        name = html.escape(m.model)
+        if m.identical:
+            verdict = f'<span class="pg-same">identical</span> ({m.new_tokens} tokens)'
+        else:
+            verdict = (
+                f'<span class="pg-diff">differs</span> at token {m.first_difference} '
+                f"(saved {m.saved_tokens} tokens, now {m.new_tokens}): saved "
+                f"<code>{html.escape(m.saved_snippet)}</code> vs now "
+                f"<code>{html.escape(m.new_snippet)}</code>"
+            )
+        note = f' <span class="pg-muted">{html.escape(m.note)}</span>' if m.note else ""
+        rows.append(f'<li data-identical="{str(m.identical).lower()}">Column {m.column + 1} '
+                    f"<b>{name}</b>: {verdict}{note}</li>")
+    return (f'<div class="pg-rerun"><b>Run again vs saved run {html.escape(saved_id)}</b>'
+            f"<ul>{''.join(rows)}</ul></div>")
+
+
+def history(rows: list, query: str = "") -> str:  # list[RunSummary]
+    """Recent saved runs as links to their replays (a link opens the permalink)."""
+    if not rows:
+        empty = f"No saved run matches “{html.escape(query)}”." if query else "No saved runs yet."
+        return f'<span class="pg-muted">{empty}</span>'
+    items = []
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+        prompt = " ".join(r.prompt.split())
+        prompt = prompt[:90] + ("…" if len(prompt) > 90 else "")
+        models = ", ".join(r.models)
+        items.append(
+            f'<tr><td>{when}</td><td><a href="?session={html.escape(r.id)}">{html.escape(prompt)}</a></td>'
+            f"<td>{html.escape(models)}</td></tr>"
+        )
+    return ('<table class="pg-history"><thead><tr><th>When</th><th>Prompt</th><th>Models</th></tr></thead>'
+            f"<tbody>{''.join(items)}</tbody></table>")

@@ -20,19 +20,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(engine, data_dir) -> Iterator[str]:  # noqa: ANN001 - fixtures from tests/conftest.py
+def _serve(settings, engine, store) -> tuple[object, str]:  # noqa: ANN001
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from playground.config import Settings
     from playground.ui.app import build_app, launch_kwargs
 
-    settings = Settings(data_dir=data_dir)
-    demo = build_app(settings, engine=engine)
+    demo = build_app(settings, engine=engine, store=store)
     demo.queue(default_concurrency_limit=4)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **launch_kwargs())
-    yield f"http://127.0.0.1:{port}"
+    return demo, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):  # noqa: ANN001, ANN201 - a history DB of the browser tests' own
+    from playground.sessions.store import SessionStore
+
+    return SessionStore(tmp_path_factory.mktemp("history") / "runs.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def app_url(engine, data_dir, store) -> Iterator[str]:  # noqa: ANN001 - fixtures from tests/conftest.py
+    from playground.config import Settings
+
+    demo, url = _serve(Settings(data_dir=data_dir), engine, store)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def replay_server(catalog, data_dir, store) -> Iterator[tuple[str, object]]:  # noqa: ANN001
+    """A second server on the same history DB with an empty model pool: replays must not load models."""
+    from playground.backends.pool import ModelPool
+    from playground.config import Settings
+    from playground.engine import Engine
+
+    pool = ModelPool(data_dir, device="cpu")
+    demo, url = _serve(Settings(data_dir=data_dir), Engine(catalog, pool), store)
+    yield url, pool
     demo.close()
 
 
@@ -53,7 +78,9 @@ def page(browser, app_url):  # noqa: ANN001, ANN201
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    # Every dialog is recorded (an XSS payload would raise an alert); confirm() is accepted.
+    page.on("dialog", lambda d: (dialogs.append(d.message),
+                                 d.accept() if d.type == "confirm" else d.dismiss()))
     page.dialogs = dialogs
     page.goto(app_url)
     page.wait_for_selector("#prompt textarea")

@@ -1,0 +1,1 @@
+"""Saved runs: the SQLite store, permalinks, export and import."""

@@ -1,0 +1,73 @@
+"""Compare a re-run with the saved run it repeats, column by column (token ids first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from playground.engine import ColumnRequest, RunRequest
+from playground.record import Run
+
+SNIPPET = 40
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    column: int
+    model: str
+    identical: bool
+    saved_tokens: int
+    new_tokens: int
+    first_difference: int | None = None  # token index where the outputs part
+    saved_snippet: str = ""
+    new_snippet: str = ""
+    note: str = ""  # e.g. "sampled (temperature 0.7): may differ across machines"
+
+
+def request_from(run: Run) -> RunRequest:
+    """The same prompt, models, parameters and seeds as a saved run."""
+    columns = [
+        ColumnRequest(m.identity.catalog_id or m.identity.location, m.params) for m in run.models
+    ]
+    return RunRequest(prompt=run.prompt, system_prompt=run.system_prompt, columns=columns)
+
+
+def compare_runs(saved: Run, new: Run) -> list[ColumnMatch]:
+    matches = []
+    for old, now in zip(saved.models, new.models, strict=True):
+        a, b = old.output_token_ids, now.output_token_ids
+        note = ""
+        if not old.params.greedy:
+            note = f"sampled (temperature {old.params.temperature:g}, seed {old.params.seed})"
+        if old.error or now.error:
+            note = "; ".join(x for x in (note, _errors(old.error, now.error)) if x)
+        if a == b and old.text == now.text and old.error == now.error:
+            matches.append(ColumnMatch(old.column, old.identity.catalog_id, True, len(a), len(b), note=note))
+            continue
+        index = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        matches.append(
+            ColumnMatch(
+                old.column,
+                old.identity.catalog_id,
+                False,
+                len(a),
+                len(b),
+                index,
+                _snippet(old, index),
+                _snippet(now, index),
+                note,
+            )
+        )
+    return matches
+
+
+def _snippet(run, index: int) -> str:  # noqa: ANN001 - a ModelRun
+    """Text of the tokens around the first difference."""
+    steps = run.steps[max(0, index - 3) : index + 6]
+    text = "".join(s.text for s in steps)
+    return text[:SNIPPET] if steps else (run.error[:SNIPPET] if run.error else "(no output)")
+
+
+def _errors(before: str, after: str) -> str:
+    if before and after:
+        return "failed both times"
+    return "failed when saved" if before else "failed on re-run"
