@@ -445,15 +445,20 @@ def launch_kwargs() -> dict[str, Any]:
     return {"css": css, "head": f"<script>{js}</script>", "theme": gr.themes.Soft()}
 
 
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Everything launch() passes to Gradio, auth included (tests serve with the same options)."""
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "auth": settings.auth,
+        "auth_message": "playground: log in to see and share runs" if settings.auth else None,
+        **launch_kwargs(),
+    }
+
+
 def launch(settings: Settings) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=4)
     print(f"playground: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        auth=settings.auth,
-        auth_message="playground: log in to see and share runs" if settings.auth else None,
-        **launch_kwargs(),
-    )
+    demo.launch(**launch_options(settings))
