@@ -239,7 +239,20 @@ def load_backend(
     model.eval()
     if device == "cuda":
         identity.device = str(model.device)
+    progress("warming up")
+    _warm_up(model)
     return LocalBackend(identity, model, tokenizer, time.perf_counter() - started, from_cache)
+
+
+@torch.inference_mode()
+def _warm_up(model: torch.nn.Module) -> None:
+    """One tiny forward pass as part of loading.
+
+    Weights from the safetensors cache are memory-mapped: without this, the first
+    real forward pays for paging them in (inflating that run's TTFT) and the RSS
+    growth lands in whichever column happens to be generating.
+    """
+    model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=model.device), use_cache=False)
 
 
 def _short(exc: BaseException) -> str:

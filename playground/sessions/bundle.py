@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from playground.record import SCHEMA_VERSION, RecordError, Run
+from playground.sessions.store import SessionError, check_id
 
 FORMAT = "playground-run"
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
@@ -32,13 +33,13 @@ def export_bundle(run: Run) -> str:
 
 
 def import_bundle(data: bytes | str) -> Run:
-    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > MAX_BUNDLE_BYTES:
         raise BundleError(
             f"the file is {size / 1e6:.1f} MB; run files are at most {MAX_BUNDLE_BYTES / 1e6:.0f} MB"
         )
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise BundleError(f"the file is not UTF-8 text (byte {exc.start}): not a run export") from exc
     try:
@@ -48,6 +49,8 @@ def import_bundle(data: bytes | str) -> Run:
             f"the file is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "it may be truncated"
         ) from exc
+    except (ValueError, RecursionError) as exc:  # a number of over 4300 digits; nesting too deep
+        raise BundleError(f"the file is not a run export: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BundleError(f"not a playground run export (expected \"format\": \"{FORMAT}\")")
     version = doc.get("schema_version")
@@ -62,7 +65,16 @@ def import_bundle(data: bytes | str) -> Run:
         run = Run.from_dict(doc.get("run"))
     except RecordError as exc:
         raise BundleError(f"the export is malformed: {exc}") from exc
+    try:
+        check_id(run.id)  # saved under it: a malformed id could never be shown or deleted again
+    except SessionError as exc:
+        raise BundleError(f"the export is malformed: run.id: {exc}") from exc
     _check_limits(run)
+    try:  # JSON escapes can spell lone surrogates (\ud800), which SQLite (UTF-8) cannot store
+        run.to_json().encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ascii(exc.object[exc.start])
+        raise BundleError(f"the export has text that is not valid Unicode (a lone surrogate, {bad})") from exc
     return run
 
 

@@ -164,7 +164,7 @@ def build_app(
         gr.Markdown("## playground · one prompt, several models, side by side", elem_id="pg-title")
         with gr.Row():
             with gr.Column(scale=4):
-                prompt = gr.Textbox(label="Prompt", lines=4, elem_id="prompt",
+                prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
                                     placeholder="Ask something… (Ctrl+Enter runs)")
                 system = gr.Textbox(label="System prompt (used where the model has a chat template)",
                                     lines=1, elem_id="system")
@@ -176,19 +176,21 @@ def build_app(
         if examples:
             gr.Examples(examples, inputs=[prompt], label="Example prompts")
         with gr.Row(elem_id="session-bar", equal_height=True):
-            share_link = gr.Textbox(label="Share link (saved run)", interactive=False, scale=4,
-                                    elem_id="share-link", placeholder="run something to get a link")
-            copy_btn = gr.Button("Copy link", interactive=False, elem_id="copy-btn", scale=0, min_width=110)
-            again_btn = gr.Button("Run again", interactive=False, elem_id="again-btn", scale=0, min_width=110)
-            export_btn = gr.DownloadButton("Export JSON", interactive=False, elem_id="export-btn", scale=0,
-                                           min_width=120)
-            import_btn = gr.UploadButton("Import JSON", file_types=[".json"], elem_id="import-btn", scale=0,
-                                         min_width=120)
-            delete_btn = gr.Button("Delete run", variant="stop", interactive=False, elem_id="delete-btn",
-                                   scale=0, min_width=110)
-        page_notice = gr.HTML(elem_id="notice")
-        rerun_report = gr.HTML(elem_id="rerun-report")
-        loaded_info = gr.HTML(H.loaded_models([]), elem_id="loaded")
+            share_link = gr.Textbox(show_label=False, container=False, interactive=False, scale=4,
+                                    elem_id="share-link", placeholder="share link: run something to save it")
+            copy_btn = gr.Button("Copy link", size="sm", interactive=False, elem_id="copy-btn", scale=0,
+                                 min_width=100)
+            again_btn = gr.Button("Run again", size="sm", interactive=False, elem_id="again-btn", scale=0,
+                                  min_width=100)
+            export_btn = gr.DownloadButton("Export JSON", size="sm", interactive=False, elem_id="export-btn",
+                                           scale=0, min_width=110)
+            import_btn = gr.UploadButton("Import JSON", size="sm", file_types=[".json"], elem_id="import-btn",
+                                         scale=0, min_width=110)
+            delete_btn = gr.Button("Delete run", size="sm", variant="stop", interactive=False,
+                                   elem_id="delete-btn", scale=0, min_width=100)
+        page_notice = gr.HTML(elem_id="notice", padding=False)
+        rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
+        loaded_info = gr.HTML(H.loaded_models([]), elem_id="loaded", padding=False)
         active = gr.State([i < len(defaults) for i in range(n_slots)])
         current_id = gr.State("")
         with gr.Row(equal_height=False, elem_id="columns"):
