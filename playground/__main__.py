@@ -1,4 +1,4 @@
-"""Command line: serve | compare | sessions | catalog | prepare.
+"""Command line: serve | compare | tokenize | sessions | catalog | prepare.
 
 Exit status: 0 on success, 2 on bad input (with a message on stderr), 1 when
 every model of a `compare` failed.
@@ -140,6 +140,63 @@ def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
         )
 
 
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    """Tokens and anomalies per model, without generating."""
+    from playground.backends.pool import ModelPool
+    from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
+
+    settings = _settings(args)
+    if not args.model:
+        raise CliError("give at least one --model (see `python -m playground catalog`)")
+    catalog = _catalog(settings, [])
+    for ref in args.model:
+        try:
+            catalog.get(ref)
+        except ValueError as exc:  # CatalogError
+            raise CliError(str(exc)) from exc
+    text = sys.stdin.read() if args.text == "-" else args.text
+    params = GenerationParams(max_new_tokens=args.max_new_tokens)
+    request = RunRequest(prompt=text, system_prompt=args.system or "",
+                         columns=[ColumnRequest(m, params) for m in args.model],
+                         specials_as_text=args.specials_as_text)
+    engine = Engine(catalog, ModelPool(settings.data_dir, settings.device))
+    try:
+        run = engine.tokenize(request)
+    except RequestError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print(json.dumps([_token_report(run, m) for m in run.models], indent=2, ensure_ascii=False))
+    else:
+        for m in run.models:
+            report = _token_report(run, m)
+            print(f"=== [{m.column}] {m.identity.catalog_id}: {report['prompt_tokens']} prompt tokens "
+                  f"({report['prompt_format']}), your text {report['user_text_tokens']} tokens, "
+                  f"{report['chars_per_token']:.2f} chars/token, window {report['context_window']}")
+            if m.error:
+                print(f"error: {m.error}")
+            for a in report["anomalies"]:
+                print(f"{a['severity']}: {a['kind']} (token {a['position']}): {a['message']}")
+            if args.show_tokens:
+                print(" ".join(f"{p.token_id}:{p.raw}" for p in m.prompt_pieces))
+    return 0 if all(not m.error for m in run.models) else 1
+
+
+def _token_report(run, model) -> dict:  # noqa: ANN001 - Run, ModelRun
+    chars = len(run.prompt)
+    return {
+        "model": model.identity.catalog_id,
+        "prompt_format": model.identity.prompt_format,
+        "context_window": model.identity.context_window,
+        "prompt_tokens": len(model.prompt_token_ids),
+        "user_text_tokens": model.user_text_tokens,
+        "characters": chars,
+        "chars_per_token": chars / model.user_text_tokens if model.user_text_tokens else 0.0,
+        "anomalies": [a.__dict__ for a in model.anomalies],
+        "error": model.error,
+        "tokens": [p.__dict__ for p in model.prompt_pieces],
+    }
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from playground.sessions.bundle import BundleError, export_bundle, import_bundle
     from playground.sessions.store import SessionError, SessionStore
@@ -245,6 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)
+
+    tokenize = sub.add_parser("tokenize", help="tokens and anomaly checks per model, without generating")
+    common(tokenize)
+    tokenize.add_argument("--model", action="append", help="model (repeat for more)")
+    tokenize.add_argument("--system", help="system prompt")
+    tokenize.add_argument("--max-new-tokens", type=int, default=GenerationParams().max_new_tokens,
+                          help="for the context-window check")
+    tokenize.add_argument("--specials-as-text", action="store_true",
+                          help="tokenize special-token strings in the text as plain text")
+    tokenize.add_argument("--show-tokens", action="store_true", help="print id:token for every prompt token")
+    tokenize.add_argument("--json", action="store_true")
+    tokenize.add_argument("text", help="the text ('-' reads stdin)")
+    tokenize.set_defaults(func=cmd_tokenize)
 
     sessions = sub.add_parser("sessions", help="saved runs: list, show, export, import, delete")
     common(sessions)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from playground.backends.base import Backend, BackendError, MemoryProbe
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
+from playground.inspect.tokens import find_anomalies
 from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun, Run, TokenStep
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class RunRequest:
     prompt: str
     columns: list[ColumnRequest]
     system_prompt: str = ""
+    specials_as_text: bool = False  # typed "<|im_end|>" etc. tokenized as plain text
+    tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
 
 
 @dataclass
@@ -122,11 +125,19 @@ class Engine:
     ) -> tuple[Run, Iterator[Event]]:
         """Validate now, then return the record and the events that fill it as they happen."""
         validate_request(request)
-        run = Run(prompt=request.prompt, system_prompt=request.system_prompt)
+        run = Run(prompt=request.prompt, system_prompt=request.system_prompt,
+                  specials_as_text=request.specials_as_text)
         columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
-        return run, self._events(run, columns, cancel or threading.Event())
+        return run, self._events(run, columns, cancel or threading.Event(), request.tokenize_only)
 
-    def _events(self, run: Run, columns: list[_Column], cancel: threading.Event) -> Iterator[Event]:
+    def tokenize(self, request: RunRequest) -> Run:
+        """Tokens and anomalies for every column, without generating."""
+        request.tokenize_only = True
+        return self.run(request)
+
+    def _events(
+        self, run: Run, columns: list[_Column], cancel: threading.Event, tokenize_only: bool = False
+    ) -> Iterator[Event]:
         events: queue.Queue[tuple[str, int, object]] = queue.Queue()
         for col in columns:
             if not col.done:
@@ -135,7 +146,7 @@ class Engine:
         for col in columns:
             if col.done:
                 yield Event("finished", col.index)
-        yield from self._loop(run, columns, events, cancel)
+        yield from self._loop(run, columns, events, cancel, tokenize_only)
         yield Event("done")
 
     # -- column set-up ---------------------------------------------------
@@ -175,28 +186,39 @@ class Engine:
 
         threading.Thread(target=load, name=f"load-{spec.id}", daemon=True).start()
 
-    def _on_loaded(self, col: _Column, backend: Backend, already: bool, run: Run) -> None:
+    def _on_loaded(
+        self, col: _Column, backend: Backend, already: bool, run: Run, tokenize_only: bool
+    ) -> None:
         record = col.record
         record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name)
         record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
         try:
-            encoding = backend.encode_prompt(run.prompt, run.system_prompt)
+            encoding = backend.encode_prompt(run.prompt, run.system_prompt, run.specials_as_text)
         except Exception as exc:  # noqa: BLE001 - a tokenizer failure is this column's problem
             self._fail(col, f"could not build the prompt: {exc}")
             return
         record.prompt_token_ids = encoding.token_ids
+        record.prompt_pieces = encoding.pieces
+        record.user_text_tokens = encoding.user_tokens
         record.metrics.prompt_tokens = len(encoding.token_ids)
-        window = backend.context_window
-        needed = len(encoding.token_ids) + record.params.max_new_tokens
-        if window and needed > window:
-            self._fail(
-                col,
-                f"the prompt is {len(encoding.token_ids):,} tokens for this model; with max new tokens "
-                f"{record.params.max_new_tokens:,} that needs {needed:,} positions, beyond its context "
-                f"window of {window:,}. Shorten the prompt or lower max new tokens (nothing was truncated).",
-            )
+        record.anomalies = find_anomalies(
+            encoding.pieces,
+            user_chars=len(run.prompt),
+            user_tokens=encoding.user_tokens,
+            specials=encoding.special_literals,
+            specials_as_text=run.specials_as_text,
+            unk_id=encoding.unk_id,
+            window=backend.context_window,
+            max_new_tokens=record.params.max_new_tokens,
+        )
+        errors = [a.message for a in record.anomalies if a.severity == "error"]
+        if errors:
+            self._fail(col, "; ".join(errors))
+            return
+        if tokenize_only:
+            self._finish(col, "tokenized")
             return
         col.probe = backend.memory_probe()
         col.gen_started = time.perf_counter()
@@ -205,7 +227,8 @@ class Engine:
     # -- the loop ----------------------------------------------------------
 
     def _loop(
-        self, run: Run, columns: list[_Column], events: queue.Queue, cancel: threading.Event
+        self, run: Run, columns: list[_Column], events: queue.Queue, cancel: threading.Event,
+        tokenize_only: bool,
     ) -> Iterator[Event]:
         last_tick = time.perf_counter()
         while not all(c.done for c in columns):
@@ -222,7 +245,7 @@ class Engine:
             except queue.Empty:
                 kind = ""
             if kind:
-                yield from self._handle_load_event(kind, columns[index], payload, run)
+                yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only)
             for col in active:
                 yield from self._step(col, loading)
             now = time.perf_counter()
@@ -233,7 +256,9 @@ class Engine:
                         waited = now - col.load_started
                         yield Event("status", col.index, f"loading… {waited:.0f} s")
 
-    def _handle_load_event(self, kind: str, col: _Column, payload: object, run: Run) -> Iterator[Event]:
+    def _handle_load_event(
+        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool
+    ) -> Iterator[Event]:
         if col.done:
             return
         if kind == "progress":
@@ -243,7 +268,7 @@ class Engine:
             yield Event("finished", col.index)
         elif kind == "loaded":
             backend, already = payload
-            self._on_loaded(col, backend, already, run)
+            self._on_loaded(col, backend, already, run, tokenize_only)
             if col.done:
                 yield Event("finished", col.index)
             else:

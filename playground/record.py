@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: token pieces, anomalies, specials_as_text (version 1 files still load)
 
 
 @dataclass
@@ -67,6 +67,27 @@ class TokenStep:
     text: str
     logprob: float
     top: list[TokenAlt] = field(default_factory=list)
+    special: bool = False  # a control token (EOS, end of turn, ...)
+
+
+@dataclass
+class TokenPiece:
+    """One prompt token as the model saw it: id, its text, its vocabulary form, and whether it is control."""
+
+    token_id: int
+    text: str  # decoded text of this token alone ("\ufffd" where it is part of a multi-byte character)
+    raw: str  # the vocabulary entry (e.g. "Ġthe", "▁the", "<0x0A>", "<|im_end|>")
+    special: bool = False
+
+
+@dataclass
+class Anomaly:
+    """Something about a model's input that looks wrong, found before generating."""
+
+    kind: str  # special_literal | blowup | repeat_run | byte_fallback | context_overflow
+    message: str
+    severity: str = "warning"  # warning | error
+    position: int = -1  # index of the first prompt token concerned, for "jump to anomaly"
 
 
 @dataclass
@@ -92,9 +113,12 @@ class ModelRun:
     prompt_token_ids: list[int] = field(default_factory=list)
     steps: list[TokenStep] = field(default_factory=list)
     text: str = ""
-    finish_reason: str = ""  # eos | stop | length | cancelled | timeout | error
+    finish_reason: str = ""  # eos | stop | length | cancelled | timeout | error | tokenized
     error: str = ""
     metrics: Metrics = field(default_factory=Metrics)
+    prompt_pieces: list[TokenPiece] = field(default_factory=list)
+    user_text_tokens: int = 0  # the user's prompt alone, through this model's tokenizer
+    anomalies: list[Anomaly] = field(default_factory=list)
 
     @property
     def output_token_ids(self) -> list[int]:
@@ -106,6 +130,7 @@ class Run:
     prompt: str
     system_prompt: str = ""
     models: list[ModelRun] = field(default_factory=list)
+    specials_as_text: bool = False  # literal "<|im_end|>" etc. in typed text tokenized as plain text
     id: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # 128 random bits, URL-safe
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION
@@ -175,6 +200,5 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
     return float(value) if name == "float" else value
 
 
-_NESTED.update(
-    {c.__name__: c for c in (GenerationParams, ModelIdentity, TokenAlt, TokenStep, Metrics, ModelRun)}
-)
+_RECORD_TYPES = (GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, Metrics, ModelRun)
+_NESTED.update({c.__name__: c for c in _RECORD_TYPES})

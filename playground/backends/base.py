@@ -7,10 +7,11 @@ token ids the model will see, and streams TokenSteps for them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from playground.record import GenerationParams, ModelIdentity, TokenStep
+from playground.inspect.tokens import SpecialLiteral
+from playground.record import GenerationParams, ModelIdentity, TokenPiece, TokenStep
 
 
 class BackendError(RuntimeError):
@@ -29,6 +30,10 @@ class PromptEncoding:
     token_ids: list[int]
     prompt_format: str  # "chat template" | "raw completion"
     note: str = ""  # e.g. "no chat template: system prompt prepended as plain text"
+    pieces: list[TokenPiece] = field(default_factory=list)
+    user_tokens: int = 0  # the user's prompt alone
+    special_literals: list[SpecialLiteral] = field(default_factory=list)
+    unk_id: int | None = None
 
 
 class Backend(Protocol):
@@ -40,7 +45,11 @@ class Backend(Protocol):
     @property
     def context_window(self) -> int: ...
 
-    def encode_prompt(self, prompt: str, system_prompt: str) -> PromptEncoding: ...
+    def encode_prompt(
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+    ) -> PromptEncoding: ...
+
+    def count_tokens(self, text: str, specials_as_text: bool = False) -> int: ...
 
     def decode(self, token_ids: list[int]) -> str: ...
 

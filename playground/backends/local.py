@@ -11,11 +11,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -27,7 +28,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from playground.backends.base import BackendError, Capabilities, PromptEncoding
 from playground.backends.decode import generate_steps
 from playground.catalog import CatalogError, ModelSpec, bundled_file
-from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenStep
+from playground.inspect.tokens import SpecialLiteral
+from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenPiece, TokenStep
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -122,25 +124,126 @@ class LocalBackend:
         self.identity.prompt_format = "chat template" if has_template else "raw completion"
         self.identity.context_window = self.context_window
         self.eos_ids = _eos_ids(model, tokenizer)
+        self.special_ids = set(tokenizer.all_special_ids) | {
+            i for i, token in tokenizer.added_tokens_decoder.items() if token.special
+        }
 
     @property
     def context_window(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
 
-    def encode_prompt(self, prompt: str, system_prompt: str) -> PromptEncoding:
+    def encode_prompt(
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+    ) -> PromptEncoding:
+        """The exact ids the model will see, with per-token pieces and typed special-token strings.
+
+        Normally the chat template is applied by the tokenizer itself. With
+        specials_as_text, the template is rendered around placeholders and the
+        typed texts are tokenized with split_special_tokens, so a literal
+        "<|im_end|>" typed by the user stays text while the template's own
+        control tokens stay control tokens.
+        """
+        segments, prompt_format, note = self._segments(prompt, system_prompt)
+        ids: list[int] = []
+        literals: list[SpecialLiteral] = []
+        for text, typed in segments:
+            normal = self._ids(text, split=False)
+            if typed:
+                literals += [
+                    SpecialLiteral(self.tokenizer.convert_ids_to_tokens(t), t, len(ids) + k)
+                    for k, t in enumerate(normal) if t in self.special_ids
+                ]
+            ids += self._ids(text, split=True) if typed and specials_as_text else normal
+        if not specials_as_text:
+            ids = self._direct_ids(prompt, system_prompt)  # what the library itself would feed
+        if self._bos_needed(prompt_format) and (not ids or ids[0] != self.tokenizer.bos_token_id):
+            ids = [self.tokenizer.bos_token_id, *ids]
+        if prompt_format == "raw completion" and ids and ids[0] == self.tokenizer.bos_token_id:
+            literals = [replace(lit, position=lit.position + 1) for lit in literals]  # after the BOS
+        return PromptEncoding(
+            token_ids=ids,
+            prompt_format=prompt_format,
+            note=note,
+            pieces=self.pieces(ids),
+            user_tokens=len(self._ids(prompt, split=specials_as_text)),
+            special_literals=literals,
+            unk_id=self.tokenizer.unk_token_id,
+        )
+
+    def count_tokens(self, text: str, specials_as_text: bool = False) -> int:
+        return len(self._ids(text, split=specials_as_text))
+
+    def pieces(self, ids: list[int]) -> list[TokenPiece]:
+        texts = self._piece_texts(ids)
+        raws = self.tokenizer.convert_ids_to_tokens(ids)
+        return [
+            TokenPiece(i, text, raw or "", i in self.special_ids)
+            for i, text, raw in zip(ids, texts, raws, strict=True)
+        ]
+
+    def _piece_texts(self, ids: list[int], max_wait: int = 8) -> list[str]:
+        """The text each token adds, so that the pieces concatenate to the decoded sequence.
+
+        A character split over several tokens (UTF-8 bytes of an emoji, byte
+        fallback) belongs to the token that completes it; the tokens before it
+        add "" and are shown by their vocabulary form.
+        """
+        texts: list[str] = []
+        start = 0
+        for i in range(len(ids)):
+            text = self.tokenizer.decode(ids[start : i + 1], skip_special_tokens=False)
+            if text.endswith("\ufffd") and i - start < max_wait:
+                texts.append("")
+                continue
+            texts.append(text)
+            start = i + 1
+        return texts
+
+    def _ids(self, text: str, split: bool) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=split)["input_ids"])
+
+    def _bos_needed(self, prompt_format: str) -> bool:
+        """Raw completion starts with BOS when the tokenizer would add one (Gemma does)."""
+        if prompt_format != "raw completion" or self.tokenizer.bos_token_id is None:
+            return False
+        probe = self.tokenizer("x", add_special_tokens=True)["input_ids"]
+        return bool(probe) and probe[0] == self.tokenizer.bos_token_id
+
+    def _direct_ids(self, prompt: str, system_prompt: str) -> list[int]:
         if self.capabilities.chat_template:
-            messages = []
-            if system_prompt:
-                messages.append({"role": "system", "content": system_prompt})
-            messages.append({"role": "user", "content": prompt})
             encoded = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=True
+                self._messages(prompt, system_prompt), add_generation_prompt=True, tokenize=True,
+                return_dict=True,
             )
-            return PromptEncoding(list(encoded["input_ids"]), "chat template")
+            return list(encoded["input_ids"])
         text = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
-        note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
-        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
-        return PromptEncoding(list(ids), "raw completion", note)
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    @staticmethod
+    def _messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return [*messages, {"role": "user", "content": prompt}]
+
+    def _segments(self, prompt: str, system_prompt: str) -> tuple[list[tuple[str, bool]], str, str]:
+        """The prompt text as (text, typed-by-the-user) pieces, in order."""
+        if not self.capabilities.chat_template:
+            note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
+            if system_prompt:
+                return [(system_prompt, True), ("\n\n", False), (prompt, True)], "raw completion", note
+            return [(prompt, True)], "raw completion", note
+        marks = {"\ue000PG-SYSTEM\ue000": system_prompt, "\ue000PG-USER\ue000": prompt}
+        sys_mark, user_mark = marks
+        rendered = self.tokenizer.apply_chat_template(
+            self._messages(user_mark, sys_mark if system_prompt else ""), add_generation_prompt=True,
+            tokenize=False,
+        )
+        segments: list[tuple[str, bool]] = []
+        for part in re.split("(\ue000PG-(?:SYSTEM|USER)\ue000)", rendered):
+            if part in marks:
+                segments.append((marks[part], True))
+            elif part:
+                segments.append((part, False))
+        return segments, "chat template", ""
 
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -161,6 +264,7 @@ class LocalBackend:
                 yield TokenStep(
                     token_id=out.token_id,
                     text=self.token_text(out.token_id),
+                    special=out.token_id in self.special_ids,
                     logprob=out.logprob,
                     top=[
                         TokenAlt(i, self.token_text(i), lp)

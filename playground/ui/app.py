@@ -30,6 +30,8 @@ from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bun
 from playground.sessions.rerun import compare_runs, request_from
 from playground.sessions.store import SessionError, SessionStore
 from playground.ui import html as H
+from playground.ui import token_view as TV
+from playground.ui.plots import token_counts_figure
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 STREAM_INTERVAL_S = 0.08  # at most ~12 page updates a second while tokens stream
@@ -168,9 +170,13 @@ def build_app(
                                     placeholder="Ask something… (Ctrl+Enter runs)")
                 system = gr.Textbox(label="System prompt (used where the model has a chat template)",
                                     lines=1, elem_id="system")
+                specials_as_text = gr.Checkbox(
+                    False, label="Treat special-token strings in my text (e.g. <|im_end|>) as plain text",
+                    elem_id="specials-as-text")
             with gr.Column(scale=1, min_width=180):
                 run_btn = gr.Button("Run ▶", variant="primary", elem_id="run-btn")
                 stop_btn = gr.Button("Stop ■", variant="stop", interactive=False, elem_id="stop-btn")
+                tokenize_btn = gr.Button("Tokenize only", elem_id="tokenize-btn")
                 add_btn = gr.Button("+ Add column", elem_id="add-btn")
         examples = _examples()
         if examples:
@@ -198,6 +204,16 @@ def build_app(
                 _make_slot(i, catalog, defaults[i] if i < len(defaults) else defaults[0], i < len(defaults))
                 for i in range(n_slots)
             ]
+        with gr.Accordion("Tokens: what each model saw", open=False, elem_id="tokens-box") as tokens_box:
+            with gr.Row():
+                tok_model = gr.Radio(label="Column", choices=[], elem_id="tok-model", scale=3)
+                tok_jump = gr.Dropdown(label="Jump to anomaly", choices=[], elem_id="tok-jump", scale=2)
+                tok_page = gr.Slider(1, 2, value=1, step=1, label="Page", elem_id="tok-page", scale=2)
+            tok_anomalies = gr.HTML(elem_id="tok-anomalies", padding=False)
+            tok_chips = gr.HTML(elem_id="tok-chips", padding=False)
+            tok_counts = gr.HTML(elem_id="tok-counts", padding=False)
+            tok_plot = gr.Plot(elem_id="tok-plot", show_label=False)
+        shown_run = gr.State(None)
         with gr.Accordion("History", open=False, elem_id="history-box"):
             with gr.Row():
                 history_query = gr.Textbox(label="Search prompts and outputs", elem_id="history-search",
@@ -248,6 +264,46 @@ def build_app(
                                       interactive=saved),
             }
 
+        def token_panel(record: Run | None, column: int = 0, page: int = 1, highlight: int = -1) -> dict:
+            """The Tokens panel for one column of a run, drawn from the record."""
+            if record is None or not record.models:
+                return {shown_run: None}
+            column = min(max(column, 0), len(record.models) - 1)
+            model = record.models[column]
+            pages = TV.page_count(model)
+            return {
+                shown_run: record.to_dict(),
+                tok_model: gr.update(choices=[TV.column_label(m) for m in record.models],
+                                     value=TV.column_label(model)),
+                tok_jump: gr.update(choices=TV.anomaly_choices(model), value=None),
+                tok_page: gr.update(minimum=1, maximum=max(pages, 2), value=min(max(page, 1), pages),
+                                    interactive=pages > 1),
+                tok_anomalies: TV.anomalies_html(model),
+                tok_chips: TV.chips_html(model, page, highlight),
+                tok_counts: TV.counts_table(record),
+                tok_plot: token_counts_figure(TV.count_rows(record)),
+            }
+
+        def pick_column(data: dict | None, label: str) -> dict:
+            if not data or not label:
+                return {}
+            return token_panel(Run.from_dict(data), int(label.split(" ")[0]) - 1)
+
+        def turn_page(data: dict | None, label: str, page: float) -> dict:
+            if not data or not label:
+                return {}
+            model = Run.from_dict(data).models[int(label.split(" ")[0]) - 1]
+            return {tok_chips: TV.chips_html(model, int(page))}
+
+        def jump(data: dict | None, label: str, position: int | None) -> dict:
+            if not data or not label or position is None:
+                return {}
+            column = int(label.split(" ")[0]) - 1
+            page = int(position) // TV.PAGE_SIZE + 1
+            panel = token_panel(Run.from_dict(data), column, page, int(position))
+            panel.pop(tok_jump)  # keep the choice shown
+            return panel
+
         def show_run(record: Run, message: str) -> dict[Any, Any]:
             """Draw a saved run into the page from its record alone (no model is touched)."""
             shown = record.models[:n_slots]
@@ -265,7 +321,7 @@ def build_app(
                 message += f" Only the first {n_slots} of {len(record.models)} columns are shown."
             updates[page_notice] = H.notice(message)
             updates[rerun_report] = ""
-            return updates | session_updates(record.id)
+            return updates | session_updates(record.id) | token_panel(record)
 
         # -- running ----------------------------------------------------------------------
 
@@ -314,17 +370,39 @@ def build_app(
                 saved = session_updates("")
             yield {run_btn: gr.update(interactive=True), stop_btn: gr.update(interactive=False),
                    page_notice: H.notice(summary, "info" if answered else "error"),
-                   loaded_info: H.loaded_models(_loaded_rows(engine)), **saved}
+                   loaded_info: H.loaded_models(_loaded_rows(engine)), **saved, **token_panel(record)}
             return record
 
         def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
             chosen = [i for i, on in enumerate(data[active]) if on and (data[slots[i].model] or "").strip()]
-            run_request = RunRequest(
+            yield from execute(request_of(data, chosen), chosen, request.session_hash or "anonymous")
+
+        def request_of(data: dict[Any, Any], chosen: list[int], tokenize_only: bool = False) -> RunRequest:
+            return RunRequest(
                 prompt=data[prompt] or "",
                 system_prompt=data[system] or "",
                 columns=[ColumnRequest(data[slots[i].model].strip(), slots[i].params(data)) for i in chosen],
+                specials_as_text=bool(data[specials_as_text]),
+                tokenize_only=tokenize_only,
             )
-            yield from execute(run_request, chosen, request.session_hash or "anonymous")
+
+        def tokenize_all(data: dict[Any, Any]) -> Iterator[dict[Any, Any]]:
+            """Tokens and anomalies for every picked column, without generating or saving."""
+            chosen = [i for i, on in enumerate(data[active]) if on and (data[slots[i].model] or "").strip()]
+            try:
+                record, events = engine.stream(request_of(data, chosen, tokenize_only=True))
+            except RequestError as exc:
+                yield {page_notice: H.notice(str(exc), "error")}
+                return
+            yield {page_notice: H.notice("tokenizing (models load on first use)…")}
+            for _event in events:
+                pass
+            updates = column_updates(record, chosen, set(range(len(chosen))), {})
+            flagged = sum(len(m.anomalies) for m in record.models)
+            yield {**updates, **token_panel(record), tokens_box: gr.update(open=True),
+                   loaded_info: H.loaded_models(_loaded_rows(engine)),
+                   page_notice: H.notice(f"tokenized for {len(chosen)} column(s); {flagged} anomaly(ies) "
+                                         "flagged; nothing was generated")}
 
         def run_again(run_id: str, request: gr.Request) -> Iterator[dict[Any, Any]]:
             try:
@@ -392,11 +470,14 @@ def build_app(
         def search_history(query: str) -> str:
             return H.history(store.recent(limit=HISTORY_ROWS, query=query or ""), query or "")
 
-        inputs = {prompt, system, active}
+        inputs = {prompt, system, active, specials_as_text}
         for slot in slots:
             inputs.update(slot.param_inputs())
         session_outputs = [current_id, share_link, copy_btn, again_btn, delete_btn, export_btn]
-        outputs = [run_btn, stop_btn, page_notice, loaded_info, rerun_report, *session_outputs]
+        panel_outputs = [shown_run, tok_model, tok_jump, tok_page, tok_anomalies, tok_chips, tok_counts,
+                         tok_plot]
+        outputs = [run_btn, stop_btn, page_notice, loaded_info, rerun_report, *session_outputs,
+                   *panel_outputs]
         for slot in slots:
             outputs += [slot.header, slot.output]
         replay_outputs = [*outputs, prompt, system, active, history]
@@ -407,6 +488,10 @@ def build_app(
         again_btn.click(run_again, inputs=[current_id], outputs=replay_outputs, concurrency_limit=4).then(
             **refresh)
         stop_btn.click(stop_all, outputs=[page_notice], queue=False)
+        tokenize_btn.click(tokenize_all, inputs=inputs, outputs=[*outputs, tokens_box], concurrency_limit=4)
+        tok_model.input(pick_column, inputs=[shown_run, tok_model], outputs=panel_outputs)
+        tok_page.release(turn_page, inputs=[shown_run, tok_model, tok_page], outputs=[tok_chips])
+        tok_jump.input(jump, inputs=[shown_run, tok_model, tok_jump], outputs=panel_outputs)
         copy_btn.click(None, inputs=[share_link], outputs=[share_link], js=COPY_LINK_JS)
         demo.load(open_from_url, outputs=replay_outputs)
         import_btn.upload(import_file, inputs=[import_btn], outputs=replay_outputs)

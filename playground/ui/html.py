@@ -23,6 +23,7 @@ FINISH_LABELS = {
     "cancelled": "stopped",
     "timeout": "timed out",
     "error": "error",
+    "tokenized": "tokenized only",
 }
 
 
@@ -97,6 +98,12 @@ def column_header(run: ModelRun, status: str = "") -> str:
     ]
     if run.error:
         parts.append(f'<div class="pg-error" role="alert">{html.escape(run.error)}</div>')
+    warnings = [a for a in run.anomalies if a.severity != "error"]
+    if warnings:
+        items = "".join(
+            f'<li data-kind="{html.escape(a.kind)}">⚠ {html.escape(a.message)}</li>' for a in warnings
+        )
+        parts.append(f'<ul class="pg-warnings">{items}</ul>')
     metrics = metrics_line(run)
     if metrics:
         parts.append(f'<div class="pg-metrics">{metrics}</div>')

@@ -1,0 +1,1 @@
+"""Pure inspection helpers: lists and numbers in, data out (no torch, no gradio)."""
