@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sample_runs import make_run
 
-from playground.record import Run
+from playground.record import SCHEMA_VERSION, Run
+from playground.sessions.bundle import export_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def playground(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def playground(data_dir: Path, *args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; saved runs go to `db` (PLAYGROUND_DB), or to data_dir's default history when None."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -25,21 +30,24 @@ def playground(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "PLAYGROUND_DEVICE": "cpu",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    for name in ("PLAYGROUND_CATALOG", "PLAYGROUND_MODELS"):
+    for name in ("PLAYGROUND_CATALOG", "PLAYGROUND_MODELS", "PLAYGROUND_DB"):
         env.pop(name, None)
+    if db is not None:
+        env["PLAYGROUND_DB"] = str(db)
     return subprocess.run(
         [sys.executable, "-m", "playground", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=540, check=False,
     )
 
 
-def test_compare_json_prints_a_run_record(data_dir: Path) -> None:
+def test_compare_json_prints_a_run_record(data_dir: Path, tmp_path: Path) -> None:
     result = playground(
         data_dir, "compare", "--model", "smollm2-135m", "--max-new-tokens", "16", "--json",
-        "What is the capital of France?",
+        "What is the capital of France?", db=tmp_path / "runs.sqlite3",
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
+    data.pop("saved_id")  # where the run was saved: not part of the record
     run = Run.from_dict(data)
     assert run.to_dict() == data  # nothing lost or added on the way back
     assert run.prompt == "What is the capital of France?"
@@ -77,3 +85,195 @@ def test_bad_input_exits_2_with_a_message(data_dir: Path, args: list[str], messa
     assert f"playground: error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# -- saved runs: compare saves, `sessions` reads them back ---------------------------------------
+
+PROMPT = "What is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def compared(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One small `compare --json` saved with --db into a fresh database: (database, parsed stdout)."""
+    db = tmp_path_factory.mktemp("compared") / "runs.sqlite3"
+    result = playground(
+        data_dir, "compare", "--model", "smollm2-135m", "--max-new-tokens", "8", "--json",
+        "--db", str(db), PROMPT,
+    )
+    assert result.returncode == 0, result.stderr
+    return db, json.loads(result.stdout)
+
+
+@pytest.fixture
+def history(compared: tuple[Path, dict], tmp_path: Path) -> Path:
+    """A private copy of the database holding the compared run, so tests can change it freely."""
+    copy = tmp_path / "history.sqlite3"
+    with sqlite3.connect(compared[0]) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    return copy
+
+
+def test_compare_json_reports_where_it_saved_the_run(data_dir: Path, compared: tuple[Path, dict]) -> None:
+    db, output = compared
+    saved_id = output["saved_id"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", saved_id)
+    assert saved_id == output["id"]
+    record = {k: v for k, v in output.items() if k != "saved_id"}
+    assert Run.from_dict(record).prompt == PROMPT
+
+    shown = playground(data_dir, "sessions", "--db", str(db), "show", saved_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == record  # the same content, field for field
+
+
+def test_sessions_show_prints_the_answer(data_dir: Path, compared: tuple[Path, dict], history: Path) -> None:
+    output = compared[1]
+    shown = playground(data_dir, "sessions", "show", output["saved_id"], db=history)
+    assert shown.returncode == 0, shown.stderr
+    assert "=== [0] smollm2-135m ===" in shown.stdout
+    assert output["models"][0]["text"] in shown.stdout
+    assert "output tokens" in shown.stderr
+
+
+def test_compare_no_save_stores_nothing(data_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite3"
+    result = playground(
+        data_dir, "compare", "--model", "smollm2-135m", "--max-new-tokens", "8", "--json", "--no-save",
+        PROMPT, db=db,
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["saved_id"] is None
+    assert not db.exists()  # not even an empty database
+    listed = playground(data_dir, "sessions", "list", "--json", db=db)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    missing = playground(data_dir, "sessions", "show", output["id"], db=db)
+    assert missing.returncode == 2
+    assert "no saved run" in missing.stderr
+
+
+def test_sessions_list_shows_the_saved_run(
+    data_dir: Path, compared: tuple[Path, dict], history: Path
+) -> None:
+    output = compared[1]
+    listed = playground(data_dir, "sessions", "list", "--json", db=history)
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    assert entry["id"] == output["saved_id"]
+    assert entry["prompt"] == PROMPT
+    assert entry["models"] == ["smollm2-135m"]
+    assert entry["created_at"] == output["created_at"]
+
+    human = playground(data_dir, "sessions", "list", db=history)
+    assert human.returncode == 0, human.stderr
+    assert output["saved_id"] in human.stdout
+    assert "smollm2-135m" in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [("capital", True), ("CAPITAL", True), ("Fra", True), ("Paris", True), ("Madrid", False),
+     ('"AND (', False)],
+    ids=["prompt-word", "case", "prefix", "output-word", "absent", "fts-syntax"],
+)
+def test_sessions_list_search(
+    data_dir: Path, compared: tuple[Path, dict], history: Path, query: str, found: bool
+) -> None:
+    output = compared[1]
+    if query == "Paris":
+        assert "Paris" in output["models"][0]["text"]  # SmolLM2 greedy answers Paris
+        assert "Paris" not in PROMPT
+    listed = playground(data_dir, "sessions", "list", "--search", query, "--json", db=history)
+    assert listed.returncode == 0, listed.stderr
+    ids = [entry["id"] for entry in json.loads(listed.stdout)]
+    assert ids == ([output["saved_id"]] if found else [])
+
+
+def test_sessions_export_then_import_round_trips(
+    data_dir: Path, compared: tuple[Path, dict], history: Path, tmp_path: Path
+) -> None:
+    output = compared[1]
+    record = {k: v for k, v in output.items() if k != "saved_id"}
+    exported = tmp_path / "run.json"
+    result = playground(data_dir, "sessions", "export", output["saved_id"], str(exported), db=history)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(exported.read_text(encoding="utf-8"))["run"] == record
+
+    fresh = tmp_path / "elsewhere.sqlite3"  # as on another machine
+    imported = playground(data_dir, "sessions", "import", str(exported), "--json", db=fresh)
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout) == {"saved_id": output["saved_id"]}
+    shown = playground(data_dir, "sessions", "show", output["saved_id"], "--json", db=fresh)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == record
+
+    again = playground(data_dir, "sessions", "import", str(exported), db=history)  # same id: replaced
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == output["saved_id"]
+    listed = playground(data_dir, "sessions", "list", "--json", db=history)
+    assert [entry["id"] for entry in json.loads(listed.stdout)] == [output["saved_id"]]
+
+
+def test_sessions_delete(data_dir: Path, compared: tuple[Path, dict], history: Path) -> None:
+    saved_id = compared[1]["saved_id"]
+    deleted = playground(data_dir, "sessions", "delete", saved_id, db=history)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(playground(data_dir, "sessions", "list", "--json", db=history).stdout) == []
+    again = playground(data_dir, "sessions", "delete", saved_id, db=history)
+    assert again.returncode == 2
+    assert "no saved run" in again.stderr
+
+
+def _bad_file(kind: str, tmp_path: Path) -> str:
+    """An import file that must be refused (built without a model)."""
+    path = tmp_path / f"{kind}.json"
+    text = export_bundle(make_run())
+    if kind == "truncated":
+        path.write_text(text[: len(text) // 2], encoding="utf-8")
+    elif kind == "future":
+        doc = json.loads(text)
+        doc["schema_version"] = doc["run"]["schema_version"] = SCHEMA_VERSION + 1
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    elif kind == "bad-id":
+        doc = json.loads(text)
+        doc["run"]["id"] = "../../etc/passwd"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    elif kind == "out":
+        path = tmp_path / "out.json"
+    elif kind == "nested":
+        path.write_bytes(b"[" * 100_000)
+    return str(path)  # "missing" and "out": not written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "not-an-id"], "'not-an-id' is not a session id"),
+        (["show", "../../etc/passwd"], "is not a session id"),
+        (["show", "AAAAAAAAAAAAAAAAAAAAAA"], "no saved run has the id 'AAAAAAAAAAAAAAAAAAAAAA'"),
+        (["export", "AAAAAAAAAAAAAAAAAAAAAA", "@out"], "no saved run has the id"),
+        (["delete", "not-an-id"], "is not a session id"),
+        (["import", "@truncated"], "the file is not valid JSON"),
+        (["import", "@missing"], "cannot read"),
+        (["import", "@future"], "newer than this playground reads"),
+        (["import", "@bad-id"], "is not a session id"),
+        (["import", "@nested"], "not a run export"),
+    ],
+    ids=["malformed-id", "path-id", "unknown-id", "export-unknown", "delete-malformed", "import-truncated",
+         "import-missing", "import-future-schema", "import-bad-run-id", "import-deeply-nested"],
+)
+def test_sessions_bad_input_exits_2_with_a_message(
+    data_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    db = tmp_path / "runs.sqlite3"
+    args = [_bad_file(a[1:], tmp_path) if a.startswith("@") else a for a in args]
+    result = playground(data_dir, "sessions", *args, db=db)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("playground: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    listed = playground(data_dir, "sessions", "list", "--json", db=db)
+    assert json.loads(listed.stdout) == []  # nothing was stored
+    assert not (tmp_path / "out.json").exists()

@@ -13,6 +13,7 @@ from playground.record import (
     Metrics,
     ModelIdentity,
     ModelRun,
+    RecordError,
     Run,
     TokenAlt,
     TokenStep,
@@ -119,19 +120,19 @@ def test_missing_or_malformed_schema_version_is_refused(version: object) -> None
 def test_unknown_top_level_field_is_refused() -> None:
     data = _sample_run().to_dict()
     data["colour"] = "blue"
-    with pytest.raises(ValueError, match=r"unknown fields for Run: \['colour'\]"):
+    with pytest.raises(RecordError, match=r"^run: unknown fields \['colour'\]"):
         Run.from_dict(data)
 
 
 @pytest.mark.parametrize(
     ("path", "owner"),
     [
-        (("models", 0), "ModelRun"),
-        (("models", 0, "identity"), "ModelIdentity"),
-        (("models", 0, "params"), "GenerationParams"),
-        (("models", 0, "metrics"), "Metrics"),
-        (("models", 0, "steps", 0), "TokenStep"),
-        (("models", 0, "steps", 0, "top", 1), "TokenAlt"),
+        (("models", 0), r"run\.models\[0\]"),
+        (("models", 0, "identity"), r"run\.models\[0\]\.identity"),
+        (("models", 0, "params"), r"run\.models\[0\]\.params"),
+        (("models", 0, "metrics"), r"run\.models\[0\]\.metrics"),
+        (("models", 0, "steps", 0), r"run\.models\[0\]\.steps\[0\]"),
+        (("models", 0, "steps", 0, "top", 1), r"run\.models\[0\]\.steps\[0\]\.top\[1\]"),
     ],
 )
 def test_unknown_nested_field_is_refused(path: tuple, owner: str) -> None:
@@ -140,7 +141,7 @@ def test_unknown_nested_field_is_refused(path: tuple, owner: str) -> None:
     for key in path:
         target = target[key]
     target["surprise"] = 1
-    with pytest.raises(ValueError, match=rf"unknown fields for {owner}: \['surprise'\]"):
+    with pytest.raises(RecordError, match=rf"^{owner}: unknown fields \['surprise'\]"):
         Run.from_dict(data)
 
 
@@ -151,5 +152,33 @@ def test_nested_record_of_the_wrong_shape_is_refused() -> None:
         Run.from_dict(data)
     data = _sample_run().to_dict()
     data["models"][0]["metrics"] = [1, 2]
-    with pytest.raises(ValueError, match="expected an object for Metrics"):
+    with pytest.raises(RecordError, match=r"run\.models\[0\]\.metrics: expected an object"):
         Run.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("prompt",), 42, r"run\.prompt: expected str, got int"),
+        (("models", 0, "params", "max_new_tokens"), "12", r"max_new_tokens: expected int, got str"),
+        (("models", 0, "params", "max_new_tokens"), True, r"max_new_tokens: expected int, got bool"),
+        (("models", 0, "params", "stop"), [1], r"stop\[0\]: expected str, got int"),
+        (("models", 0, "prompt_token_ids"), [1, "2"], r"prompt_token_ids\[1\]: expected int"),
+        (("models", 0, "metrics", "ttft_s"), None, r"ttft_s: expected float, got null"),
+        (("models", 0, "identity", "libraries"), {"torch": 2}, r"libraries\.torch: expected str"),
+    ],
+)
+def test_wrong_types_are_refused_with_the_field_named(path: tuple, value: object, message: str) -> None:
+    data = copy.deepcopy(_sample_run().to_dict())
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(RecordError, match=message):
+        Run.from_dict(data)
+
+
+def test_ints_are_accepted_where_floats_are_expected() -> None:
+    data = _sample_run().to_dict()
+    data["models"][0]["metrics"]["ttft_s"] = 1
+    assert Run.from_dict(data).models[0].metrics.ttft_s == 1.0

@@ -100,7 +100,7 @@ class SessionStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             migrate(db)
 
     @contextmanager
@@ -174,6 +174,21 @@ class SessionStore:
     def count(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch a new database to WAL. The switch needs an exclusive lock and fails at once with
+    "database is locked" (the busy timeout does not apply) while another process opens the same
+    new file: retry for as long as the busy timeout. An existing WAL database returns at once."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def check_id(session_id: str) -> None:

@@ -1,0 +1,479 @@
+"""The SQLite session store: round trips, ids, WAL, migrations, search, concurrency, crashes.
+
+Real SQLite files in tmp_path and hand-built run records; no model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sample_runs import XSS_PROMPT, make_run
+
+import playground.sessions.store as store_module
+from playground.record import Run
+from playground.sessions.store import MIGRATIONS, SessionError, SessionStore, migrate
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    return SessionStore(tmp_path / "runs.sqlite3")
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+
+
+def _schema(db: sqlite3.Connection) -> list[tuple]:
+    return db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+# -- round trip --------------------------------------------------------------------------
+
+
+def test_saved_run_comes_back_equal(store: SessionStore) -> None:
+    run = make_run()
+    assert store.save(run) == run.id
+    back = store.get(run.id)
+    assert back == run
+    assert back.models[0].steps[0].top[1].text == "?"
+    assert back.models[1].identity.catalog_id == "gemma3-270m"
+    assert store.count() == 1
+
+
+def test_unicode_and_markup_are_stored_verbatim(store: SessionStore) -> None:
+    prompt = XSS_PROMPT + " — café ☕ 東京 مرحبا e\u0301 \U0001f600 tab\there\nnew line"
+    run = make_run(
+        prompt=prompt,
+        outputs=("<b>bold</b> </textarea><script>alert(2)</script>", "日本語の答え 🎉"),
+        system_prompt="<img src=x onerror=alert(1)>",
+    )
+    store.save(run)
+    back = store.get(run.id)
+    assert back == run
+    assert back.prompt == prompt
+    assert "<script>alert(1)</script>" in back.prompt
+    assert "<img src=x onerror=alert(1)>" in back.prompt
+    assert back.system_prompt == "<img src=x onerror=alert(1)>"
+    assert back.models[0].text == "<b>bold</b> </textarea><script>alert(2)</script>"
+    (summary,) = store.recent()
+    assert summary.prompt == prompt  # the history list gets the raw text too; escaping is the UI's job
+
+
+def test_saving_the_same_run_again_replaces_it(store: SessionStore) -> None:
+    run = make_run(outputs=("first answer",))
+    store.save(run)
+    run.models[0].text = "second answer"
+    store.save(run)
+    assert store.count() == 1
+    assert store.get(run.id).models[0].text == "second answer"
+    assert [r.id for r in store.recent(query="second")] == [run.id]
+    assert store.recent(query="first") == []  # the old output left the search index
+
+
+# -- ids -----------------------------------------------------------------------------------
+
+
+def test_run_ids_are_22_url_safe_characters_and_distinct() -> None:
+    ids = [Run(prompt="x").id for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for run_id in ids:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", run_id), run_id
+    # 22 base64url characters carry 132 bits; token_urlsafe(16) fills 128 of them with randomness:
+    # across 2000 ids every position, and both cases of letters, show up.
+    alphabet = set("".join(ids))
+    assert len(alphabet) >= 60
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "abc", "../etc/passwd", "x" * 10 + "/" + "x" * 11, "x" * 23, "x" * 21, "x" * 21 + "=",
+     "x" * 21 + " "],
+    ids=["empty", "short", "path", "slash", "23-chars", "21-chars", "padding", "space"],
+)
+def test_malformed_ids_are_refused(store: SessionStore, bad: str) -> None:
+    with pytest.raises(SessionError, match="is not a session id"):
+        store.get(bad)
+    with pytest.raises(SessionError, match="is not a session id"):
+        store.delete(bad)
+
+
+def test_non_string_id_is_refused(store: SessionStore) -> None:
+    with pytest.raises(SessionError, match="is not a session id"):
+        store.get(None)  # type: ignore[arg-type]
+
+
+def test_unknown_well_formed_id_is_reported(store: SessionStore) -> None:
+    store.save(make_run())
+    unknown = Run(prompt="never saved").id
+    with pytest.raises(SessionError, match="no saved run"):
+        store.get(unknown)
+    assert store.delete(unknown) is False
+
+
+# -- WAL and migrations ----------------------------------------------------------------------
+
+
+def test_database_is_in_wal_mode_with_every_migration_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    SessionStore(path)
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        db.close()
+
+
+def test_store_creates_missing_parent_directories(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "a" / "b" / "runs.sqlite3")
+    store.save(make_run())
+    assert store.count() == 1
+
+
+def test_migrations_apply_to_an_empty_database_and_are_idempotent() -> None:
+    db = sqlite3.connect(":memory:")
+    assert migrate(db) == len(MIGRATIONS)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "runs_fts", "schema_migrations"} <= tables
+    schema = _schema(db)
+    applied = db.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
+    assert [v for v, _ in applied] == list(range(1, len(MIGRATIONS) + 1))
+
+    assert migrate(db) == len(MIGRATIONS)  # second run: nothing to do
+    assert _schema(db) == schema
+    again = db.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
+    assert again == applied
+
+
+def test_migrate_upto_stops_at_that_version() -> None:
+    db = sqlite3.connect(":memory:")
+    assert migrate(db, upto=1) == 1
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "runs" in tables
+    assert "runs_fts" not in tables
+    assert migrate(db) == len(MIGRATIONS)
+
+
+def test_a_failing_migration_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("migration bug")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, broken])
+    db = sqlite3.connect(":memory:", isolation_level=None)  # autocommit, as SessionStore connects
+    with pytest.raises(RuntimeError, match="migration bug"):
+        migrate(db)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "half_done" not in tables  # rolled back with its failed migration
+    versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))  # the good ones stay applied
+
+
+def test_two_connections_migrating_a_new_database_at_once_apply_each_step_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "new.sqlite3"
+    in_first_step = threading.Event()
+
+    def slow_first_step(db: sqlite3.Connection) -> None:
+        MIGRATIONS[0](db)
+        in_first_step.set()
+        time.sleep(0.5)  # the other connection tries to migrate meanwhile
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [slow_first_step, *MIGRATIONS[1:]])
+    errors: list[BaseException] = []
+
+    def open_and_migrate() -> None:
+        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        try:
+            migrate(db)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    first = threading.Thread(target=open_and_migrate)
+    first.start()
+    assert in_first_step.wait(10)
+    second = threading.Thread(target=open_and_migrate)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    db = sqlite3.connect(path)
+    try:
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        db.close()
+
+
+def test_opening_a_new_database_waits_while_another_connection_writes_it(tmp_path: Path) -> None:
+    """The switch to WAL needs the file to itself; it must wait for another writer, not fail at once.
+
+    This is what happens when two processes open a new database together: one is writing the
+    file's first pages (before WAL) while the other asks for WAL.
+    """
+    path = tmp_path / "runs.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("CREATE TABLE unrelated (x)")  # the file exists, still in rollback-journal mode
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO unrelated VALUES (1)")  # a write lock, held for a moment
+        release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+        release.start()
+        start = time.monotonic()
+        store = SessionStore(path)
+        release.join()
+        assert time.monotonic() - start >= 0.4  # it waited for the reader
+    finally:
+        other.close()
+    store.save(run := make_run())
+    assert store.get(run.id) == run
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+def test_database_of_the_previous_schema_is_migrated_and_searchable(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = make_run(prompt="Name a large river", outputs=("The Danube flows east.", "Amazon"))
+    db = sqlite3.connect(path)
+    try:
+        assert migrate(db, upto=1) == 1
+        with db:
+            db.execute(
+                "INSERT INTO runs(id, created_at, prompt, models, record) VALUES (?, ?, ?, ?, ?)",
+                (
+                    old.id,
+                    old.created_at,
+                    old.prompt,
+                    json.dumps([m.identity.catalog_id for m in old.models]),
+                    json.dumps(old.to_dict(), ensure_ascii=False),
+                ),
+            )
+    finally:
+        db.close()
+
+    store = SessionStore(path)  # runs migration 2, which backfills the search index
+    db = sqlite3.connect(path)
+    try:
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        db.close()
+    assert store.get(old.id) == old
+    assert [r.id for r in store.recent(query="river")] == [old.id]  # prompt
+    assert [r.id for r in store.recent(query="Danube")] == [old.id]  # output only
+    (summary,) = store.recent()
+    assert summary.models == ["smollm2-135m", "gemma3-270m"]
+
+    SessionStore(path)  # opening again migrates nothing and loses nothing
+    assert [r.id for r in store.recent(query="danube")] == [old.id]
+    assert store.count() == 1
+
+
+# -- history and search ------------------------------------------------------------------------
+
+
+def test_recent_is_newest_first_and_honours_the_limit(store: SessionStore) -> None:
+    runs = [make_run(prompt=f"prompt number {i}", created_at=1_700_000_000 + i) for i in range(7)]
+    for run in (runs[3], runs[0], runs[6], runs[1], runs[5], runs[2], runs[4]):  # saved out of order
+        store.save(run)
+    assert [r.id for r in store.recent()] == [r.id for r in reversed(runs)]
+    assert [r.id for r in store.recent(limit=3)] == [runs[6].id, runs[5].id, runs[4].id]
+    assert [r.id for r in store.recent(limit=3, query="prompt")] == [runs[6].id, runs[5].id, runs[4].id]
+    first = store.recent(limit=1)[0]
+    assert (first.prompt, first.created_at, first.models) == (
+        "prompt number 6", 1_700_000_006, ["smollm2-135m", "gemma3-270m"]
+    )
+
+
+def test_search_finds_prompts_outputs_and_prefixes(store: SessionStore) -> None:
+    france = make_run(prompt="What is the capital of France?", outputs=("Paris is the capital.",))
+    rivers = make_run(prompt="Name a river", outputs=("The Danube.", "The Rhône flows through Lyon."))
+    store.save(france)
+    store.save(rivers)
+
+    def found(query: str) -> set[str]:
+        return {r.id for r in store.recent(query=query)}
+
+    assert found("capital") == {france.id}
+    assert found("Paris") == {france.id}  # only in an output
+    assert found("Par") == {france.id}  # prefix
+    assert found("par") == {france.id}  # case-insensitive
+    assert found("Lyon") == {rivers.id}  # second column's output
+    assert found("rhone") == {rivers.id}  # diacritics folded
+    assert found("the") == {france.id, rivers.id}
+    assert found("capital Paris") == {france.id}  # all words must match
+    assert found("capital Danube") == set()
+    assert found("nothing-like-this") == set()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', '""', "*", "Paris*", "AND (", "NEAR(", "NEAR(a b", "OR", "NOT Paris", "prompt:Paris", "^Paris",
+     "-Paris", "a + b", "(", ")", "'; DROP TABLE runs; --", "{prompt}: x", "\\", "%", "_"],
+)
+def test_fts_syntax_in_a_query_does_not_raise(store: SessionStore, query: str) -> None:
+    run = make_run(outputs=("Paris is the capital.",))
+    store.save(run)
+    result = store.recent(query=query)
+    assert all(r.id == run.id for r in result)
+    if re.findall(r"\w+", query) == ["Paris"]:  # the operators are not words: plain Paris is searched
+        assert [r.id for r in result] == [run.id]
+    assert store.count() == 1
+
+
+def test_delete_removes_the_run_and_its_search_entry(store: SessionStore, tmp_path: Path) -> None:
+    keep = make_run(prompt="keep me", outputs=("Oslo",))
+    gone = make_run(prompt="delete me", outputs=("Oslo",))
+    store.save(keep)
+    store.save(gone)
+    assert store.delete(gone.id) is True
+    assert store.delete(gone.id) is False  # already gone
+    with pytest.raises(SessionError, match="no saved run"):
+        store.get(gone.id)
+    assert [r.id for r in store.recent()] == [keep.id]
+    assert [r.id for r in store.recent(query="Oslo")] == [keep.id]
+    assert store.recent(query="delete") == []
+    db = sqlite3.connect(tmp_path / "runs.sqlite3")
+    try:
+        assert db.execute("SELECT COUNT(*) FROM runs_fts WHERE id = ?", (gone.id,)).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    finally:
+        db.close()
+
+
+# -- several processes, and a crash ---------------------------------------------------------------
+
+_SAVER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from sample_runs import make_run
+    from playground.sessions.store import SessionStore
+
+    db, tag, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    while not go.exists():  # start both processes' work at the same moment
+        time.sleep(0.001)
+    store = SessionStore(db)
+    for i in range(50):
+        run = make_run(prompt=f"process {tag} run {i}", outputs=(f"answer {tag}{i}",))
+        store.save(run)
+        print(run.id, flush=True)
+    """
+)
+
+
+def test_two_processes_saving_at_once_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "shared.sqlite3"  # not created yet: both processes also race to migrate it
+    go = tmp_path / "go"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVER, str(db), tag, str(go)],
+            env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for tag in ("a", "b")
+    ]
+    time.sleep(1.5)  # both interpreters up and waiting
+    go.touch()
+    outputs = [child.communicate(timeout=120) for child in children]
+    for child, (_, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err
+    ids = [line for out, _ in outputs for line in out.split()]
+    assert len(ids) == len(set(ids)) == 100
+
+    store = SessionStore(db)
+    assert store.count() == 100
+    for run_id in ids:
+        assert store.get(run_id).id == run_id
+    assert len(store.recent(limit=1000, query="process")) == 100
+    assert len(store.recent(limit=1000, query="a49")) == 1
+
+
+_BIG_SAVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from sample_runs import make_run
+    from playground.sessions.store import SessionStore
+
+    store = SessionStore(Path(sys.argv[1]))
+    for i in range(200):
+        prompt = f"big run {i} " + "lorem ipsum dolor sit amet " * 200_000  # ~5.4 MB
+        run = make_run(prompt=prompt, outputs=(f"answer number {i}",))
+        store.save(run)
+        print(run.id, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.03, 0.1, 0.2], ids=["early", "middle", "late"])
+def test_sigkill_during_a_save_keeps_the_database_intact(tmp_path: Path, delay: float) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    earlier = [make_run(prompt=f"earlier run {i}", outputs=(f"answer {i}",)) for i in range(5)]
+    for run in earlier:
+        store.save(run)
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BIG_SAVER, str(path)],
+        env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = child.stdout.readline().strip()
+        assert first, child.stderr.read()
+        # one save of ~5 MB (JSON, row, search index) takes 0.15-0.3 s here: kill at points inside it
+        time.sleep(delay)
+        assert child.poll() is None, "the child finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+        rest, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    committed = [first, *rest.split()]
+    assert len(committed) < 200  # it died mid-loop
+
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("INSERT INTO runs_fts(runs_fts) VALUES ('integrity-check')") is not None
+    finally:
+        db.close()
+
+    store = SessionStore(path)  # opens (and migrates) fine after the crash
+    for run in earlier:
+        assert store.get(run.id) == run
+    for run_id in committed:
+        big = store.get(run_id)
+        assert big.prompt.startswith("big run ")
+        assert len(big.prompt) > 5_000_000
+        assert big.models[0].text.startswith("answer number ")
+    # at most the one save in flight is lost; nothing half-written is visible
+    assert store.count() in (5 + len(committed), 5 + len(committed) + 1)
+    assert len(store.recent(limit=1000, query="earlier")) == 5
+
+    again = make_run(prompt="after the crash")
+    store.save(again)
+    assert store.get(again.id) == again
+    assert [r.id for r in store.recent(query="crash")] == [again.id]
