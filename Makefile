@@ -35,6 +35,7 @@ test: install browser
 bench: install
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_attention.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -69,7 +69,14 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from playground.backends.pool import ModelPool
-    from playground.engine import ColumnRequest, Engine, RequestError, RunRequest, validate_params
+    from playground.engine import (
+        AttentionLimits,
+        ColumnRequest,
+        Engine,
+        RequestError,
+        RunRequest,
+        validate_params,
+    )
 
     settings = _settings(args)
     if not args.model:
@@ -98,8 +105,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         prompt=prompt,
         system_prompt=args.system or "",
         columns=[ColumnRequest(m, params) for m in args.model],
+        capture_attention=not args.no_attention,
     )
-    engine = Engine(catalog, ModelPool(settings.data_dir, settings.device))
+    limits = AttentionLimits(settings.attention_tokens, settings.attention_bytes)
+    engine = Engine(catalog, ModelPool(settings.data_dir, settings.device), limits)
     try:
         run, events = engine.stream(request)
     except RequestError as exc:
@@ -299,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds per model")
     compare.add_argument("--json", action="store_true", help="print the run record as JSON")
     compare.add_argument("--no-save", action="store_true", help="do not save the run to the session store")
+    compare.add_argument("--no-attention", action="store_true", help="skip the attention capture pass")
     compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)

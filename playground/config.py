@@ -10,6 +10,8 @@ Environment variables (all optional):
   PLAYGROUND_DEFAULT_MODELS  comma-separated ids picked on first open
   PLAYGROUND_DB           SQLite file of saved runs (default: DATA_DIR/runs.sqlite3)
   PLAYGROUND_AUTH         user:password; puts the page behind a login
+  PLAYGROUND_ATTN_TOKENS  attention kept per column: at most this many trailing positions (256)
+  PLAYGROUND_ATTN_BYTES   attention kept per column: at most this many bytes of float16 (8 MiB)
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Settings:
     default_models: list[str] = field(default_factory=lambda: ["smollm2-135m", "gemma3-270m"])
     db_path: Path | None = None
     auth: tuple[str, str] | None = None
+    attention_tokens: int = 256
+    attention_bytes: int = 8 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +74,8 @@ class Settings:
         settings.default_models = _env_list("PLAYGROUND_DEFAULT_MODELS") or settings.default_models
         if os.environ.get("PLAYGROUND_DB"):
             settings.db_path = Path(os.environ["PLAYGROUND_DB"]).expanduser()
+        settings.attention_tokens = _env_int("PLAYGROUND_ATTN_TOKENS", settings.attention_tokens)
+        settings.attention_bytes = _env_int("PLAYGROUND_ATTN_BYTES", settings.attention_bytes)
         if os.environ.get("PLAYGROUND_AUTH"):
             settings.auth = parse_auth(os.environ["PLAYGROUND_AUTH"], "PLAYGROUND_AUTH")
         return settings

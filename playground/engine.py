@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
 from playground.backends.base import Backend, BackendError, MemoryProbe
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
@@ -45,6 +46,15 @@ class RunRequest:
     system_prompt: str = ""
     specials_as_text: bool = False  # typed "<|im_end|>" etc. tokenized as plain text
     tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
+    capture_attention: bool = True  # one extra forward pass per finished column
+
+
+@dataclass(frozen=True)
+class AttentionLimits:
+    """How much attention a column may keep (see backends/attention.py)."""
+
+    token_cap: int = DEFAULT_TOKEN_CAP
+    byte_budget: int = DEFAULT_BYTE_BUDGET
 
 
 @dataclass
@@ -104,14 +114,16 @@ class _Column:
     gen_started: float = 0.0
     first_token_at: float = 0.0
     busy_s: float = 0.0
+    capture: bool = False
     shown_text: str = ""
     done: bool = False
 
 
 class Engine:
-    def __init__(self, catalog: Catalog, pool: ModelPool) -> None:
+    def __init__(self, catalog: Catalog, pool: ModelPool, attention: AttentionLimits | None = None) -> None:
         self.catalog = catalog
         self.pool = pool
+        self.attention = attention or AttentionLimits()
 
     def run(self, request: RunRequest, cancel: threading.Event | None = None) -> Run:
         """Run to completion and return the record (for the CLI and tests)."""
@@ -126,7 +138,7 @@ class Engine:
         """Validate now, then return the record and the events that fill it as they happen."""
         validate_request(request)
         run = Run(prompt=request.prompt, system_prompt=request.system_prompt,
-                  specials_as_text=request.specials_as_text)
+                  specials_as_text=request.specials_as_text, capture_attention=request.capture_attention)
         columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
         return run, self._events(run, columns, cancel or threading.Event(), request.tokenize_only)
 
@@ -220,6 +232,7 @@ class Engine:
         if tokenize_only:
             self._finish(col, "tokenized")
             return
+        col.capture = run.capture_attention
         col.probe = backend.memory_probe()
         col.gen_started = time.perf_counter()
         col.steps = backend.stream(encoding.token_ids, record.params, lambda: False)
@@ -326,6 +339,7 @@ class Engine:
             yield Event("token", col.index, delta=delta)
         if reason:
             self._finish(col, reason)
+            self._capture(col)
             yield Event("finished", col.index)
         elif now - col.gen_started > record.params.timeout_s:
             self._finish(
@@ -342,6 +356,26 @@ class Engine:
         col.shown_text = stable
         return delta
 
+    def _capture(self, col: _Column) -> None:
+        """Attention over prompt + output, after generation (never during streaming)."""
+        record = col.record
+        if not col.capture:
+            record.attention_note = "attention capture was off for this run"
+            return
+        if not col.backend.capabilities.attention:
+            record.attention_note = "this model's backend cannot return attention weights"
+            return
+        specials = [i for i, p in enumerate(record.prompt_pieces) if p.special]
+        specials += [len(record.prompt_token_ids) + i for i, s in enumerate(record.steps) if s.special]
+        try:
+            record.attention = col.backend.capture_attention(
+                record.prompt_token_ids + record.output_token_ids, specials,
+                self.attention.token_cap, self.attention.byte_budget,
+            )
+        except Exception as exc:  # noqa: BLE001 - a failed capture never loses the answer
+            log.exception("attention capture failed in column %d", col.index)
+            record.attention_note = f"attention capture failed: {exc}"
+
     # -- endings -----------------------------------------------------------
 
     def _fail(self, col: _Column, message: str) -> None:
@@ -352,6 +386,8 @@ class Engine:
         record.finish_reason = reason
         if message:
             record.error = message
+        if reason in ("cancelled", "timeout", "error") and not record.attention_note:
+            record.attention_note = "no attention: this column did not finish"
         if col.steps is not None:
             col.steps.close()
         m: Metrics = record.metrics

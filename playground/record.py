@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: token pieces, anomalies, specials_as_text (version 1 files still load)
+SCHEMA_VERSION = 3  # 2: token pieces, anomalies; 3: attention (older files still load)
 
 
 @dataclass
@@ -91,6 +91,26 @@ class Anomaly:
 
 
 @dataclass
+class AttentionCapture:
+    """Attention weights of chosen layers over the last `tokens` positions, float16, base64.
+
+    `data` holds an array of shape [len(layers), heads, tokens, tokens]: row q,
+    column k is how much query position start+q attended to key position start+k.
+    The sink figures cover every layer, over full rows (keys before the window too).
+    """
+
+    layers: list[int]
+    heads: int
+    start: int
+    tokens: int
+    data: str
+    num_layers: int = 0
+    sink_first: list[float] = field(default_factory=list)  # per layer: mean mass on the first token
+    sink_special: list[float] = field(default_factory=list)  # per layer: mean mass on control tokens
+    notice: str = ""  # e.g. "windowed: last 256 of 900 tokens (byte budget)"
+
+
+@dataclass
 class Metrics:
     load_s: float = 0.0
     loaded_from_cache: bool = False
@@ -119,6 +139,8 @@ class ModelRun:
     prompt_pieces: list[TokenPiece] = field(default_factory=list)
     user_text_tokens: int = 0  # the user's prompt alone, through this model's tokenizer
     anomalies: list[Anomaly] = field(default_factory=list)
+    attention: AttentionCapture | None = None
+    attention_note: str = ""  # why there is no attention (not asked, not supported, failed)
 
     @property
     def output_token_ids(self) -> list[int]:
@@ -131,6 +153,7 @@ class Run:
     system_prompt: str = ""
     models: list[ModelRun] = field(default_factory=list)
     specials_as_text: bool = False  # literal "<|im_end|>" etc. in typed text tokenized as plain text
+    capture_attention: bool = True
     id: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # 128 random bits, URL-safe
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION
@@ -180,6 +203,8 @@ def _kind(value: Any) -> str:
 
 def _convert(type_name: Any, value: Any, path: str) -> Any:
     name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    if name.endswith(" | None"):
+        return None if value is None else _convert(name.removesuffix(" | None"), value, path)
     if name in _NESTED:
         return _build(_NESTED[name], value, path)
     if name.startswith("list["):
@@ -200,5 +225,8 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
     return float(value) if name == "float" else value
 
 
-_RECORD_TYPES = (GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, Metrics, ModelRun)
+_RECORD_TYPES = (
+    GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, AttentionCapture, Metrics,
+    ModelRun,
+)
 _NESTED.update({c.__name__: c for c in _RECORD_TYPES})

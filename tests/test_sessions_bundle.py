@@ -94,13 +94,13 @@ def test_a_100_mb_file_is_refused_by_size_before_parsing(as_str: bool) -> None:
     big = b" " * (100 * 1024 * 1024)
     data = big.decode("ascii") if as_str else big
     start = time.perf_counter()
-    with pytest.raises(BundleError, match=r"104\.9 MB; run files are at most 21 MB"):
+    with pytest.raises(BundleError, match=r"100\.0 MiB; run files are at most 64 MiB"):
         import_bundle(data)
     assert time.perf_counter() - start < 2.0  # the size check comes first: nothing is parsed
 
 
 def test_a_file_just_over_the_limit_is_refused_and_one_under_it_parsed() -> None:
-    with pytest.raises(BundleError, match="MB; run files are at most"):
+    with pytest.raises(BundleError, match="MiB; run files are at most"):
         import_bundle(b" " * (MAX_BUNDLE_BYTES + 1))
     with pytest.raises(BundleError, match="not valid JSON"):  # parsed, so the size was accepted
         import_bundle(b" " * MAX_BUNDLE_BYTES)
@@ -108,7 +108,7 @@ def test_a_file_just_over_the_limit_is_refused_and_one_under_it_parsed() -> None
 
 def test_size_counts_utf8_bytes_of_a_str() -> None:
     text = "é" * (MAX_BUNDLE_BYTES // 2 + 1)  # fewer characters than the limit, more bytes
-    with pytest.raises(BundleError, match="MB; run files are at most"):
+    with pytest.raises(BundleError, match="MiB; run files are at most"):
         import_bundle(text)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from playground.inspect.tokens import SpecialLiteral
-from playground.record import GenerationParams, ModelIdentity, TokenPiece, TokenStep
+from playground.record import AttentionCapture, GenerationParams, ModelIdentity, TokenPiece, TokenStep
 
 
 class BackendError(RuntimeError):
@@ -23,6 +23,7 @@ class Capabilities:
     logprobs: bool = True
     top_alternatives: bool = True
     chat_template: bool = False
+    attention: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class Backend(Protocol):
     ) -> Iterator[TokenStep]: ...
 
     def memory_probe(self) -> MemoryProbe: ...
+
+    def capture_attention(
+        self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
+    ) -> AttentionCapture: ...
 
 
 class MemoryProbe(Protocol):

@@ -25,11 +25,19 @@ import transformers
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from playground.backends.attention import capture_attention
 from playground.backends.base import BackendError, Capabilities, PromptEncoding
 from playground.backends.decode import generate_steps
 from playground.catalog import CatalogError, ModelSpec, bundled_file
 from playground.inspect.tokens import SpecialLiteral
-from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenPiece, TokenStep
+from playground.record import (
+    AttentionCapture,
+    GenerationParams,
+    ModelIdentity,
+    TokenAlt,
+    TokenPiece,
+    TokenStep,
+)
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -250,6 +258,16 @@ class LocalBackend:
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([token_id], skip_special_tokens=False)
+
+    def capture_attention(
+        self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
+    ) -> AttentionCapture:
+        try:
+            return capture_attention(self.model, token_ids, special_positions, None, token_cap, byte_budget)
+        except torch.OutOfMemoryError as exc:
+            raise BackendError(
+                "out of memory during the attention pass; lower PLAYGROUND_ATTN_BYTES"
+            ) from exc
 
     def memory_probe(self) -> RssProbe | CudaProbe:
         if self.model.device.type == "cuda":

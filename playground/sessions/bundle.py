@@ -14,7 +14,7 @@ from playground.record import SCHEMA_VERSION, RecordError, Run
 from playground.sessions.store import SessionError, check_id
 
 FORMAT = "playground-run"
-MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # attention of a few columns takes ~8 MiB each
 MAX_MODELS = 64
 MAX_TEXT_CHARS = 2_000_000
 MAX_TOKENS_PER_MODEL = 200_000
@@ -36,7 +36,7 @@ def import_bundle(data: bytes | str) -> Run:
     size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > MAX_BUNDLE_BYTES:
         raise BundleError(
-            f"the file is {size / 1e6:.1f} MB; run files are at most {MAX_BUNDLE_BYTES / 1e6:.0f} MB"
+            f"the file is {size / 2**20:.1f} MiB; run files are at most {MAX_BUNDLE_BYTES / 2**20:.0f} MiB"
         )
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")

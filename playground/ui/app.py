@@ -21,17 +21,25 @@ from typing import Any
 
 import gradio as gr
 
+from playground.backends.embeddings import EmbeddingModel
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog
 from playground.config import Settings
-from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
-from playground.record import GenerationParams, Run
+from playground.engine import AttentionLimits, ColumnRequest, Engine, RequestError, RunRequest
+from playground.inspect.agreement import LEXICAL_METHOD, run_agreement
+from playground.inspect.attention import VIEWS as ATTN_VIEWS
+from playground.inspect.attention import view as attention_view
+from playground.inspect.attention import zoom as attention_zoom
+from playground.inspect.run_compare import compare_runs as compare_runs_across
+from playground.record import GenerationParams, ModelRun, Run
 from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from playground.sessions.rerun import compare_runs, request_from
 from playground.sessions.store import SessionError, SessionStore
+from playground.ui import diff_view as DV
 from playground.ui import html as H
+from playground.ui import prob_view as PV
 from playground.ui import token_view as TV
-from playground.ui.plots import token_counts_figure
+from playground.ui.plots import agreement_figure, attention_heatmap, sink_figure, token_counts_figure
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 STREAM_INTERVAL_S = 0.08  # at most ~12 page updates a second while tokens stream
@@ -155,7 +163,8 @@ def build_app(
     """Build the page. Pass an engine or store to share them with a caller (tests do)."""
     if engine is None:
         catalog = Catalog.build(settings.catalog_file, settings.models)
-        engine = Engine(catalog, ModelPool(settings.data_dir, settings.device))
+        limits = AttentionLimits(settings.attention_tokens, settings.attention_bytes)
+        engine = Engine(catalog, ModelPool(settings.data_dir, settings.device), limits)
     store = store or SessionStore(settings.database)
     catalog = engine.catalog
     live = LiveRuns()
@@ -213,6 +222,43 @@ def build_app(
             tok_chips = gr.HTML(elem_id="tok-chips", padding=False)
             tok_counts = gr.HTML(elem_id="tok-counts", padding=False)
             tok_plot = gr.Plot(elem_id="tok-plot", show_label=False)
+        with gr.Accordion("Attention", open=False, elem_id="attn-box"):
+            attn_note = gr.HTML(elem_id="attn-note", padding=False)
+            with gr.Row():
+                attn_a = gr.Dropdown(label="Model A", choices=[], elem_id="attn-a")
+                attn_b = gr.Dropdown(label="Model B, side by side", choices=[], elem_id="attn-b")
+                attn_layer = gr.Dropdown(label="Layer (model B: its layer at the same depth)", choices=[],
+                                         elem_id="attn-layer")
+            with gr.Row():
+                attn_view = gr.Radio(list(ATTN_VIEWS), value=ATTN_VIEWS[0], label="View", elem_id="attn-view")
+                attn_head = gr.Number(0, label="Head (for one head)", precision=0, minimum=0,
+                                      elem_id="attn-head")
+                attn_from = gr.Number(None, label="Zoom: from token", precision=0, elem_id="attn-from")
+                attn_to = gr.Number(None, label="to token", precision=0, elem_id="attn-to")
+            with gr.Row():
+                attn_plot_a = gr.Plot(elem_id="attn-plot-a", show_label=False)
+                attn_plot_b = gr.Plot(elem_id="attn-plot-b", show_label=False)
+            attn_sinks = gr.Plot(elem_id="attn-sinks", show_label=False)
+        with gr.Accordion("Token probabilities", open=False, elem_id="probs-box"):
+            probs_panel = gr.HTML(elem_id="probs", padding=False)
+        with gr.Accordion("Compare outputs", open=False, elem_id="diff-box"):
+            diff_base = gr.Dropdown(label="Baseline column", choices=[], elem_id="diff-base")
+            diff_panel = gr.HTML(elem_id="diff", padding=False)
+            with gr.Row():
+                agree_lexical = gr.Plot(elem_id="agree-lexical", show_label=False)
+                agree_semantic = gr.Plot(elem_id="agree-semantic", show_label=False)
+            semantic_btn = gr.Button("Compute semantic similarity (loads a small embedding model)",
+                                     size="sm", elem_id="semantic-btn")
+            agree_note = gr.HTML(elem_id="agree-note", padding=False)
+            gr.Markdown("**Run vs run**: a saved run's column against another's (ids or share links).")
+            with gr.Row():
+                rvr_a = gr.Textbox(label="Run A (id or link; empty = the run shown)", elem_id="rvr-a",
+                                   scale=3)
+                rvr_col_a = gr.Number(1, label="Column", precision=0, minimum=1, elem_id="rvr-col-a", scale=1)
+                rvr_b = gr.Textbox(label="Run B (id or link)", elem_id="rvr-b", scale=3)
+                rvr_col_b = gr.Number(1, label="Column", precision=0, minimum=1, elem_id="rvr-col-b", scale=1)
+                rvr_btn = gr.Button("Compare runs", elem_id="rvr-btn", scale=1)
+            rvr_panel = gr.HTML(elem_id="rvr", padding=False)
         shown_run = gr.State(None)
         with gr.Accordion("History", open=False, elem_id="history-box"):
             with gr.Row():
@@ -284,6 +330,112 @@ def build_app(
                 tok_plot: token_counts_figure(TV.count_rows(record)),
             }
 
+        def attention_panel(
+            record: Run | None, a: str | None = None, b: str | None = None, layer: int | None = None,
+            mode: str = ATTN_VIEWS[0], head: int = 0, first: int | None = None, last: int | None = None,
+        ) -> dict:
+            """Attention heatmaps (A and B side by side) and the sink chart, drawn from the record."""
+            if record is None:
+                return {}
+            captured = [m for m in record.models if m.attention is not None]
+            notes = [f"{TV.column_label(m)}: {m.attention_note}" for m in record.models
+                     if m.attention is None]
+            windowed = [m.attention.notice for m in captured if m.attention.notice]
+            labels = [TV.column_label(m) for m in captured]
+            a = a if a in labels else (labels[0] if labels else None)
+            b = b if b in labels and b != a else None
+            updates: dict[Any, Any] = {
+                attn_note: H.attention_note(notes, windowed),
+                attn_a: gr.update(choices=labels, value=a),
+                attn_b: gr.update(choices=["(none)", *labels], value=b or "(none)"),
+                attn_plot_a: None, attn_plot_b: None, attn_sinks: None,
+            }
+            if a is None:
+                return updates | {attn_layer: gr.update(choices=[], value=None)}
+            model_a = captured[labels.index(a)]
+            cap = model_a.attention
+            layer = layer if layer in cap.layers else cap.layers[-1]
+            updates[attn_layer] = gr.update(choices=cap.layers, value=layer)
+            updates[attn_from] = cap.start if first is None else first
+            updates[attn_to] = cap.start + cap.tokens - 1 if last is None else last
+            depth = cap.layers.index(layer)
+            updates[attn_plot_a] = attention_figure(model_a, layer, mode, head, first, last)
+            series = [(a, cap.sink_first, cap.sink_special)]
+            if b is not None:
+                model_b = captured[labels.index(b)]
+                layer_b = model_b.attention.layers[min(depth, len(model_b.attention.layers) - 1)]
+                updates[attn_plot_b] = attention_figure(model_b, layer_b, mode, head, first, last)
+                series.append((b, model_b.attention.sink_first, model_b.attention.sink_special))
+            updates[attn_sinks] = sink_figure(series)
+            return updates
+
+        def redraw_attention(data: dict | None, a: str, b: str, layer: int, mode: str, head: float | None,
+                             first: float | None, last: float | None) -> dict:
+            if not data:
+                return {}
+            return attention_panel(Run.from_dict(data), a, b, layer, mode, int(head or 0),
+                                   None if first is None else int(first), None if last is None else int(last))
+
+        def compare_panel(record: Run | None, baseline: str | None = None) -> dict:
+            """Diffs against a baseline column and the lexical agreement matrix, from the record."""
+            if record is None or not record.models:
+                return {}
+            labels = [TV.column_label(m) for m in record.models]
+            baseline = baseline if baseline in labels else labels[0]
+            agreement = run_agreement(record)
+            updates: dict[Any, Any] = {
+                diff_base: gr.update(choices=labels, value=baseline),
+                diff_panel: DV.baseline_diffs_html(record, labels.index(baseline)),
+                agree_semantic: None,
+                agree_note: H.agreement_note(agreement.skipped, ""),
+                agree_lexical: None,
+            }
+            if len(agreement.labels) >= 2:
+                method = LEXICAL_METHOD.split(" (")[0]
+                updates[agree_lexical] = agreement_figure(
+                    agreement.labels, agreement.lexical, f"Lexical similarity ({method})")
+            return updates
+
+        def pick_baseline(data: dict | None, baseline: str) -> dict:
+            return compare_panel(Run.from_dict(data), baseline) if data else {}
+
+        def semantic(data: dict | None) -> dict:
+            if not data:
+                return {agree_note: H.notice("run something first", "warn")}
+            record = Run.from_dict(data)
+            try:
+                agreement = run_agreement(record, EmbeddingModel.shared())
+            except Exception as exc:  # noqa: BLE001 - a missing model is a message, not a crash
+                return {agree_note: H.notice(f"semantic similarity unavailable: {exc}", "error")}
+            if len(agreement.labels) < 2:
+                return {agree_note: H.agreement_note(agreement.skipped, "need two answered columns")}
+            return {
+                agree_semantic: agreement_figure(agreement.labels, agreement.semantic,
+                                                 f"Semantic similarity (cosine, {agreement.semantic_model})"),
+                agree_note: H.agreement_note(agreement.skipped, agreement.semantic_model),
+            }
+
+        def run_vs_run(data: dict | None, a: str, col_a: float | None, b: str, col_b: float | None) -> str:
+            try:
+                if (a or "").strip():
+                    run_a = store.get(_session_id(a))
+                else:
+                    run_a = Run.from_dict(data) if data else None
+                if run_a is None:
+                    return H.notice("give run A (or show a run first)", "error")
+                run_b = store.get(_session_id(b))
+                diff = compare_runs_across(run_a, run_b, int(col_a or 1) - 1, int(col_b or 1) - 1)
+            except (SessionError, ValueError) as exc:
+                return H.notice(str(exc), "error")
+            return DV.run_diff_html(diff)
+
+        def evidence(record: Run | None) -> dict:
+            """Every inspection panel for a run: tokens, attention, probabilities."""
+            if record is None:
+                return {}
+            return (token_panel(record) | attention_panel(record) | compare_panel(record)
+                    | {probs_panel: PV.probs_html(record.models)})
+
         def pick_column(data: dict | None, label: str) -> dict:
             if not data or not label:
                 return {}
@@ -321,7 +473,7 @@ def build_app(
                 message += f" Only the first {n_slots} of {len(record.models)} columns are shown."
             updates[page_notice] = H.notice(message)
             updates[rerun_report] = ""
-            return updates | session_updates(record.id) | token_panel(record)
+            return updates | session_updates(record.id) | evidence(record)
 
         # -- running ----------------------------------------------------------------------
 
@@ -370,7 +522,7 @@ def build_app(
                 saved = session_updates("")
             yield {run_btn: gr.update(interactive=True), stop_btn: gr.update(interactive=False),
                    page_notice: H.notice(summary, "info" if answered else "error"),
-                   loaded_info: H.loaded_models(_loaded_rows(engine)), **saved, **token_panel(record)}
+                   loaded_info: H.loaded_models(_loaded_rows(engine)), **saved, **evidence(record)}
             return record
 
         def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
@@ -447,8 +599,8 @@ def build_app(
             try:
                 size = os.path.getsize(path)
                 if size > MAX_BUNDLE_BYTES:
-                    raise BundleError(f"the file is {size / 1e6:.1f} MB; run files are at most "
-                                      f"{MAX_BUNDLE_BYTES / 1e6:.0f} MB")
+                    raise BundleError(f"the file is {size / 2**20:.1f} MiB; run files are at most "
+                                      f"{MAX_BUNDLE_BYTES / 2**20:.0f} MiB")
                 with open(path, "rb") as handle:
                     record = import_bundle(handle.read())
                 store.save(record)
@@ -474,8 +626,12 @@ def build_app(
         for slot in slots:
             inputs.update(slot.param_inputs())
         session_outputs = [current_id, share_link, copy_btn, again_btn, delete_btn, export_btn]
+        attn_controls = [attn_a, attn_b, attn_layer, attn_view, attn_head, attn_from, attn_to]
+        attn_outputs = [attn_note, attn_a, attn_b, attn_layer, attn_from, attn_to, attn_plot_a, attn_plot_b,
+                        attn_sinks]
+        compare_outputs = [diff_base, diff_panel, agree_lexical, agree_semantic, agree_note]
         panel_outputs = [shown_run, tok_model, tok_jump, tok_page, tok_anomalies, tok_chips, tok_counts,
-                         tok_plot]
+                         tok_plot, *attn_outputs, probs_panel, *compare_outputs]
         outputs = [run_btn, stop_btn, page_notice, loaded_info, rerun_report, *session_outputs,
                    *panel_outputs]
         for slot in slots:
@@ -492,6 +648,12 @@ def build_app(
         tok_model.input(pick_column, inputs=[shown_run, tok_model], outputs=panel_outputs)
         tok_page.release(turn_page, inputs=[shown_run, tok_model, tok_page], outputs=[tok_chips])
         tok_jump.input(jump, inputs=[shown_run, tok_model, tok_jump], outputs=panel_outputs)
+        diff_base.input(pick_baseline, inputs=[shown_run, diff_base], outputs=compare_outputs)
+        semantic_btn.click(semantic, inputs=[shown_run], outputs=[agree_semantic, agree_note])
+        rvr_btn.click(run_vs_run, inputs=[shown_run, rvr_a, rvr_col_a, rvr_b, rvr_col_b], outputs=[rvr_panel])
+        for control in attn_controls:
+            trigger = control.submit if control in (attn_head, attn_from, attn_to) else control.input
+            trigger(redraw_attention, inputs=[shown_run, *attn_controls], outputs=attn_outputs)
         copy_btn.click(None, inputs=[share_link], outputs=[share_link], js=COPY_LINK_JS)
         demo.load(open_from_url, outputs=replay_outputs)
         import_btn.upload(import_file, inputs=[import_btn], outputs=replay_outputs)
@@ -511,6 +673,27 @@ COPY_LINK_JS = """(link) => {
   return url.toString();
 }"""
 HISTORY_ROWS = 50
+
+
+def attention_figure(
+    model: ModelRun, layer: int, mode: str, head: int, first: int | None, last: int | None
+) -> Any:
+    """One model's heatmap for a layer and view, zoomed to a token range."""
+    cap = model.attention
+    matrix = attention_view(cap, layer, mode, min(max(head, 0), cap.heads - 1))
+    lo = cap.start if first is None else first
+    hi = cap.start + cap.tokens - 1 if last is None else last
+    matrix, origin = attention_zoom(matrix, cap.start, lo, hi)
+    chips = TV.chips_of(model)[origin : origin + matrix.shape[0]]
+    labels = [H.plot_label(c.text or c.raw) for c in chips]
+    what = mode if mode != "one head" else f"head {min(max(head, 0), cap.heads - 1)}"
+    return attention_heatmap(matrix, labels, origin, f"{TV.column_label(model)} · layer {layer} · {what}")
+
+
+def _session_id(text: str) -> str:
+    """A run id from an id or a share link (…/?session=ID)."""
+    text = (text or "").strip()
+    return text.split("session=", 1)[1].split("&", 1)[0] if "session=" in text else text
 
 
 def _export_file(store: SessionStore, run_id: str) -> str:

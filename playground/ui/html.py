@@ -168,3 +168,25 @@ def history(rows: list, query: str = "") -> str:  # list[RunSummary]
         )
     return ('<table class="pg-history"><thead><tr><th>When</th><th>Prompt</th><th>Models</th></tr></thead>'
             f"<tbody>{''.join(items)}</tbody></table>")
+
+
+def attention_note(missing: list[str], windowed: list[str]) -> str:
+    """Why a column has no attention, and which captures were windowed (escaped)."""
+    lines = [f'<li class="pg-muted">{html.escape(m)}</li>' for m in missing]
+    lines += [f'<li class="pg-warn-text">{html.escape(w)}</li>' for w in windowed]
+    return f'<ul class="pg-attn-notes">{"".join(lines)}</ul>' if lines else ""
+
+
+def plot_label(text: str, limit: int = 14) -> str:
+    """A token as an axis label: visible whitespace, no characters plotly would read as markup."""
+    shown = text.replace("\n", "↵").replace(" ", "·").replace("\t", "→")
+    shown = shown.replace("<", "‹").replace(">", "›").replace("&", "＆")
+    return shown[:limit] + ("…" if len(shown) > limit else "")
+
+
+def agreement_note(skipped: list[str], model: str) -> str:
+    """Which columns the matrices leave out (failed ones), and which embedding model scored them."""
+    parts = [f"left out (no answer): {', '.join(skipped)}"] if skipped else []
+    if model:
+        parts.append(f"semantic scores from {model}")
+    return f'<div class="pg-muted">{html.escape("; ".join(parts))}</div>' if parts else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 
 from playground.ui.token_view import CountRow
@@ -24,5 +25,73 @@ def token_counts_figure(rows: list[CountRow]) -> go.Figure:
         yaxis_title="tokens",
         height=320,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def attention_heatmap(matrix: np.ndarray, labels: list[str], first: int, title: str) -> go.Figure:
+    """Query tokens down, key tokens across; hover names both tokens and the weight."""
+    axis = [f"{first + i}: {label}" for i, label in enumerate(labels)]
+    hover = [[f"{axis[q]} → {axis[k]}" for k in range(len(axis))] for q in range(len(axis))]
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=axis,
+            y=axis,
+            customdata=hover,
+            colorscale="Viridis",
+            zmin=0,
+            hovertemplate="from %{y}<br>to %{x}<br>weight %{z:.4f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        height=560,
+        margin={"l": 110, "r": 20, "t": 50, "b": 110},
+        yaxis={"autorange": "reversed", "title": "from (query)", "tickfont": {"size": 9}},
+        xaxis={"title": "to (key)", "tickfont": {"size": 9}},
+    )
+    return figure
+
+
+def sink_figure(series: list[tuple[str, list[float], list[float]]]) -> go.Figure:
+    """Per layer: attention mass on the first token and on control tokens, one line per model."""
+    figure = go.Figure()
+    for name, first, special in series:
+        layers = list(range(len(first)))
+        figure.add_trace(go.Scatter(x=layers, y=first, mode="lines+markers", name=f"{name}: first token"))
+        if any(special):
+            figure.add_trace(go.Scatter(x=layers, y=special, mode="lines+markers", line={"dash": "dot"},
+                                        name=f"{name}: control tokens"))
+    figure.update_layout(
+        title="Attention sinks: mean attention mass per layer",
+        xaxis_title="layer",
+        yaxis={"title": "share of attention", "range": [0, 1]},
+        height=320,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def agreement_figure(labels: list[str], matrix: list[list[float]], title: str) -> go.Figure:
+    """N x N similarity with the numbers written on the cells."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=[[f"{v:.2f}" for v in row] for row in matrix],
+            texttemplate="%{text}",
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        height=120 + 60 * len(labels),
+        margin={"l": 140, "r": 20, "t": 50, "b": 80},
+        yaxis={"autorange": "reversed"},
     )
     return figure

@@ -86,3 +86,4 @@ def page(browser, app_url):  # noqa: ANN001, ANN201
     page.wait_for_selector("#prompt textarea")
     yield page
     context.close()
+

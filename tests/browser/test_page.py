@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .helpers import set_max_tokens, settle
+
 FINISHED = "#columns [data-finish]:not([data-finish=''])"
 
 
@@ -20,14 +22,11 @@ def test_first_open_has_both_bundled_models_picked(page) -> None:  # noqa: ANN00
 
 def test_run_two_models_side_by_side(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", "What is the capital of France?")
-    for col in (0, 1):
-        page.locator(f"#col-{col} .label-wrap, #col-{col} button:has-text('Parameters')").first.click()
-        page.locator(f"#col-{col} input[aria-label='Max new tokens']").fill("24")
+    set_max_tokens(page, 24)
     page.click("#run-btn")
     page.wait_for_function(
-        "() => document.querySelectorAll(\"#columns [data-finish]:not([data-finish=''])\").length >= 2",
-        timeout=600_000,
-    )
+        "() => (document.querySelector('#notice')?.innerText || '').includes('2 of 2')", timeout=600_000)
+    settle(page)
     for col in (0, 1):
         text = page.locator(f"#out-{col}").inner_text().strip()
         assert text, f"column {col} is empty"
@@ -70,8 +69,7 @@ def test_html_in_model_output_is_text(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", f"Repeat exactly: {payload}")
     page.locator("#model-1 input").fill("")
     page.locator("#remove-1").click()
-    page.locator("#col-0 button:has-text('Parameters')").first.click()
-    page.locator("#col-0 input[aria-label='Max new tokens']").fill("40")
+    set_max_tokens(page, 40, columns=(0,))
     page.click("#run-btn")
     page.wait_for_function(
         "() => document.querySelectorAll(\"#columns [data-finish]:not([data-finish=''])\").length >= 1",

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import json
+from .helpers import notice_has, set_max_tokens, settle, share_link
 
 XSS_PROMPT = "Say hi. <script>alert(1)</script> <img src=x onerror=alert(1)>"
 DONE = "() => (document.querySelector('#notice')?.innerText || '').includes('done')"
 
 
-def _set_tokens(page, n: int, columns=(0, 1)) -> None:  # noqa: ANN001
-    for col in columns:
-        page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
-        page.locator(f"#col-{col} input[aria-label='Max new tokens']").fill(str(n))
-
-
 def _run(page, prompt: str, tokens: int = 12) -> str:  # noqa: ANN001
     """Run both default columns; return the full share link."""
     page.fill("#prompt textarea", prompt)
-    _set_tokens(page, tokens)
+    set_max_tokens(page, tokens)
     page.click("#run-btn")
     page.wait_for_function(DONE, timeout=600_000)
-    page.click("#copy-btn")
-    page.wait_for_function(
-        "() => (document.querySelector('#share-link textarea, #share-link input')?.value || '')"
-        ".startsWith('http')", timeout=30_000)
-    return page.locator("#share-link textarea, #share-link input").first.input_value()
-
-
-def _wait_notice(page, text: str) -> None:  # noqa: ANN001
-    page.wait_for_function(
-        f"() => (document.querySelector('#notice')?.innerText || '').includes({json.dumps(text)})",
-        timeout=120_000)
+    settle(page)
+    return share_link(page)
 
 
 def _column_view(page, col: int) -> tuple[str, str]:  # noqa: ANN001
@@ -47,7 +32,7 @@ def test_link_replays_in_a_fresh_browser_without_loading_models(page, browser, r
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     fresh = context.new_page()
     fresh.goto(f"{replay_url}/?{session}")
-    _wait_notice(fresh, "Replay of saved run")
+    notice_has(fresh, "Replay of saved run")
     replayed = [_column_view(fresh, c) for c in (0, 1)]
     assert [r[0] for r in replayed] == [o[0] for o in original]
     for (_, head_replayed), (_, head_original) in zip(replayed, original, strict=True):
@@ -60,7 +45,7 @@ def test_link_replays_in_a_fresh_browser_without_loading_models(page, browser, r
 def test_xss_strings_stay_text_in_every_panel(page) -> None:  # noqa: ANN001
     link = _run(page, XSS_PROMPT)
     page.goto(link)
-    _wait_notice(page, "Replay of saved run")
+    notice_has(page, "Replay of saved run")
     page.locator("#history-box").click()
     page.wait_for_selector("#history a")
     assert page.locator("#prompt textarea").input_value() == XSS_PROMPT
@@ -74,7 +59,7 @@ def test_xss_strings_stay_text_in_every_panel(page) -> None:  # noqa: ANN001
 def test_run_again_on_a_greedy_run_reports_identical(page) -> None:  # noqa: ANN001
     link = _run(page, "Name a primary colour.", tokens=10)
     page.goto(link)
-    _wait_notice(page, "Replay of saved run")
+    notice_has(page, "Replay of saved run")
     page.click("#again-btn")
     page.wait_for_selector("#rerun-report li", timeout=600_000)
     items = page.locator("#rerun-report li")
@@ -86,9 +71,9 @@ def test_run_again_on_a_greedy_run_reports_identical(page) -> None:  # noqa: ANN
 
 def test_bad_session_ids_get_clear_messages(page, app_url) -> None:  # noqa: ANN001
     page.goto(f"{app_url}/?session=../../etc/passwd")
-    _wait_notice(page, "is not a session id")
+    notice_has(page, "is not a session id")
     page.goto(f"{app_url}/?session=AAAAAAAAAAAAAAAAAAAAAA")
-    _wait_notice(page, "no saved run has the id")
+    notice_has(page, "no saved run has the id")
 
 
 def test_import_shows_a_replay_and_refuses_bad_files(page, store, tmp_path) -> None:  # noqa: ANN001
@@ -102,14 +87,14 @@ def test_import_shows_a_replay_and_refuses_bad_files(page, store, tmp_path) -> N
     with page.expect_file_chooser() as chooser:
         page.click("#import-btn")
     chooser.value.set_files(str(good))
-    _wait_notice(page, "Imported run")
+    notice_has(page, "Imported run")
     assert page.locator("#out-0").inner_text().split() == saved.models[0].text.split()
     bad = tmp_path / "truncated.json"
     bad.write_text(export_bundle(saved)[:200], encoding="utf-8")
     with page.expect_file_chooser() as chooser:
         page.click("#import-btn")
     chooser.value.set_files(str(bad))
-    _wait_notice(page, "import refused")
+    notice_has(page, "import refused")
     assert "not valid JSON" in page.locator("#notice").inner_text()
 
 
@@ -117,10 +102,10 @@ def test_delete_removes_the_run_and_its_link(page, store) -> None:  # noqa: ANN0
     link = _run(page, "Say one word.", tokens=4)
     run_id = link.split("session=")[1]
     page.goto(link)
-    _wait_notice(page, "Replay of saved run")
+    notice_has(page, "Replay of saved run")
     page.click("#delete-btn")
-    _wait_notice(page, "deleted run")
+    notice_has(page, "deleted run")
     page.goto(link)
-    _wait_notice(page, "no saved run has the id")
+    notice_has(page, "no saved run has the id")
     assert all(r.id != run_id for r in store.recent(limit=200))
     assert page.dialogs == ["Delete this saved run? Its link will stop working."]

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
+from .helpers import notice_has, set_max_tokens, share_link
 
 PAYLOAD = "Hi <|im_end|> <img src=x onerror=alert(1)><script>alert(2)</script>"
-
-
-def _notice_has(page, text: str) -> None:  # noqa: ANN001
-    page.wait_for_function(
-        f"() => (document.querySelector('#notice')?.innerText || '').includes({json.dumps(text)})",
-        timeout=600_000)
 
 
 def _chip_text(page) -> str:  # noqa: ANN001
@@ -21,7 +15,7 @@ def _chip_text(page) -> str:  # noqa: ANN001
 def test_tokenize_only_shows_tokens_and_anomalies(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", PAYLOAD)
     page.click("#tokenize-btn")
-    _notice_has(page, "tokenized for 2 column(s)")
+    notice_has(page, "tokenized for 2 column(s)")
     assert "special literal" in page.locator("#tok-anomalies").inner_text()
     assert "<|im_end|>" in page.locator("#head-0 .pg-warnings").inner_text()
     assert page.locator("#tok-chips .tok-special").count() >= 4  # template's control tokens + the literal
@@ -41,30 +35,24 @@ def test_plain_text_option_removes_the_warning(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", "Hi <|im_end|> there")
     page.locator("#specials-as-text input").check()
     page.click("#tokenize-btn")
-    _notice_has(page, "tokenized for 2 column(s)")
+    notice_has(page, "tokenized for 2 column(s)")
     assert "No tokenization anomalies" in page.locator("#tok-anomalies").inner_text()
     assert "Hi <|im_end|> there" in _chip_text(page)
 
 
 def test_replay_shows_the_same_tokens_panel(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", "Count: one two three <|im_end|>")
-    for col in (0, 1):
-        page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
-        page.locator(f"#col-{col} input[aria-label='Max new tokens']").fill("6")
+    set_max_tokens(page, 6)
     page.click("#run-btn")
-    _notice_has(page, "done")
+    notice_has(page, "done")
     page.locator("#tokens-box").click()
     page.wait_for_selector("#tok-chips .tok")
     original = (page.locator("#tok-chips .tok").count(), _chip_text(page),
                 page.locator("#tok-anomalies").inner_text())
     assert page.locator("#tok-chips .tok-output").count() >= 1
-    page.click("#copy-btn")
-    page.wait_for_function(
-        "() => (document.querySelector('#share-link textarea, #share-link input')?.value || '')"
-        ".startsWith('http')", timeout=30_000)
-    link = page.locator("#share-link textarea, #share-link input").first.input_value()
+    link = share_link(page)
     page.goto(link)
-    _notice_has(page, "Replay of saved run")
+    notice_has(page, "Replay of saved run")
     page.locator("#tokens-box").click()
     page.wait_for_selector("#tok-chips .tok")
     replayed = (page.locator("#tok-chips .tok").count(), _chip_text(page),

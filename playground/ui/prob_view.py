@@ -1,0 +1,60 @@
+"""The token-probabilities panel as escaped HTML, from the stored logprobs."""
+
+from __future__ import annotations
+
+import html
+import math
+
+from playground.inspect.probs import probability, summarize
+from playground.record import ModelRun, TokenStep
+from playground.ui.token_view import column_label, visible
+
+
+def _shade(p: float) -> str:
+    """Low probability = strong orange, high = pale: readable for colour-blind users by lightness."""
+    alpha = 0.85 * (1 - p) + 0.05
+    return f"background: rgba(230, 97, 1, {alpha:.3f})"
+
+
+def _title(step: TokenStep, position: int) -> str:
+    lines = [f"#{position} {step.text!r}: p={probability(step):.3f} (logprob {step.logprob:.3f})", "top 5:"]
+    lines += [f"  {alt.text!r}: p={math.exp(alt.logprob):.3f}" for alt in step.top]
+    return html.escape("\n".join(lines), quote=True)
+
+
+def column_html(model: ModelRun) -> str:
+    label = html.escape(column_label(model))
+    summary = summarize(model.steps)
+    if summary is None:
+        why = model.error or "no output tokens"
+        return f'<div class="pg-probs"><h4>{label}</h4><span class="pg-muted">{html.escape(why)}</span></div>'
+    spans = "".join(
+        f'<span class="ptok" data-p="{probability(s):.6f}" style="{_shade(probability(s))}" '
+        f'title="{_title(s, i)}">{visible(s.text) or "∅"}</span>'
+        for i, s in enumerate(model.steps)
+    )
+    lowest = "".join(
+        f"<li><code>{html.escape(repr(s.text))}</code> at {i}: p={probability(s):.3f}"
+        + (f" (model preferred <code>{html.escape(repr(s.top[0].text))}</code>)"
+           if s.top and s.top[0].token_id != s.token_id else "")
+        + "</li>"
+        for i, s in summary.lowest
+    )
+    return (
+        f'<div class="pg-probs" data-column="{model.column}"><h4>{label}</h4>'
+        f'<div class="pg-metrics"><span class="pg-metric">{summary.tokens} tokens</span>'
+        f'<span class="pg-metric">mean logprob {summary.mean_logprob:.3f}</span>'
+        f'<span class="pg-metric">perplexity {summary.perplexity:.2f}</span></div>'
+        f'<div class="pg-ptoks">{spans}</div>'
+        f'<div class="pg-muted">Least confident:</div><ol class="pg-lowest">{lowest}</ol></div>'
+    )
+
+
+def probs_html(models: list[ModelRun]) -> str:
+    if not models:
+        return '<span class="pg-muted">No run shown yet.</span>'
+    legend = (
+        '<div class="pg-muted">Darker = less likely. Hover a token for its probability and the '
+        "model's top-5 alternatives. Probabilities are the model's own (before temperature / top-p).</div>"
+    )
+    return legend + '<div class="pg-probs-grid">' + "".join(column_html(m) for m in models) + "</div>"
