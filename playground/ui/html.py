@@ -139,7 +139,7 @@ def rerun_report(saved_id: str, matches: list) -> str:  # list[ColumnMatch]
             verdict = f'<span class="pg-same">identical</span> ({m.new_tokens} tokens)'
         else:
             verdict = (
-                f'<span class="pg-diff">differs</span> at token {m.first_difference} '
+                f'<span class="pg-differs">differs</span> at token {m.first_difference} '
                 f"(saved {m.saved_tokens} tokens, now {m.new_tokens}): saved "
                 f"<code>{html.escape(m.saved_snippet)}</code> vs now "
                 f"<code>{html.escape(m.new_snippet)}</code>"
