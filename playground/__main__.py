@@ -38,6 +38,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.device = args.device
     if getattr(args, "db", None):
         settings.db_path = Path(args.db)
+    if getattr(args, "corpus", None):
+        settings.corpus_dir = Path(args.corpus)
     if getattr(args, "auth", None):
         try:
             settings.auth = parse_auth(args.auth)
@@ -107,6 +109,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         columns=[ColumnRequest(m, params) for m in args.model],
         capture_attention=not args.no_attention,
     )
+    if args.search != "none" and prompt.strip():
+        from playground.grounding.snapshot import SearchOptions, take_snapshot
+
+        options = SearchOptions(args.search, args.sources, args.fetch, settings.corpus_dir,
+                                settings.corpus_index, tuple(settings.fetch_allow))
+        request.search, notice = take_snapshot(prompt, options)
+        if notice:
+            print(f"playground: {notice}", file=sys.stderr)
     limits = AttentionLimits(settings.attention_tokens, settings.attention_bytes)
     engine = Engine(catalog, ModelPool(settings.data_dir, settings.device), limits)
     try:
@@ -291,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", action="append", help="extra model: id, .gguf path, directory or hub id")
     serve.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     serve.add_argument("--auth", help="user:password: put the page behind a login (env PLAYGROUND_AUTH)")
+    serve.add_argument("--corpus", help="folder of documents for local search (env PLAYGROUND_CORPUS)")
     serve.set_defaults(func=cmd_serve)
 
     compare = sub.add_parser("compare", help="run one prompt on several models, headless")
@@ -309,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the run record as JSON")
     compare.add_argument("--no-save", action="store_true", help="do not save the run to the session store")
     compare.add_argument("--no-attention", action="store_true", help="skip the attention capture pass")
+    compare.add_argument("--search", choices=["none", "local", "web"], default="none",
+                         help="ground the prompt: search once, give every model the same sources")
+    compare.add_argument("--sources", type=int, default=5, help="how many search results (default 5)")
+    compare.add_argument("--fetch", action="store_true", help="fetch page text of the top web results")
+    compare.add_argument("--corpus", help="folder of documents for --search local (env PLAYGROUND_CORPUS)")
     compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)

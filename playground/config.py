@@ -12,15 +12,21 @@ Environment variables (all optional):
   PLAYGROUND_AUTH         user:password; puts the page behind a login
   PLAYGROUND_ATTN_TOKENS  attention kept per column: at most this many trailing positions (256)
   PLAYGROUND_ATTN_BYTES   attention kept per column: at most this many bytes of float16 (8 MiB)
+  PLAYGROUND_CORPUS       folder of .txt/.md/.html documents for local search (default: assets/corpus)
+  PLAYGROUND_FETCH_ALLOW  comma-separated ip:port / CIDR entries the page fetcher may reach despite its
+                          private-address guard (default: none)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "corpus"
 
 
 def _env_list(name: str) -> list[str]:
@@ -58,6 +64,8 @@ class Settings:
     auth: tuple[str, str] | None = None
     attention_tokens: int = 256
     attention_bytes: int = 8 * 1024 * 1024
+    corpus_dir: Path = field(default_factory=lambda: SAMPLE_CORPUS)
+    fetch_allow: list[str] = field(default_factory=list)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -76,9 +84,18 @@ class Settings:
             settings.db_path = Path(os.environ["PLAYGROUND_DB"]).expanduser()
         settings.attention_tokens = _env_int("PLAYGROUND_ATTN_TOKENS", settings.attention_tokens)
         settings.attention_bytes = _env_int("PLAYGROUND_ATTN_BYTES", settings.attention_bytes)
+        if os.environ.get("PLAYGROUND_CORPUS"):
+            settings.corpus_dir = Path(os.environ["PLAYGROUND_CORPUS"]).expanduser()
+        settings.fetch_allow = _env_list("PLAYGROUND_FETCH_ALLOW")
         if os.environ.get("PLAYGROUND_AUTH"):
             settings.auth = parse_auth(os.environ["PLAYGROUND_AUTH"], "PLAYGROUND_AUTH")
         return settings
+
+    @property
+    def corpus_index(self) -> Path:
+        """The FTS5 index of the corpus folder, one per folder."""
+        digest = hashlib.sha256(str(self.corpus_dir.resolve()).encode()).hexdigest()[:16]
+        return self.data_dir / "corpus" / f"{digest}.sqlite3"
 
     @property
     def database(self) -> Path:

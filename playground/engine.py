@@ -20,13 +20,25 @@ from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
 from playground.backends.base import Backend, BackendError, MemoryProbe
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
+from playground.grounding.citations import check_citations
+from playground.grounding.prompt import build_grounded_prompt
+from playground.grounding.providers import SearchResult
 from playground.inspect.tokens import find_anomalies
-from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun, Run, TokenStep
+from playground.record import (
+    GenerationParams,
+    Metrics,
+    ModelIdentity,
+    ModelRun,
+    Run,
+    SearchSnapshot,
+    TokenStep,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS_LIMIT = 32768
 MAX_PROMPT_CHARS = 2_000_000
+GROUNDING_MARGIN_TOKENS = 16  # slack between the fitted sources and the window
 
 
 class RequestError(ValueError):
@@ -47,6 +59,7 @@ class RunRequest:
     specials_as_text: bool = False  # typed "<|im_end|>" etc. tokenized as plain text
     tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
     capture_attention: bool = True  # one extra forward pass per finished column
+    search: SearchSnapshot | None = None  # sources given to every model (searched once, by the caller)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class _Column:
     first_token_at: float = 0.0
     busy_s: float = 0.0
     capture: bool = False
+    sources: int = 0  # numbered sources this column's prompt carries
     shown_text: str = ""
     done: bool = False
 
@@ -138,7 +152,8 @@ class Engine:
         """Validate now, then return the record and the events that fill it as they happen."""
         validate_request(request)
         run = Run(prompt=request.prompt, system_prompt=request.system_prompt,
-                  specials_as_text=request.specials_as_text, capture_attention=request.capture_attention)
+                  specials_as_text=request.specials_as_text, capture_attention=request.capture_attention,
+                  search=request.search)
         columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
         return run, self._events(run, columns, cancel or threading.Event(), request.tokenize_only)
 
@@ -207,17 +222,19 @@ class Engine:
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
         try:
-            encoding = backend.encode_prompt(run.prompt, run.system_prompt, run.specials_as_text)
+            prompt_text = self._grounded_prompt(col, backend, run)
+            encoding = backend.encode_prompt(prompt_text, run.system_prompt, run.specials_as_text)
+            user_tokens = backend.count_tokens(run.prompt, run.specials_as_text)
         except Exception as exc:  # noqa: BLE001 - a tokenizer failure is this column's problem
             self._fail(col, f"could not build the prompt: {exc}")
             return
         record.prompt_token_ids = encoding.token_ids
         record.prompt_pieces = encoding.pieces
-        record.user_text_tokens = encoding.user_tokens
+        record.user_text_tokens = user_tokens
         record.metrics.prompt_tokens = len(encoding.token_ids)
         record.anomalies = find_anomalies(
             encoding.pieces,
-            user_chars=len(run.prompt),
+            user_chars=len(prompt_text),
             user_tokens=encoding.user_tokens,
             specials=encoding.special_literals,
             specials_as_text=run.specials_as_text,
@@ -236,6 +253,19 @@ class Engine:
         col.probe = backend.memory_probe()
         col.gen_started = time.perf_counter()
         col.steps = backend.stream(encoding.token_ids, record.params, lambda: False)
+
+    @staticmethod
+    def _grounded_prompt(col: _Column, backend: Backend, run: Run) -> str:
+        """The run's sources, numbered, fitted to this model's window by its own tokenizer."""
+        if run.search is None or not run.search.results:
+            return run.prompt
+        frame = len(backend.encode_prompt("", run.system_prompt).token_ids) + GROUNDING_MARGIN_TOKENS
+        budget = backend.context_window - col.record.params.max_new_tokens - frame
+        results = [SearchResult(s.title, s.url, s.snippet, s.text) for s in run.search.results]
+        grounded = build_grounded_prompt(run.prompt, results, backend.count_tokens, budget)
+        col.record.grounding_notice = grounded.notice
+        col.sources = grounded.sources_used
+        return grounded.text
 
     # -- the loop ----------------------------------------------------------
 
@@ -388,6 +418,9 @@ class Engine:
             record.error = message
         if reason in ("cancelled", "timeout", "error") and not record.attention_note:
             record.attention_note = "no attention: this column did not finish"
+        if col.sources:
+            report = check_citations(record.text, col.sources)
+            record.cited, record.invalid_citations = report.cited, report.invalid
         if col.steps is not None:
             col.steps.close()
         m: Metrics = record.metrics

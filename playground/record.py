@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 3  # 2: token pieces, anomalies; 3: attention (older files still load)
+SCHEMA_VERSION = 4  # 2: token pieces, anomalies; 3: attention; 4: search snapshot (older files load)
 
 
 @dataclass
@@ -111,6 +111,27 @@ class AttentionCapture:
 
 
 @dataclass
+class Source:
+    """One search result as every model received it, numbered by its place in the snapshot."""
+
+    title: str
+    url: str
+    snippet: str
+    text: str = ""  # extracted page text, when fetched
+
+
+@dataclass
+class SearchSnapshot:
+    """The one search of a run, given identically to every model (and reused by Run again)."""
+
+    query: str
+    provider: str  # web | local
+    created_at: float
+    results: list[Source] = field(default_factory=list)
+    notice: str = ""  # e.g. "no results", "page text not fetched for [2]: timeout"
+
+
+@dataclass
 class Metrics:
     load_s: float = 0.0
     loaded_from_cache: bool = False
@@ -141,10 +162,21 @@ class ModelRun:
     anomalies: list[Anomaly] = field(default_factory=list)
     attention: AttentionCapture | None = None
     attention_note: str = ""  # why there is no attention (not asked, not supported, failed)
+    grounding_notice: str = ""  # e.g. "3 of 5 sources fit in this model's context window"
+    cited: list[int] = field(default_factory=list)  # source numbers the answer cites that exist
+    invalid_citations: list[int] = field(default_factory=list)  # cited numbers with no such source
 
     @property
     def output_token_ids(self) -> list[int]:
         return [s.token_id for s in self.steps]
+
+
+def new_run_id() -> str:
+    """136 random bits as 23 URL-safe characters, never starting with "-" (a CLI would read an option)."""
+    while True:
+        run_id = secrets.token_urlsafe(17)
+        if not run_id.startswith("-"):
+            return run_id
 
 
 @dataclass
@@ -154,7 +186,8 @@ class Run:
     models: list[ModelRun] = field(default_factory=list)
     specials_as_text: bool = False  # literal "<|im_end|>" etc. in typed text tokenized as plain text
     capture_attention: bool = True
-    id: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # 128 random bits, URL-safe
+    search: SearchSnapshot | None = None
+    id: str = field(default_factory=lambda: new_run_id())
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION
 
@@ -227,6 +260,6 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
 
 _RECORD_TYPES = (
     GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, AttentionCapture, Metrics,
-    ModelRun,
+    ModelRun, Source, SearchSnapshot,
 )
 _NESTED.update({c.__name__: c for c in _RECORD_TYPES})

@@ -116,7 +116,7 @@ def history(compared: tuple[Path, dict], tmp_path: Path) -> Path:
 def test_compare_json_reports_where_it_saved_the_run(data_dir: Path, compared: tuple[Path, dict]) -> None:
     db, output = compared
     saved_id = output["saved_id"]
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", saved_id)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{22}", saved_id)
     assert saved_id == output["id"]
     record = {k: v for k, v in output.items() if k != "saved_id"}
     assert Run.from_dict(record).prompt == PROMPT

@@ -87,12 +87,12 @@ def test_saving_the_same_run_again_replaces_it(store: SessionStore) -> None:
 # -- ids -----------------------------------------------------------------------------------
 
 
-def test_run_ids_are_22_url_safe_characters_and_distinct() -> None:
+def test_run_ids_are_23_url_safe_characters_and_distinct() -> None:
     ids = [Run(prompt="x").id for _ in range(2000)]
     assert len(set(ids)) == len(ids)
     for run_id in ids:
-        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", run_id), run_id
-    # 22 base64url characters carry 132 bits; token_urlsafe(16) fills 128 of them with randomness:
+        assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{22}", run_id), run_id  # never an option-like "-"
+    # 23 base64url characters from token_urlsafe(17) carry 136 random bits:
     # across 2000 ids every position, and both cases of letters, show up.
     alphabet = set("".join(ids))
     assert len(alphabet) >= 60
@@ -100,9 +100,9 @@ def test_run_ids_are_22_url_safe_characters_and_distinct() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "abc", "../etc/passwd", "x" * 10 + "/" + "x" * 11, "x" * 23, "x" * 21, "x" * 21 + "=",
-     "x" * 21 + " "],
-    ids=["empty", "short", "path", "slash", "23-chars", "21-chars", "padding", "space"],
+    ["", "abc", "../etc/passwd", "x" * 10 + "/" + "x" * 11, "x" * 24, "x" * 21, "x" * 22 + "=",
+     "x" * 22 + " "],
+    ids=["empty", "short", "path", "slash", "24-chars", "21-chars", "padding", "space"],
 )
 def test_malformed_ids_are_refused(store: SessionStore, bad: str) -> None:
     with pytest.raises(SessionError, match="is not a session id"):

@@ -28,7 +28,14 @@ def request_from(run: Run) -> RunRequest:
     columns = [
         ColumnRequest(m.identity.catalog_id or m.identity.location, m.params) for m in run.models
     ]
-    return RunRequest(prompt=run.prompt, system_prompt=run.system_prompt, columns=columns)
+    return RunRequest(
+        prompt=run.prompt,
+        system_prompt=run.system_prompt,
+        columns=columns,
+        specials_as_text=run.specials_as_text,
+        capture_attention=run.capture_attention,
+        search=run.search,  # the saved snapshot: Run again never searches again
+    )
 
 
 def compare_runs(saved: Run, new: Run) -> list[ColumnMatch]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from playground.record import RecordError, Run
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16): 128 random bits
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,23}$")  # record.new_run_id(): 23 chars, 136 random bits
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -195,7 +195,7 @@ def check_id(session_id: str) -> None:
     if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
         shown = str(session_id)[:40]
         raise SessionError(
-            f"{shown!r} is not a session id: ids are 22 characters of letters, digits, '-' and '_'"
+            f"{shown!r} is not a session id: ids are 23 characters of letters, digits, '-' and '_'"
         )
 
 

@@ -26,6 +26,7 @@ from playground.backends.pool import ModelPool
 from playground.catalog import Catalog
 from playground.config import Settings
 from playground.engine import AttentionLimits, ColumnRequest, Engine, RequestError, RunRequest
+from playground.grounding.snapshot import SearchOptions, take_snapshot
 from playground.inspect.agreement import LEXICAL_METHOD, run_agreement
 from playground.inspect.attention import VIEWS as ATTN_VIEWS
 from playground.inspect.attention import view as attention_view
@@ -38,11 +39,13 @@ from playground.sessions.store import SessionError, SessionStore
 from playground.ui import diff_view as DV
 from playground.ui import html as H
 from playground.ui import prob_view as PV
+from playground.ui import sources_view as SV
 from playground.ui import token_view as TV
 from playground.ui.plots import agreement_figure, attention_heatmap, sink_figure, token_counts_figure
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 STREAM_INTERVAL_S = 0.08  # at most ~12 page updates a second while tokens stream
+GROUNDING_CHOICES = {"off": "none", "local corpus": "local", "web": "web"}
 
 
 class LiveRuns:
@@ -182,6 +185,14 @@ def build_app(
                 specials_as_text = gr.Checkbox(
                     False, label="Treat special-token strings in my text (e.g. <|im_end|>) as plain text",
                     elem_id="specials-as-text")
+                with gr.Row():
+                    grounding = gr.Radio(
+                        list(GROUNDING_CHOICES), value="off", elem_id="grounding",
+                        label="Grounding: one search, the same numbered sources for every model",
+                    )
+                    n_sources = gr.Slider(1, 10, value=5, step=1, label="Sources", elem_id="n-sources")
+                    fetch_pages = gr.Checkbox(False, label="Fetch page text of the top results (web)",
+                                              elem_id="fetch-pages")
             with gr.Column(scale=1, min_width=180):
                 run_btn = gr.Button("Run ▶", variant="primary", elem_id="run-btn")
                 stop_btn = gr.Button("Stop ■", variant="stop", interactive=False, elem_id="stop-btn")
@@ -241,6 +252,8 @@ def build_app(
             attn_sinks = gr.Plot(elem_id="attn-sinks", show_label=False)
         with gr.Accordion("Token probabilities", open=False, elem_id="probs-box"):
             probs_panel = gr.HTML(elem_id="probs", padding=False)
+        with gr.Accordion("Sources", open=False, elem_id="sources-box"):
+            sources_panel = gr.HTML(elem_id="sources", padding=False)
         with gr.Accordion("Compare outputs", open=False, elem_id="diff-box"):
             diff_base = gr.Dropdown(label="Baseline column", choices=[], elem_id="diff-base")
             diff_panel = gr.HTML(elem_id="diff", padding=False)
@@ -434,7 +447,7 @@ def build_app(
             if record is None:
                 return {}
             return (token_panel(record) | attention_panel(record) | compare_panel(record)
-                    | {probs_panel: PV.probs_html(record.models)})
+                    | {probs_panel: PV.probs_html(record.models), sources_panel: SV.sources_html(record)})
 
         def pick_column(data: dict | None, label: str) -> dict:
             if not data or not label:
@@ -477,7 +490,9 @@ def build_app(
 
         # -- running ----------------------------------------------------------------------
 
-        def execute(run_request: RunRequest, chosen: list[int], session: str) -> Iterator[dict[Any, Any]]:
+        def execute(
+            run_request: RunRequest, chosen: list[int], session: str, search_notice: str = ""
+        ) -> Iterator[dict[Any, Any]]:
             """Stream one run into the chosen slots, then save it; the record is the return value."""
             flag = live.start(session)
             try:
@@ -514,6 +529,10 @@ def build_app(
             summary = f"done: {answered} of {len(record.models)} column(s) answered"
             if flag.is_set():
                 summary = "stopped: partial outputs kept"
+            if record.search is not None and record.search.results:
+                summary += f"; grounded on {len(record.search.results)} {record.search.provider} source(s)"
+            if search_notice:
+                summary += f" ({search_notice})"
             try:
                 store.save(record)
                 saved = session_updates(record.id)
@@ -527,7 +546,17 @@ def build_app(
 
         def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
             chosen = [i for i, on in enumerate(data[active]) if on and (data[slots[i].model] or "").strip()]
-            yield from execute(request_of(data, chosen), chosen, request.session_hash or "anonymous")
+            run_request = request_of(data, chosen)
+            notice = ""
+            provider = GROUNDING_CHOICES[data[grounding]]
+            if provider != "none" and run_request.prompt.strip():
+                yield {page_notice: H.notice(f"searching ({data[grounding]})…")}
+                options = SearchOptions(
+                    provider, int(data[n_sources]), bool(data[fetch_pages]), settings.corpus_dir,
+                    settings.corpus_index, tuple(settings.fetch_allow),
+                )
+                run_request.search, notice = take_snapshot(run_request.prompt, options)
+            yield from execute(run_request, chosen, request.session_hash or "anonymous", notice)
 
         def request_of(data: dict[Any, Any], chosen: list[int], tokenize_only: bool = False) -> RunRequest:
             return RunRequest(
@@ -622,7 +651,7 @@ def build_app(
         def search_history(query: str) -> str:
             return H.history(store.recent(limit=HISTORY_ROWS, query=query or ""), query or "")
 
-        inputs = {prompt, system, active, specials_as_text}
+        inputs = {prompt, system, active, specials_as_text, grounding, n_sources, fetch_pages}
         for slot in slots:
             inputs.update(slot.param_inputs())
         session_outputs = [current_id, share_link, copy_btn, again_btn, delete_btn, export_btn]
@@ -631,7 +660,7 @@ def build_app(
                         attn_sinks]
         compare_outputs = [diff_base, diff_panel, agree_lexical, agree_semantic, agree_note]
         panel_outputs = [shown_run, tok_model, tok_jump, tok_page, tok_anomalies, tok_chips, tok_counts,
-                         tok_plot, *attn_outputs, probs_panel, *compare_outputs]
+                         tok_plot, *attn_outputs, probs_panel, *compare_outputs, sources_panel]
         outputs = [run_btn, stop_btn, page_notice, loaded_info, rerun_report, *session_outputs,
                    *panel_outputs]
         for slot in slots:
