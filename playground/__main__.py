@@ -57,6 +57,19 @@ def _catalog(settings: Settings, extra: list[str]):  # noqa: ANN202 - avoid impo
         raise CliError(str(exc)) from exc
 
 
+def _catalog_with(settings: Settings, models: list[str] | None):  # noqa: ANN202
+    """The catalog, after checking that every --model names something that can be found."""
+    if not models:
+        raise CliError("give at least one --model (see `python -m playground catalog`)")
+    catalog = _catalog(settings, [])
+    for ref in models:
+        try:
+            catalog.get(ref)
+        except ValueError as exc:  # CatalogError
+            raise CliError(str(exc)) from exc
+    return catalog
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     settings = _settings(args)
     catalog = _catalog(settings, [])
@@ -81,14 +94,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
 
     settings = _settings(args)
-    if not args.model:
-        raise CliError("give at least one --model (see `python -m playground catalog`)")
-    catalog = _catalog(settings, [])
-    for ref in args.model:
-        try:
-            catalog.get(ref)
-        except ValueError as exc:  # CatalogError
-            raise CliError(str(exc)) from exc
+    catalog = _catalog_with(settings, args.model)
     params = GenerationParams(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -165,14 +171,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
 
     settings = _settings(args)
-    if not args.model:
-        raise CliError("give at least one --model (see `python -m playground catalog`)")
-    catalog = _catalog(settings, [])
-    for ref in args.model:
-        try:
-            catalog.get(ref)
-        except ValueError as exc:  # CatalogError
-            raise CliError(str(exc)) from exc
+    catalog = _catalog_with(settings, args.model)
     text = sys.stdin.read() if args.text == "-" else args.text
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     request = RunRequest(prompt=text, system_prompt=args.system or "",
