@@ -159,8 +159,7 @@ class Engine:
 
     def tokenize(self, request: RunRequest) -> Run:
         """Tokens and anomalies for every column, without generating."""
-        request.tokenize_only = True
-        return self.run(request)
+        return self.run(replace(request, tokenize_only=True))
 
     def _events(
         self, run: Run, columns: list[_Column], cancel: threading.Event, tokenize_only: bool = False
