@@ -55,6 +55,11 @@ def engine_run(engine: Engine, model_ref: str, tokens: int) -> dict[str, object]
                 "error": m.error,
                 "metrics": m.metrics.__dict__,
                 "text_start": m.text[:160],
+                "attention": None if m.attention is None else {
+                    "layers": m.attention.layers, "heads": m.attention.heads, "tokens": m.attention.tokens,
+                    "notice": m.attention.notice, "sink_first_last_layer": m.attention.sink_first[-1],
+                },
+                "attention_note": m.attention_note,
             }
             for m in run.models
         ],
@@ -104,6 +109,7 @@ def main() -> None:
     print("token events:", warm["token_events"], "first at", warm["first_event_s"], "last at",
           warm["last_event_s"])
     print("plain generate():", result["plain_generate"])
+    print("attention:", [c["attention"] or c["attention_note"] for c in warm["columns"]])
     Path(args.out).write_text(json.dumps(result, indent=2))
 
 
