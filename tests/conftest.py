@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
-from playground.catalog import Catalog
+from playground.catalog import GEMMA3, SMOLLM2, Catalog
 from playground.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,3 +42,13 @@ def pool(data_dir: Path) -> ModelPool:
 @pytest.fixture(scope="session")
 def engine(catalog: Catalog, pool: ModelPool) -> Engine:
     return Engine(catalog, pool)
+
+
+@pytest.fixture(scope="session")
+def smollm2(pool: ModelPool) -> LocalBackend:
+    return pool.get(SMOLLM2)
+
+
+@pytest.fixture(scope="session")
+def gemma(pool: ModelPool) -> LocalBackend:
+    return pool.get(GEMMA3)

@@ -47,16 +47,6 @@ def assert_answered(model: ModelRun) -> None:
     assert model.steps
 
 
-@pytest.fixture(scope="module")
-def smollm2(pool: ModelPool) -> LocalBackend:
-    return pool.get(SMOLLM2)
-
-
-@pytest.fixture(scope="module")
-def gemma(pool: ModelPool) -> LocalBackend:
-    return pool.get(GEMMA3)
-
-
 # -- both bundled models answer ------------------------------------------------------
 
 

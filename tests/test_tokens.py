@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from playground.backends.local import LocalBackend
-from playground.backends.pool import ModelPool
-from playground.catalog import GEMMA3, SMOLLM2
 from playground.engine import ColumnRequest, Engine, RunRequest
 from playground.inspect import tokens as T
 from playground.record import Anomaly, GenerationParams, Run, TokenPiece
@@ -23,16 +21,6 @@ from playground.ui import token_view as TV
 pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parent.parent
 IM_END = 2  # SmolLM2's <|im_end|>
-
-
-@pytest.fixture(scope="module")
-def smollm2(pool: ModelPool) -> LocalBackend:
-    return pool.get(SMOLLM2)
-
-
-@pytest.fixture(scope="module")
-def gemma(pool: ModelPool) -> LocalBackend:
-    return pool.get(GEMMA3)
 
 
 def _tokenize(engine: Engine, text: str, *models: str, specials_as_text: bool = False, **params) -> Run:

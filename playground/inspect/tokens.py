@@ -148,21 +148,3 @@ def find_anomalies(
         *check_repeat_run(pieces),
         *check_byte_fallback(pieces, unk_id),
     ]
-
-
-@dataclass(frozen=True)
-class TokenCount:
-    """The same user text through one model's tokenizer (the cross-model comparison)."""
-
-    model: str
-    tokens: int
-    chars: int
-    context_window: int
-
-    @property
-    def chars_per_token(self) -> float:
-        return self.chars / self.tokens if self.tokens else 0.0
-
-    @property
-    def window_share(self) -> float:
-        return self.tokens / self.context_window if self.context_window else 0.0
