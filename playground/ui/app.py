@@ -310,17 +310,17 @@ def build_app(
                 updates[slot.output] = H.markdown_safe(model_run.text)
             return updates
 
-        def session_updates(run_id: str) -> dict[Any, Any]:
-            """The session bar for a saved run (or for none)."""
-            saved = bool(run_id)
+        def session_updates(record: Run | None) -> dict[Any, Any]:
+            """The session bar for a saved run (or none); the export comes from the record in hand."""
+            saved = record is not None
+            run_id = record.id if saved else ""
             return {
                 current_id: run_id,
                 share_link: f"?session={run_id}" if saved else "",
                 copy_btn: gr.update(interactive=saved),
                 again_btn: gr.update(interactive=saved),
                 delete_btn: gr.update(interactive=saved),
-                export_btn: gr.update(value=_export_file(store, run_id) if saved else None,
-                                      interactive=saved),
+                export_btn: gr.update(value=_export_file(record) if saved else None, interactive=saved),
             }
 
         def token_panel(record: Run | None, column: int = 0, page: int = 1, highlight: int = -1) -> dict:
@@ -331,7 +331,7 @@ def build_app(
             model = record.models[column]
             pages = TV.page_count(model)
             return {
-                shown_run: record.to_dict(),
+                shown_run: record,
                 tok_model: gr.update(choices=[TV.column_label(m) for m in record.models],
                                      value=TV.column_label(model)),
                 tok_jump: gr.update(choices=TV.anomaly_choices(model), value=None),
@@ -382,11 +382,11 @@ def build_app(
             updates[attn_sinks] = sink_figure(series)
             return updates
 
-        def redraw_attention(data: dict | None, a: str, b: str, layer: int, mode: str, head: float | None,
+        def redraw_attention(data: Run | None, a: str, b: str, layer: int, mode: str, head: float | None,
                              first: float | None, last: float | None) -> dict:
             if not data:
                 return {}
-            return attention_panel(Run.from_dict(data), a, b, layer, mode, int(head or 0),
+            return attention_panel(data, a, b, layer, mode, int(head or 0),
                                    None if first is None else int(first), None if last is None else int(last))
 
         def compare_panel(record: Run | None, baseline: str | None = None) -> dict:
@@ -409,13 +409,13 @@ def build_app(
                     agreement.labels, agreement.lexical, f"Lexical similarity ({method})")
             return updates
 
-        def pick_baseline(data: dict | None, baseline: str) -> dict:
-            return compare_panel(Run.from_dict(data), baseline) if data else {}
+        def pick_baseline(data: Run | None, baseline: str) -> dict:
+            return compare_panel(data, baseline) if data else {}
 
-        def semantic(data: dict | None) -> dict:
+        def semantic(data: Run | None) -> dict:
             if not data:
                 return {agree_note: H.notice("run something first", "warn")}
-            record = Run.from_dict(data)
+            record = data
             try:
                 agreement = run_agreement(record, EmbeddingModel.shared())
             except Exception as exc:  # noqa: BLE001 - a missing model is a message, not a crash
@@ -428,12 +428,9 @@ def build_app(
                 agree_note: H.agreement_note(agreement.skipped, agreement.semantic_model),
             }
 
-        def run_vs_run(data: dict | None, a: str, col_a: float | None, b: str, col_b: float | None) -> str:
+        def run_vs_run(data: Run | None, a: str, col_a: float | None, b: str, col_b: float | None) -> str:
             try:
-                if (a or "").strip():
-                    run_a = store.get(_session_id(a))
-                else:
-                    run_a = Run.from_dict(data) if data else None
+                run_a = store.get(_session_id(a)) if (a or "").strip() else data
                 if run_a is None:
                     return H.notice("give run A (or show a run first)", "error")
                 run_b = store.get(_session_id(b))
@@ -449,23 +446,23 @@ def build_app(
             return (token_panel(record) | attention_panel(record) | compare_panel(record)
                     | {probs_panel: PV.probs_html(record.models), sources_panel: SV.sources_html(record)})
 
-        def pick_column(data: dict | None, label: str) -> dict:
+        def pick_column(data: Run | None, label: str) -> dict:
             if not data or not label:
                 return {}
-            return token_panel(Run.from_dict(data), int(label.split(" ")[0]) - 1)
+            return token_panel(data, TV.column_of(label))
 
-        def turn_page(data: dict | None, label: str, page: float) -> dict:
+        def turn_page(data: Run | None, label: str, page: float) -> dict:
             if not data or not label:
                 return {}
-            model = Run.from_dict(data).models[int(label.split(" ")[0]) - 1]
+            model = data.models[TV.column_of(label)]
             return {tok_chips: TV.chips_html(model, int(page))}
 
-        def jump(data: dict | None, label: str, position: int | None) -> dict:
+        def jump(data: Run | None, label: str, position: int | None) -> dict:
             if not data or not label or position is None:
                 return {}
-            column = int(label.split(" ")[0]) - 1
+            column = TV.column_of(label)
             page = int(position) // TV.PAGE_SIZE + 1
-            panel = token_panel(Run.from_dict(data), column, page, int(position))
+            panel = token_panel(data, column, page, int(position))
             panel.pop(tok_jump)  # keep the choice shown
             return panel
 
@@ -486,7 +483,7 @@ def build_app(
                 message += f" Only the first {n_slots} of {len(record.models)} columns are shown."
             updates[page_notice] = H.notice(message)
             updates[rerun_report] = ""
-            return updates | session_updates(record.id) | evidence(record)
+            return updates | session_updates(record) | evidence(record)
 
         # -- running ----------------------------------------------------------------------
 
@@ -535,10 +532,10 @@ def build_app(
                 summary += f" ({search_notice})"
             try:
                 store.save(record)
-                saved = session_updates(record.id)
+                saved = session_updates(record)
             except sqlite3.Error as exc:
                 summary += f"; could not save the run: {exc}"
-                saved = session_updates("")
+                saved = session_updates(None)
             yield {run_btn: gr.update(interactive=True), stop_btn: gr.update(interactive=False),
                    page_notice: H.notice(summary, "info" if answered else "error"),
                    loaded_info: H.loaded_models(_loaded_rows(engine)), **saved, **evidence(record)}
@@ -645,7 +642,7 @@ def build_app(
             except SessionError as exc:
                 return {page_notice: H.notice(str(exc), "error")}
             message = f"deleted run {run_id}" if gone else f"run {run_id} was already deleted"
-            return session_updates("") | {page_notice: H.notice(message),
+            return session_updates(None) | {page_notice: H.notice(message),
                                           history: H.history(store.recent(limit=HISTORY_ROWS))}
 
         def search_history(query: str) -> str:
@@ -725,12 +722,12 @@ def _session_id(text: str) -> str:
     return text.split("session=", 1)[1].split("&", 1)[0] if "session=" in text else text
 
 
-def _export_file(store: SessionStore, run_id: str) -> str:
+def _export_file(record: Run) -> str:
     """Write the export of a saved run to a temp file for the download button."""
     folder = Path(tempfile.gettempdir()) / "playground-exports"
     folder.mkdir(exist_ok=True)
-    path = folder / f"playground-run-{run_id}.json"
-    path.write_text(export_bundle(store.get(run_id)), encoding="utf-8")
+    path = folder / f"playground-run-{record.id}.json"
+    path.write_text(export_bundle(record), encoding="utf-8")
     return str(path)
 
 

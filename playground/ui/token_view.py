@@ -103,6 +103,11 @@ def column_label(model: ModelRun) -> str:
     return f"{model.column + 1} · {model.identity.catalog_id}"
 
 
+def column_of(label: str) -> int:
+    """The run column a column_label() names."""
+    return int(label.split(" ")[0]) - 1
+
+
 def anomaly_choices(model: ModelRun) -> list[tuple[str, int]]:
     return [
         (f"{a.kind.replace('_', ' ')} at token {a.position}", a.position)
