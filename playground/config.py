@@ -15,11 +15,21 @@ Environment variables (all optional):
   PLAYGROUND_CORPUS       folder of .txt/.md/.html documents for local search (default: assets/corpus)
   PLAYGROUND_FETCH_ALLOW  comma-separated ip:port / CIDR entries the page fetcher may reach despite its
                           private-address guard (default: none)
+  PLAYGROUND_SHARED_HISTORY  1: every user sees (and may delete) every saved run (default: each browser
+                          or login sees its own; share links open for anyone)
+  PLAYGROUND_ALLOW_ANY_MODEL  1/0: may web users type paths and hub ids into a column? (default: yes on a
+                          loopback host, no otherwise: then only catalog models and those named at launch)
+  PLAYGROUND_LOAD_TIMEOUT seconds a model load may take before its column gives up (default 900)
+  PLAYGROUND_MEMORY_BUDGET  bytes of weights the pool keeps loaded before evicting idle models,
+                          least recently used first (default: 0 = 60% of the device's memory)
+  PLAYGROUND_SEARCH_REGION / PLAYGROUND_SEARCH_SAFESEARCH / PLAYGROUND_SEARCH_TIMELIMIT
+                          web search region (wt-wt), safe-search (on|moderate|off), time limit (d|w|m|y)
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +51,33 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool | None) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_auth(value: str, where: str = "--auth") -> tuple[str, str]:
@@ -66,6 +103,13 @@ class Settings:
     attention_bytes: int = 8 * 1024 * 1024
     corpus_dir: Path = field(default_factory=lambda: SAMPLE_CORPUS)
     fetch_allow: list[str] = field(default_factory=list)
+    shared_history: bool = False
+    allow_any_model: bool | None = None  # None: yes on a loopback host, no otherwise (see allows_any_model)
+    load_timeout_s: float = 900.0
+    memory_budget_bytes: int = 0  # 0: 60% of the device's memory
+    search_region: str = "wt-wt"
+    search_safesearch: str = "moderate"
+    search_timelimit: str = ""  # "" | d | w | m | y
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -87,9 +131,24 @@ class Settings:
         if os.environ.get("PLAYGROUND_CORPUS"):
             settings.corpus_dir = Path(os.environ["PLAYGROUND_CORPUS"]).expanduser()
         settings.fetch_allow = _env_list("PLAYGROUND_FETCH_ALLOW")
+        settings.shared_history = bool(_env_bool("PLAYGROUND_SHARED_HISTORY", False))
+        settings.allow_any_model = _env_bool("PLAYGROUND_ALLOW_ANY_MODEL", None)
+        settings.load_timeout_s = _env_float("PLAYGROUND_LOAD_TIMEOUT", settings.load_timeout_s)
+        settings.memory_budget_bytes = _env_int("PLAYGROUND_MEMORY_BUDGET", settings.memory_budget_bytes)
+        settings.search_region = os.environ.get("PLAYGROUND_SEARCH_REGION", settings.search_region).strip()
+        settings.search_safesearch = os.environ.get(
+            "PLAYGROUND_SEARCH_SAFESEARCH", settings.search_safesearch).strip().lower()
+        settings.search_timelimit = os.environ.get("PLAYGROUND_SEARCH_TIMELIMIT", "").strip().lower()
         if os.environ.get("PLAYGROUND_AUTH"):
             settings.auth = parse_auth(os.environ["PLAYGROUND_AUTH"], "PLAYGROUND_AUTH")
         return settings
+
+    @property
+    def allows_any_model(self) -> bool:
+        """Web users may load arbitrary paths / hub ids only where it was allowed, or on loopback."""
+        if self.allow_any_model is not None:
+            return self.allow_any_model
+        return self.host in LOOPBACK_HOSTS
 
     @property
     def corpus_index(self) -> Path:

@@ -24,6 +24,7 @@ from playground.grounding.citations import check_citations
 from playground.grounding.prompt import build_grounded_prompt
 from playground.grounding.providers import SearchResult
 from playground.inspect.tokens import find_anomalies
+from playground.params import MAX_NEW_TOKENS_LIMIT, validate_params  # noqa: F401 - re-exported
 from playground.record import (
     GenerationParams,
     Metrics,
@@ -36,7 +37,6 @@ from playground.record import (
 
 log = logging.getLogger(__name__)
 
-MAX_NEW_TOKENS_LIMIT = 32768
 MAX_PROMPT_CHARS = 2_000_000
 GROUNDING_MARGIN_TOKENS = 16  # slack between the fitted sources and the window
 
@@ -78,28 +78,6 @@ class Event:
     column: int = -1
     message: str = ""
     delta: str = ""
-
-
-def validate_params(params: GenerationParams) -> list[str]:
-    """Everything wrong with one column's parameters, as user-facing sentences."""
-    problems = []
-    if not 1 <= params.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-        problems.append(
-            f"max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {params.max_new_tokens}"
-        )
-    if params.temperature < 0:
-        problems.append(f"temperature must be 0 (greedy) or positive, got {params.temperature}")
-    if not 0 < params.top_p <= 1:
-        problems.append(f"top-p must be in (0, 1], got {params.top_p}")
-    if params.top_k < 0:
-        problems.append(f"top-k must be 0 (off) or positive, got {params.top_k}")
-    if params.repetition_penalty <= 0:
-        problems.append(f"repetition penalty must be positive, got {params.repetition_penalty}")
-    if params.timeout_s <= 0:
-        problems.append(f"request timeout must be positive, got {params.timeout_s}")
-    if any(not s for s in params.stop):
-        problems.append("stop strings must not be empty")
-    return problems
 
 
 def validate_request(request: RunRequest) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 4  # 2: token pieces, anomalies; 3: attention; 4: search snapshot (older files load)
+SCHEMA_VERSION = 5  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
+# 5: model reference, weights + KV-cache memory (older files load)
+SUPPORTED_VERSIONS = range(1, SCHEMA_VERSION + 1)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ModelIdentity:
     context_window: int = 0
     prompt_format: str = ""  # "chat template" | "raw completion"
     libraries: dict[str, str] = field(default_factory=dict)
+    reference: str = ""  # what the user picked (catalog id, path or hub id): Run again loads this
 
 
 @dataclass
@@ -140,8 +144,10 @@ class Metrics:
     ttft_s: float = 0.0
     decode_tok_s: float = 0.0
     total_s: float = 0.0
-    peak_memory_bytes: int = 0
-    memory_kind: str = ""  # "cuda allocator peak" | "process RSS growth"
+    peak_memory_bytes: int = 0  # allocator peak, only when no other column or run overlapped (else 0)
+    memory_kind: str = ""  # what peak_memory_bytes measured, e.g. "cuda allocator peak"
+    weights_bytes: int = 0  # the model's parameters and buffers (shared by columns of one model)
+    kv_cache_bytes: int = 0  # this column's KV cache at its last token, computed from the model shape
 
 
 @dataclass
@@ -202,7 +208,7 @@ class Run:
         if not isinstance(data, dict):
             raise RecordError(f"run: expected an object, got {_kind(data)}")
         version = data.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
             raise RecordError(
                 f"unsupported run record schema version {version!r} "
                 f"(this playground reads versions 1..{SCHEMA_VERSION})"
@@ -255,7 +261,15 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
         raise RecordError(f"{path}: no reader for type {name}")
     if not isinstance(value, allowed) or (name != "bool" and isinstance(value, bool)):
         raise RecordError(f"{path}: expected {name}, got {_kind(value)}")
-    return float(value) if name == "float" else value
+    if name == "float":
+        try:
+            number = float(value)
+        except OverflowError:  # an int of hundreds of digits
+            number = math.inf
+        if not math.isfinite(number):
+            raise RecordError(f"{path}: expected a finite number, got {str(value)[:40]}")
+        return number
+    return value
 
 
 _RECORD_TYPES = (
