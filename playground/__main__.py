@@ -115,14 +115,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
         columns=[ColumnRequest(m, params) for m in args.model],
         capture_attention=not args.no_attention,
     )
-    if args.search != "none" and prompt.strip():
+    if args.search != "none":
+        from playground.grounding.providers import SearchError
         from playground.grounding.snapshot import SearchOptions, take_snapshot
 
         options = SearchOptions(args.search, args.sources, args.fetch, settings.corpus_dir,
-                                settings.corpus_index, tuple(settings.fetch_allow))
-        request.search, notice = take_snapshot(prompt, options)
-        if notice:
-            print(f"playground: {notice}", file=sys.stderr)
+                                settings.corpus_index, tuple(settings.fetch_allow),
+                                region=settings.search_region if args.region is None else args.region,
+                                safesearch=args.safesearch or settings.search_safesearch,
+                                timelimit=args.timelimit or settings.search_timelimit)
+        try:
+            options.validate()  # a bad flag or environment value is bad input, before any model loads
+        except SearchError as exc:
+            raise CliError(str(exc)) from exc
+        if prompt.strip():
+            request.search, notice = take_snapshot(prompt, options)
+            if notice:
+                print(f"playground: {notice}", file=sys.stderr)
     limits = AttentionLimits(settings.attention_tokens, settings.attention_bytes)
     engine = Engine(catalog, ModelPool(settings.data_dir, settings.device), limits)
     try:
@@ -324,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--sources", type=int, default=5, help="how many search results (default 5)")
     compare.add_argument("--fetch", action="store_true", help="fetch page text of the top web results")
     compare.add_argument("--corpus", help="folder of documents for --search local (env PLAYGROUND_CORPUS)")
+    compare.add_argument("--region", help="web search region like us-en (env PLAYGROUND_SEARCH_REGION)")
+    compare.add_argument("--safesearch", choices=["on", "moderate", "off"],
+                         help="web search safe-search (env PLAYGROUND_SEARCH_SAFESEARCH, default moderate)")
+    compare.add_argument("--timelimit", choices=["d", "w", "m", "y"],
+                         help="web results of the last day/week/month/year (env PLAYGROUND_SEARCH_TIMELIMIT)")
     compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)

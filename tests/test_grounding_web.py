@@ -12,7 +12,8 @@ import pytest
 from ddgs.ddgs import DDGS  # the real class; `ddgs.DDGS` is a lazy-loading proxy
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
-from playground.grounding.providers import SearchError, SearchResult, WebSearch
+from playground.grounding.providers import RateLimiter, SearchError, SearchResult, WebSearch
+from playground.grounding.snapshot import SearchOptions, SearchProviders
 
 # Shaped exactly like ddgs 9 text results (ddgs.results.TextResult -> dict).
 RESULTS = [
@@ -184,6 +185,94 @@ def test_first_query_does_not_wait() -> None:
     began = time.monotonic()
     web.search("python")
     assert time.monotonic() - began < 1.0
+
+
+def _starts_spaced(factory: Factory, interval: float) -> bool:
+    """Every recorded query started at least interval after the one before (10 ms clock slack)."""
+    starts = sorted(c["at"] for c in factory.calls)
+    return all(b - a >= interval - 0.01 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_websearch_instances_sharing_a_rate_limiter_are_spaced() -> None:
+    factory, pace = Factory(), RateLimiter(0.3)
+    WebSearch(region="us-en", client_factory=factory, rate_limiter=pace).search("python")
+    WebSearch(region="uk-en", client_factory=factory, rate_limiter=pace).search("python")
+    assert len(factory.calls) == 2 and _starts_spaced(factory, 0.3)
+
+
+def test_registry_keeps_one_websearch_per_settings() -> None:
+    registry = SearchProviders(client_factory=Factory())
+    first = registry.web("us-en", "moderate", "")
+    assert registry.web("us-en", "moderate", "") is first
+    assert registry.provider(SearchOptions("web", region="us-en")) is first
+    others = [registry.web("uk-en", "moderate", ""), registry.web("us-en", "off", ""),
+              registry.web("us-en", "moderate", "w")]
+    assert len({id(first), *map(id, others)}) == 4
+
+
+def test_snapshots_pass_the_settings_to_ddgs() -> None:
+    factory = Factory()
+    registry = SearchProviders(client_factory=factory, min_interval_s=0.0, timeout_s=4.0)
+    snapshot, notice = registry.snapshot("python", SearchOptions("web", 2, region="de-de", safesearch="on",
+                                                                 timelimit="m"))
+    assert notice == "" and snapshot is not None and len(snapshot.results) == 2
+    registry.snapshot("python", SearchOptions("web", 2))
+    assert [(c["region"], c["safesearch"], c["timelimit"]) for c in factory.calls] == [
+        ("de-de", "on", "m"), ("wt-wt", "moderate", None),  # "" (any time) is None for ddgs
+    ]
+    assert factory.timeouts == [4.0, 4.0]
+
+
+def test_rate_limit_spans_snapshots_through_one_registry() -> None:
+    """The bug: every run built a new WebSearch, so the pace was reset per run. Now it holds
+    across runs, and across regions too (one search engine, one pace)."""
+    factory = Factory()
+    registry = SearchProviders(client_factory=factory, min_interval_s=0.3)
+    for region in ("wt-wt", "wt-wt", "us-en"):
+        snapshot, notice = registry.snapshot("python", SearchOptions("web", 3, region=region))
+        assert notice == "" and snapshot is not None
+    assert len(factory.calls) == 3 and _starts_spaced(factory, 0.3)
+
+
+def test_registry_pace_holds_across_threads() -> None:
+    factory = Factory()
+    registry = SearchProviders(client_factory=factory, min_interval_s=0.2)
+    options = [SearchOptions("web", region=r) for r in ("wt-wt", "us-en", "uk-en", "wt-wt")]
+    threads = [threading.Thread(target=registry.snapshot, args=("python", o)) for o in options]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(factory.calls) == 4 and _starts_spaced(factory, 0.2)
+
+
+def test_registry_hands_out_one_instance_under_contention() -> None:
+    registry = SearchProviders(client_factory=Factory())
+    got: list[WebSearch] = []
+    barrier = threading.Barrier(8)
+
+    def grab() -> None:
+        barrier.wait()
+        got.append(registry.web("fr-fr", "off", "d"))
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(w is got[0] for w in got)
+
+
+def test_registry_cache_is_bounded_and_eviction_keeps_the_pace() -> None:
+    factory = Factory()
+    registry = SearchProviders(client_factory=factory, min_interval_s=0.25, max_cached=2)
+    first = registry.web("us-en")
+    registry.web("uk-en")
+    registry.web("de-de")  # evicts us-en, the least recently used
+    assert registry.web("uk-en") is not None and registry.web("us-en") is not first
+    for region in ("us-en", "fr-fr"):  # a fresh instance still shares the registry's pace
+        registry.snapshot("python", SearchOptions("web", region=region))
+    assert _starts_spaced(factory, 0.25)
 
 
 def _online(timeout_s: float = 3.0) -> bool:

@@ -7,6 +7,7 @@ app must say why grounding is off and carry on without it.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sqlite3
@@ -56,8 +57,33 @@ def _default_client_factory(**kwargs: Any) -> Any:
     return DDGS(**kwargs)
 
 
+class RateLimiter:
+    """Spaces the starts of calls by min_interval_s, across threads.
+
+    Separate from WebSearch so that several WebSearch instances (one per region / safe-search /
+    time limit) can share one pace: the limit is about politeness to the search engine, which does
+    not care which region we asked for.
+    """
+
+    def __init__(self, min_interval_s: float = 1.0) -> None:
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._last_start: float | None = None
+
+    def wait_turn(self) -> None:
+        """Wait until min_interval_s after the previous start; sleeping under the lock queues callers."""
+        with self._lock:
+            now = time.monotonic()
+            if self._last_start is not None:
+                remaining = self._last_start + self.min_interval_s - now
+                if remaining > 0:
+                    time.sleep(remaining)
+                    now = time.monotonic()
+            self._last_start = now
+
+
 class WebSearch:
-    """ddgs text search with a polite per-instance rate limit."""
+    """ddgs text search with a polite rate limit (its own, or one shared through `rate_limiter`)."""
 
     name = "web"
 
@@ -69,15 +95,14 @@ class WebSearch:
         timeout_s: float = 10.0,
         min_interval_s: float = 1.0,
         client_factory: Callable[..., Any] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.region = region
         self.safesearch = safesearch
         self.timelimit = timelimit
         self.timeout_s = timeout_s
-        self.min_interval_s = min_interval_s
         self._client_factory = client_factory or _default_client_factory
-        self._lock = threading.Lock()
-        self._last_start: float | None = None
+        self._rate_limiter = rate_limiter or RateLimiter(min_interval_s)
 
     def search(self, query: str, max_results: int = 5) -> list[SearchResult]:
         query = query.strip()
@@ -99,16 +124,12 @@ class WebSearch:
             raise SearchError(f"web search unavailable: {_describe(exc, self.timeout_s)}") from exc
         return [r for r in map(_to_result, raw or []) if r.url][: max(1, max_results)]
 
+    @property
+    def min_interval_s(self) -> float:
+        return self._rate_limiter.min_interval_s
+
     def _wait_turn(self) -> None:
-        """Space query starts by min_interval_s; holding the lock while sleeping queues callers."""
-        with self._lock:
-            now = time.monotonic()
-            if self._last_start is not None:
-                remaining = self._last_start + self.min_interval_s - now
-                if remaining > 0:
-                    time.sleep(remaining)
-                    now = time.monotonic()
-            self._last_start = now
+        self._rate_limiter.wait_turn()
 
 
 def _to_result(item: dict[str, Any]) -> SearchResult:
@@ -174,7 +195,11 @@ FROM docs WHERE docs MATCH ? ORDER BY bm25(docs, 0.0, 3.0, 1.0) LIMIT ?
 
 
 class LocalCorpus:
-    """Full-text search over .txt/.md/.html files in a folder, kept in sync on every search."""
+    """Full-text search over .txt/.md/.html files in a folder, kept in sync on every search.
+
+    Every failure (missing or unreadable folder, an index file that is not SQLite, a disk error)
+    is a SearchError, so a run reports it and goes on without grounding.
+    """
 
     name = "local"
 
@@ -187,22 +212,43 @@ class LocalCorpus:
         if not query.strip():
             raise SearchError("local search: the query is empty")
         match = fts_query(query)
-        with self._lock:
+        with self._lock, self._as_search_errors():
             self._reindex_locked()
             if not match:
                 return []
             with self._connect() as db:
                 rows = db.execute(_SEARCH_SQL, (match, max(1, max_results))).fetchall()
-        return [_row_to_result(*row) for row in rows]
+            return [_row_to_result(*row) for row in rows]
 
     def reindex(self) -> int:
         """Bring the index in line with the folder; returns how many documents were (re)indexed."""
-        with self._lock:
+        with self._lock, self._as_search_errors():
             return self._reindex_locked()
 
+    @contextmanager
+    def _as_search_errors(self) -> Iterator[None]:
+        """Say which part broke, in words for the user, instead of letting a traceback escape."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            detail = _short(str(exc) or type(exc).__name__)
+            broken = "not a database" in detail or "malformed" in detail
+            hint = "; delete it to rebuild" if broken else ""  # it only caches the folder
+            raise SearchError(f"the search index {self.index_path} is not usable ({detail}){hint}") from exc
+        except OSError as exc:
+            where = exc.filename or self.folder
+            raise SearchError(f"cannot use {where} ({exc.strerror or type(exc).__name__})") from exc
+        except UnicodeError as exc:
+            detail = _short(str(exc))
+            raise SearchError(f"a document under {self.folder} could not be decoded ({detail})") from exc
+
     def _reindex_locked(self) -> int:
-        if not self.folder.is_dir():
+        if not self.folder.exists():
             raise SearchError(f"corpus folder {self.folder} does not exist")
+        if not self.folder.is_dir():
+            raise SearchError(f"corpus folder {self.folder} is not a folder")
+        if not os.access(self.folder, os.R_OK | os.X_OK):
+            raise SearchError(f"corpus folder {self.folder} cannot be read (permission denied)")
         on_disk = _scan(self.folder)
         with self._connect() as db:
             known = {p: (m, s) for p, m, s in db.execute("SELECT path, mtime_ns, size FROM files")}
