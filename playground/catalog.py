@@ -184,8 +184,19 @@ class Catalog:
             specs[spec.id] = spec
         return cls(specs)
 
-    def get(self, ref: str) -> ModelSpec:
-        """A spec by catalog id, or by path / hub id for models not in the catalog."""
+    def get(self, ref: str, allow_any: bool = True) -> ModelSpec:
+        """A spec by catalog id, or by path / hub id for models not in the catalog.
+
+        allow_any=False (a server open to others) accepts catalog ids only, and never
+        looks at the file system or the hub for what a user typed.
+        """
+        if not allow_any and ref.strip() not in self.specs:
+            raise CatalogError(
+                f"model {ref.strip()[:80]!r} is not in this server's catalog (available: "
+                f"{', '.join(self.specs)}). Paths and hub ids are off for web users here: ask the "
+                "operator to add the model (catalog file, or --model at launch), or set "
+                "PLAYGROUND_ALLOW_ANY_MODEL=1."
+            )
         return spec_from_reference(ref, self.specs)
 
     def ids(self) -> list[str]:

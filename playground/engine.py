@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from playground.backends.activity import ACTIVITY
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
-from playground.backends.base import Backend, BackendError, MemoryProbe
+from playground.backends.base import AllocatorProbe, Backend, BackendError, LoadCancelled
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
 from playground.grounding.citations import check_citations
@@ -34,11 +35,14 @@ from playground.record import (
     SearchSnapshot,
     TokenStep,
 )
+from playground.redact import redact_paths
+from playground.streaming import IncrementalDecoder, StopScanner
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2_000_000
 GROUNDING_MARGIN_TOKENS = 16  # slack between the fitted sources and the window
+DEFAULT_LOAD_TIMEOUT_S = 900.0
 
 
 class RequestError(ValueError):
@@ -100,22 +104,44 @@ class _Column:
     spec: ModelSpec | None = None
     backend: Backend | None = None
     steps: Iterator[TokenStep] | None = None
-    probe: MemoryProbe | None = None
+    probe: AllocatorProbe | None = None
+    activity: int | None = None  # token in the process-wide activity register while generating
+    held: bool = False  # the pool holds the model for this column until it finishes
+    decoder: IncrementalDecoder | None = None
+    scanner: StopScanner | None = None
+    flushed: str = ""  # held-back text released when the column ended, not yet sent as an event
     load_started: float = 0.0
     gen_started: float = 0.0
     first_token_at: float = 0.0
     busy_s: float = 0.0
     capture: bool = False
     sources: int = 0  # numbered sources this column's prompt carries
-    shown_text: str = ""
     done: bool = False
 
 
 class Engine:
-    def __init__(self, catalog: Catalog, pool: ModelPool, attention: AttentionLimits | None = None) -> None:
+    """Runs requests on models from a shared pool.
+
+    allow_any_model=False limits columns to catalog ids (a server open to a team must not
+    load whatever path or hub id a web user types); redact=True removes server paths from
+    the messages stored in records, since those are shown and shared.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        pool: ModelPool,
+        attention: AttentionLimits | None = None,
+        load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
+        allow_any_model: bool = True,
+        redact: bool = False,
+    ) -> None:
         self.catalog = catalog
         self.pool = pool
         self.attention = attention or AttentionLimits()
+        self.load_timeout_s = load_timeout_s
+        self.allow_any_model = allow_any_model
+        self.redact = redact
 
     def run(self, request: RunRequest, cancel: threading.Event | None = None) -> Run:
         """Run to completion and return the record (for the CLI and tests)."""
@@ -145,24 +171,31 @@ class Engine:
         events: queue.Queue[tuple[str, int, object]] = queue.Queue()
         for col in columns:
             if not col.done:
-                self._start_loader(col, events)
-        yield Event("status", message="started")
-        for col in columns:
-            if col.done:
-                yield Event("finished", col.index)
-        yield from self._loop(run, columns, events, cancel, tokenize_only)
-        yield Event("done")
+                self._start_loader(col, events, cancel)
+        try:
+            yield Event("status", message="started")
+            for col in columns:
+                if col.done:
+                    yield Event("finished", col.index)
+            yield from self._loop(run, columns, events, cancel, tokenize_only)
+            yield Event("done")
+        finally:  # also when the consumer goes away mid-run (a closed page): end and release everything
+            for col in columns:
+                if not col.done:
+                    self._finish(col, "cancelled", "the run was abandoned before it finished")
+            self._release_late_loads(columns, events)
 
     # -- column set-up ---------------------------------------------------
 
     def _open_column(self, index: int, request: ColumnRequest, run: Run) -> _Column:
-        identity = ModelIdentity(catalog_id=request.model, name=request.model, source="", location="")
+        identity = ModelIdentity(catalog_id=request.model, name=request.model, source="", location="",
+                                 reference=request.model)
         record = ModelRun(column=index, identity=identity, params=request.params)
         run.models.append(record)
         col = _Column(index, record)
         problems = validate_params(request.params)
         try:
-            col.spec = self.catalog.get(request.model)
+            col.spec = self.catalog.get(request.model, allow_any=self.allow_any_model)
             record.identity = replace(
                 identity, catalog_id=col.spec.id, name=col.spec.name, source=col.spec.source,
                 location=col.spec.location,
@@ -173,14 +206,23 @@ class Engine:
             self._fail(col, "; ".join(problems))
         return col
 
-    def _start_loader(self, col: _Column, events: queue.Queue) -> None:
+    def _start_loader(self, col: _Column, events: queue.Queue, cancel: threading.Event) -> None:
         col.load_started = time.perf_counter()
         spec = col.spec
         already = self.pool.is_loaded(spec)
+        deadline = col.load_started + self.load_timeout_s
+
+        def progress(message: str) -> None:
+            """Report a stage, and abandon the load here if the run was stopped or ran out of time."""
+            if cancel.is_set():
+                raise LoadCancelled(f"{spec.id}: loading stopped by the user")
+            if time.perf_counter() > deadline:
+                raise LoadCancelled(f"{spec.id}: loading took longer than {self.load_timeout_s:g} s")
+            events.put(("progress", col.index, message))
 
         def load() -> None:
             try:
-                backend = self.pool.get(spec, progress=lambda m: events.put(("progress", col.index, m)))
+                backend = self.pool.acquire(spec, progress=progress)
                 events.put(("loaded", col.index, (backend, already)))
             except (BackendError, CatalogError) as exc:
                 events.put(("failed", col.index, str(exc)))
@@ -191,10 +233,14 @@ class Engine:
         threading.Thread(target=load, name=f"load-{spec.id}", daemon=True).start()
 
     def _on_loaded(
-        self, col: _Column, backend: Backend, already: bool, run: Run, tokenize_only: bool
+        self, col: _Column, backend: Backend, already: bool, run: Run, tokenize_only: bool,
+        cancel: threading.Event,
     ) -> None:
         record = col.record
-        record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name)
+        col.held = True
+        record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name,
+                                  reference=record.identity.reference)
+        record.metrics.weights_bytes = backend.weights_bytes
         record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
@@ -227,9 +273,17 @@ class Engine:
             self._finish(col, "tokenized")
             return
         col.capture = run.capture_attention
-        col.probe = backend.memory_probe()
+        col.activity = ACTIVITY.enter()
+        col.probe = backend.allocator_probe()
+        col.decoder = IncrementalDecoder(backend.decode)
+        col.scanner = StopScanner(record.params.stop)
         col.gen_started = time.perf_counter()
-        col.steps = backend.stream(encoding.token_ids, record.params, lambda: False)
+        col.steps = backend.stream(encoding.token_ids, record.params, lambda: self._should_stop(col, cancel))
+
+    @staticmethod
+    def _should_stop(col: _Column, cancel: threading.Event) -> bool:
+        """Asked by the backend inside long work (between prefill chunks): Stop or the timeout."""
+        return cancel.is_set() or time.perf_counter() - col.gen_started > col.record.params.timeout_s
 
     @staticmethod
     def _grounded_prompt(col: _Column, backend: Backend, run: Run) -> str:
@@ -256,19 +310,23 @@ class Engine:
                 for col in columns:
                     if not col.done:
                         self._finish(col, "cancelled", "stopped by the user; partial output kept")
-                        yield Event("finished", col.index)
+                        yield from self._finished(col)
                 break
             active = [c for c in columns if c.steps is not None and not c.done]
-            loading = any(c.steps is None and not c.done for c in columns)
             try:
                 kind, index, payload = events.get(timeout=0 if active else 0.25)
             except queue.Empty:
                 kind = ""
             if kind:
-                yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only)
+                yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only, cancel)
             for col in active:
-                yield from self._step(col, loading)
+                yield from self._step(col, cancel)
             now = time.perf_counter()
+            for col in columns:
+                if not col.done and col.steps is None and now - col.load_started > self.load_timeout_s:
+                    self._finish(col, "timeout", f"loading took longer than {self.load_timeout_s:g} s "
+                                 "(load timeout, PLAYGROUND_LOAD_TIMEOUT); the column gave up")
+                    yield from self._finished(col)
             if now - last_tick >= 1.0:
                 last_tick = now
                 for col in columns:
@@ -276,21 +334,44 @@ class Engine:
                         waited = now - col.load_started
                         yield Event("status", col.index, f"loading… {waited:.0f} s")
 
+    def _release_late_loads(self, columns: list[_Column], events: queue.Queue) -> None:
+        """Loads still running for columns that gave up: give their hold back when they land."""
+        pending = [c for c in columns if c.spec is not None and not c.held and c.load_started]
+        if not pending:
+            return
+
+        def drain() -> None:
+            waiting = {c.index for c in pending}
+            while waiting:
+                kind, index, _payload = events.get()
+                if kind in ("loaded", "failed") and index in waiting:
+                    waiting.discard(index)
+                    if kind == "loaded":
+                        self.pool.release(columns[index].spec)
+
+        threading.Thread(target=drain, name="release-late-loads", daemon=True).start()
+
     def _handle_load_event(
-        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool
+        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool, cancel: threading.Event
     ) -> Iterator[Event]:
         if col.done:
+            if kind == "loaded":  # the column gave up (timeout, stop) while its model was loading
+                self.pool.release(col.spec)
+                col.held = True  # released: nothing left to give back
+            elif kind == "failed":
+                col.held = True
             return
         if kind == "progress":
             yield Event("status", col.index, f"loading: {payload}")
         elif kind == "failed":
+            col.held = True  # nothing was acquired
             self._fail(col, str(payload))
-            yield Event("finished", col.index)
+            yield from self._finished(col)
         elif kind == "loaded":
             backend, already = payload
-            self._on_loaded(col, backend, already, run, tokenize_only)
+            self._on_loaded(col, backend, already, run, tokenize_only, cancel)
             if col.done:
-                yield Event("finished", col.index)
+                yield from self._finished(col)
             else:
                 yield Event("started", col.index, self._started_message(col))
 
@@ -302,23 +383,25 @@ class Engine:
         )
         return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
 
-    def _step(self, col: _Column, loading: bool) -> Iterator[Event]:
+    def _step(self, col: _Column, cancel: threading.Event) -> Iterator[Event]:
         record = col.record
         started = time.perf_counter()
         try:
             step = next(col.steps)
         except StopIteration:
-            self._finish(col, record.finish_reason or "length")
-            yield Event("finished", col.index)
+            self._finish(col, self._ended_reason(col, cancel))
+            if record.finish_reason in ("eos", "length"):
+                self._capture(col)
+            yield from self._finished(col)
             return
         except BackendError as exc:
             self._finish(col, "error", f"generation failed: {exc}")
-            yield Event("finished", col.index)
+            yield from self._finished(col)
             return
         except Exception as exc:  # noqa: BLE001 - one model raising never stops the others
             log.exception("generation failed in column %d", col.index)
             self._finish(col, "error", f"generation failed: {type(exc).__name__}: {exc}")
-            yield Event("finished", col.index)
+            yield from self._finished(col)
             return
         now = time.perf_counter()
         col.busy_s += now - started
@@ -327,41 +410,45 @@ class Engine:
             record.metrics.ttft_s = now - col.gen_started
             col.busy_s = 0.0  # decode speed counts the steps after the first token
         record.steps.append(step)
-        if loading:
-            col.probe.rebase()  # memory is process-wide: a load in progress is not this model's
-        else:
-            col.probe.sample()
-        text = col.backend.decode(record.output_token_ids)
+        shown = col.scanner.push(col.decoder.push(step.token_id))
+        record.text += shown
         reason = ""
-        cut = _first_stop(text, record.params.stop)
-        if cut is not None:
-            text, reason = text[:cut], "stop"
+        if col.scanner.stopped:
+            reason = "stop"
         elif step.token_id in getattr(col.backend, "eos_ids", ()):
             reason = "eos"
         elif len(record.steps) >= record.params.max_new_tokens:
             reason = "length"
-        record.text = text
-        delta = self._delta(col, text)
-        if delta:
-            yield Event("token", col.index, delta=delta)
+        if shown:
+            yield Event("token", col.index, delta=shown)
         if reason:
             self._finish(col, reason)
             self._capture(col)
-            yield Event("finished", col.index)
+            yield from self._finished(col)
         elif now - col.gen_started > record.params.timeout_s:
-            self._finish(
-                col, "timeout",
-                f"timed out after {record.params.timeout_s:g} s (request timeout); partial output kept",
-            )
-            yield Event("finished", col.index)
+            self._finish(col, "timeout", self._timeout_message(record))
+            yield from self._finished(col)
+
+    def _ended_reason(self, col: _Column, cancel: threading.Event) -> str:
+        """Why a backend's stream ended by itself: Stop or the timeout (asked mid-prefill), else length."""
+        if cancel.is_set():
+            col.record.error = "stopped by the user; partial output kept"
+            return "cancelled"
+        if time.perf_counter() - col.gen_started > col.record.params.timeout_s:
+            col.record.error = self._timeout_message(col.record)
+            return "timeout"
+        return col.record.finish_reason or "length"
 
     @staticmethod
-    def _delta(col: _Column, text: str) -> str:
-        """New text since the last event, holding back a half-decoded UTF-8 character."""
-        stable = text[:-1] if text.endswith("\ufffd") else text
-        delta = stable[len(col.shown_text):] if stable.startswith(col.shown_text) else stable
-        col.shown_text = stable
-        return delta
+    def _timeout_message(record: ModelRun) -> str:
+        return f"timed out after {record.params.timeout_s:g} s (request timeout); partial output kept"
+
+    def _finished(self, col: _Column) -> Iterator[Event]:
+        """The column's last events: any held-back text, then `finished`."""
+        if col.flushed:
+            yield Event("token", col.index, delta=col.flushed)
+            col.flushed = ""
+        yield Event("finished", col.index)
 
     def _capture(self, col: _Column) -> None:
         """Attention over prompt + output, after generation (never during streaming)."""
@@ -381,37 +468,56 @@ class Engine:
             )
         except Exception as exc:  # noqa: BLE001 - a failed capture never loses the answer
             log.exception("attention capture failed in column %d", col.index)
-            record.attention_note = f"attention capture failed: {exc}"
+            record.attention_note = f"attention capture failed: {self._public(str(exc))}"
 
     # -- endings -----------------------------------------------------------
+
+    def _public(self, message: str) -> str:
+        return redact_paths(message) if self.redact else message
 
     def _fail(self, col: _Column, message: str) -> None:
         self._finish(col, "error", message)
 
     def _finish(self, col: _Column, reason: str, message: str = "") -> None:
+        if col.done:
+            return
         record = col.record
         record.finish_reason = reason
         if message:
             record.error = message
+        if record.error:
+            record.error = self._public(record.error)
         if reason in ("cancelled", "timeout", "error") and not record.attention_note:
             record.attention_note = "no attention: this column did not finish"
+        if col.steps is not None:
+            col.steps.close()
+        if col.scanner is not None and not col.scanner.stopped:
+            col.flushed = col.scanner.flush()
+            record.text += col.flushed
         if col.sources:
             report = check_citations(record.text, col.sources)
             record.cited, record.invalid_citations = report.cited, report.invalid
-        if col.steps is not None:
-            col.steps.close()
         m: Metrics = record.metrics
         m.output_tokens = len(record.steps)
         if col.gen_started:
             m.total_s = time.perf_counter() - col.gen_started
         if m.output_tokens > 1 and col.busy_s > 0:
             m.decode_tok_s = (m.output_tokens - 1) / col.busy_s
-        if col.probe is not None:
-            m.peak_memory_bytes = col.probe.peak_bytes()
-            m.memory_kind = col.probe.kind
+        self._memory(col)
+        if col.held and col.backend is not None:
+            self.pool.release(col.spec)
         col.done = True
 
-
-def _first_stop(text: str, stops: list[str]) -> int | None:
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(hits) if hits else None
+    @staticmethod
+    def _memory(col: _Column) -> None:
+        """Weights + this column's KV cache (computed); the allocator peak only if nothing else ran."""
+        m = col.record.metrics
+        if col.backend is not None and m.prompt_tokens:
+            m.kv_cache_bytes = col.backend.kv_cache_bytes(m.prompt_tokens + m.output_tokens)
+        if col.activity is None:
+            return
+        alone = ACTIVITY.leave(col.activity)
+        col.activity = None
+        if col.probe is not None and alone:
+            m.peak_memory_bytes = col.probe.peak_bytes()
+            m.memory_kind = col.probe.kind

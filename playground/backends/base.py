@@ -18,6 +18,10 @@ class BackendError(RuntimeError):
     """A failure with a message fit for the user (no traceback needed)."""
 
 
+class LoadCancelled(BackendError):
+    """A load abandoned at a stage boundary (Stop, or the load timeout); nothing was registered."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     logprobs: bool = True
@@ -58,18 +62,21 @@ class Backend(Protocol):
         self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
     ) -> Iterator[TokenStep]: ...
 
-    def memory_probe(self) -> MemoryProbe: ...
+    @property
+    def weights_bytes(self) -> int: ...
+
+    def kv_cache_bytes(self, tokens: int) -> int: ...
+
+    def allocator_probe(self) -> AllocatorProbe | None: ...
 
     def capture_attention(
         self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
     ) -> AttentionCapture: ...
 
 
-class MemoryProbe(Protocol):
+class AllocatorProbe(Protocol):
+    """A device allocator's peak since the probe was made (process-wide: trusted only when alone)."""
+
     kind: str
-
-    def sample(self) -> None: ...
-
-    def rebase(self) -> None: ...
 
     def peak_bytes(self) -> int: ...

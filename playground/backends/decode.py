@@ -8,8 +8,10 @@ KV cache and CUDA graphs will go.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +25,8 @@ from transformers.generation.logits_process import (
 )
 
 from playground.record import GenerationParams
+
+PREFILL_CHUNK = 512  # prompt tokens per prefill forward: Stop and the timeout are checked between chunks
 
 
 @dataclass
@@ -39,16 +43,38 @@ def _forward_kwargs(model: torch.nn.Module) -> dict[str, object]:
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
-def prefill(model: torch.nn.Module, prompt_ids: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:
-    """Run the whole prompt once; return last-position logits (float32) and the KV cache."""
+def prefill(
+    model: torch.nn.Module,
+    prompt_ids: torch.Tensor,
+    should_stop: Callable[[], bool] = lambda: False,
+    lock: AbstractContextManager | None = None,
+    chunk: int = PREFILL_CHUNK,
+) -> tuple[torch.Tensor, DynamicCache] | None:
+    """Run the prompt in chunks into a KV cache; return last-position logits (float32) and the cache.
+
+    Chunks keep a long prefill interruptible: None means should_stop() asked to stop between
+    chunks. The lock (the model's own) is held per forward, never across chunks.
+    """
     cache = DynamicCache(config=model.config)
-    out = model(input_ids=prompt_ids, past_key_values=cache, use_cache=True, **_forward_kwargs(model))
-    return out.logits[:, -1, :].float(), out.past_key_values
+    total = prompt_ids.shape[1]
+    logits = None
+    for start in range(0, total, chunk):
+        if start and should_stop():
+            return None
+        with lock or contextlib.nullcontext():
+            out = model(input_ids=prompt_ids[:, start : start + chunk], past_key_values=cache, use_cache=True,
+                        **_forward_kwargs(model))
+        logits = out.logits[:, -1, :].float()
+    return logits, cache
 
 
-def decode_step(model: torch.nn.Module, token: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+def decode_step(
+    model: torch.nn.Module, token: torch.Tensor, cache: DynamicCache,
+    lock: AbstractContextManager | None = None,
+) -> torch.Tensor:
     """Feed one token; return the next position's logits (float32)."""
-    out = model(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True)
+    with lock or contextlib.nullcontext():
+        out = model(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True)
     return out.logits[:, -1, :].float()
 
 
@@ -89,8 +115,13 @@ def generate_steps(
     eos_ids: set[int],
     should_stop: Callable[[], bool],
     top_k_alternatives: int = 5,
+    lock: AbstractContextManager | None = None,
+    prefill_chunk: int = PREFILL_CHUNK,
 ) -> Iterator[StepOutput]:
     """Yield one StepOutput per generated token until EOS, max tokens or should_stop().
+
+    should_stop() is also asked between prefill chunks: a stopped prefill yields nothing.
+    `lock` guards every forward of a model shared with other runs (see LocalBackend.lock).
 
     Inference mode is a decorator, not a `with` block: torch then enters it each time
     the generator resumes and leaves it at each `yield`. A `with` block would leak the
@@ -104,7 +135,10 @@ def generate_steps(
     if not params.greedy:
         generator = torch.Generator(device=device)
         generator.manual_seed(params.seed)
-    logits, cache = prefill(model, seen)
+    filled = prefill(model, seen, should_stop, lock, prefill_chunk)
+    if filled is None:
+        return
+    logits, cache = filled
     for _ in range(params.max_new_tokens):
         token = sample(logits, seen, processors, params.greedy, generator)
         logprobs = torch.log_softmax(logits, dim=-1)[0]
@@ -120,4 +154,4 @@ def generate_steps(
             return
         if processors:
             seen = torch.cat([seen, token.view(1, 1)], dim=1)
-        logits = decode_step(model, token, cache)
+        logits = decode_step(model, token, cache, lock)

@@ -7,6 +7,7 @@ the result is written once to a converted cache keyed by the file's sha256
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,10 +17,9 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psutil
 import torch
 import transformers
 from safetensors.torch import save_model
@@ -71,29 +71,8 @@ def library_versions() -> dict[str, str]:
 
 
 @dataclass
-class RssProbe:
-    """Process RSS growth over a baseline: the CPU stand-in for an allocator peak."""
-
-    kind: str = "process RSS growth"
-    baseline: int = field(default_factory=lambda: psutil.Process().memory_info().rss)
-    peak: int = 0
-
-    def sample(self) -> None:
-        self.peak = max(self.peak, psutil.Process().memory_info().rss - self.baseline)
-
-    def rebase(self) -> None:
-        """Start over: another model's loading would otherwise count as this one's memory."""
-        self.baseline = psutil.Process().memory_info().rss
-        self.peak = 0
-
-    def peak_bytes(self) -> int:
-        self.sample()
-        return self.peak
-
-
-@dataclass
-class CudaProbe:
-    """CUDA allocator peak since the probe was made (shared by columns on the same GPU)."""
+class CudaPeak:
+    """CUDA allocator peak since this probe was made; only meaningful while the column ran alone."""
 
     device: torch.device
     kind: str = "cuda allocator peak"
@@ -101,14 +80,29 @@ class CudaProbe:
     def __post_init__(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.device)
 
-    def sample(self) -> None:
-        pass
-
-    def rebase(self) -> None:
-        torch.cuda.reset_peak_memory_stats(self.device)
-
     def peak_bytes(self) -> int:
         return int(torch.cuda.max_memory_allocated(self.device))
+
+
+def module_bytes(model: torch.nn.Module) -> int:
+    """Bytes held by a model's parameters and buffers (what loading it costs)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def kv_cache_bytes(config: object, tokens: int, element_size: int) -> int:
+    """Keys + values for `tokens` positions, from the model's shape (sliding-window layers capped)."""
+    text = getattr(config, "text_config", None) or config
+    layers = int(getattr(text, "num_hidden_layers", 0) or 0)
+    heads = int(getattr(text, "num_attention_heads", 0) or 0)
+    kv_heads = int(getattr(text, "num_key_value_heads", 0) or heads)
+    head_dim = int(getattr(text, "head_dim", 0) or (getattr(text, "hidden_size", 0) // max(heads, 1)))
+    window = int(getattr(text, "sliding_window", 0) or 0)
+    kinds = list(getattr(text, "layer_types", None) or ["full_attention"] * layers)[:layers]
+    positions = sum(
+        min(tokens, window) if kind == "sliding_attention" and window else tokens for kind in kinds
+    )
+    return 2 * positions * kv_heads * head_dim * element_size
 
 
 class LocalBackend:
@@ -135,6 +129,13 @@ class LocalBackend:
         self.special_ids = set(tokenizer.all_special_ids) | {
             i for i, token in tokenizer.added_tokens_decoder.items() if token.special
         }
+        self.weights_bytes = module_bytes(model)
+        # The model and tokenizer are shared by every user. `lock` guards each forward pass, so an
+        # attention capture (eager switch + hooks) never sees another run's decode step; the
+        # tokenizer lock guards encoding, because transformers sets the fast tokenizer's
+        # `encode_special_tokens` flag (shared Rust state) on every call.
+        self.lock = threading.RLock()
+        self.tokenizer_lock = threading.RLock()
 
     @property
     def context_window(self) -> int:
@@ -151,6 +152,10 @@ class LocalBackend:
         "<|im_end|>" typed by the user stays text while the template's own
         control tokens stay control tokens.
         """
+        with self.tokenizer_lock:
+            return self._encode_prompt(prompt, system_prompt, specials_as_text)
+
+    def _encode_prompt(self, prompt: str, system_prompt: str, specials_as_text: bool) -> PromptEncoding:
         segments, prompt_format, note = self._segments(prompt, system_prompt)
         ids: list[int] = []
         literals: list[SpecialLiteral] = []
@@ -179,7 +184,8 @@ class LocalBackend:
         )
 
     def count_tokens(self, text: str, specials_as_text: bool = False) -> int:
-        return len(self._ids(text, split=specials_as_text))
+        with self.tokenizer_lock:
+            return len(self._ids(text, split=specials_as_text))
 
     def pieces(self, ids: list[int]) -> list[TokenPiece]:
         texts = self._piece_texts(ids)
@@ -263,22 +269,31 @@ class LocalBackend:
         self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
     ) -> AttentionCapture:
         try:
-            return capture_attention(self.model, token_ids, special_positions, None, token_cap, byte_budget)
+            with self.lock:  # no other run's forward may pass the hooks or the eager switch
+                return capture_attention(
+                    self.model, token_ids, special_positions, None, token_cap, byte_budget
+                )
         except torch.OutOfMemoryError as exc:
             raise BackendError(
                 "out of memory during the attention pass; lower PLAYGROUND_ATTN_BYTES"
             ) from exc
 
-    def memory_probe(self) -> RssProbe | CudaProbe:
+    def kv_cache_bytes(self, tokens: int) -> int:
+        element = torch.finfo(self.model.dtype).bits // 8 if self.model.dtype.is_floating_point else 4
+        return kv_cache_bytes(self.model.config, tokens, element)
+
+    def allocator_probe(self) -> CudaPeak | None:
+        """The CUDA allocator's peak (None on CPU, where no per-run figure exists)."""
         if self.model.device.type == "cuda":
-            return CudaProbe(self.model.device)
-        return RssProbe()
+            return CudaPeak(self.model.device)
+        return None
 
     def stream(
         self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
     ) -> Iterator[TokenStep]:
         try:
-            for out in generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop):
+            steps = generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop, lock=self.lock)
+            for out in steps:
                 yield TokenStep(
                     token_id=out.token_id,
                     text=self.token_text(out.token_id),
@@ -313,12 +328,24 @@ def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:
 
 # ---------------------------------------------------------------- loading
 
-# transformers' from_pretrained is not thread-safe: it patches class attributes for the
+# transformers' model from_pretrained is not thread-safe: it patches class attributes for the
 # duration of a load (e.g. `no_tie_weights()` swaps out PreTrainedModel.tie_weights) and
 # sets torch's default dtype. Two loads in two threads restore each other's patches in the
 # wrong order, which left tied input embeddings randomly initialized for every model loaded
-# afterwards. So the process loads one model at a time.
-_LOAD_LOCK = threading.Lock()
+# afterwards. So the process builds one model's weights at a time; hashing files, loading
+# tokenizers and warming up run outside this lock, in parallel with other loads.
+_WEIGHTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _weights_lock(progress: Callable[[str], None]) -> Iterator[None]:
+    if not _WEIGHTS_LOCK.acquire(blocking=False):
+        progress("waiting for another model's weights to finish loading")
+        _WEIGHTS_LOCK.acquire()
+    try:
+        yield
+    finally:
+        _WEIGHTS_LOCK.release()
 
 
 def load_backend(
@@ -327,7 +354,11 @@ def load_backend(
     device: str = "",
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> LocalBackend:
-    """Load a model for `spec`, converting GGUF files once into the cache."""
+    """Load a model for `spec`, converting GGUF files once into the cache.
+
+    `progress` is called between stages; a caller that wants to cancel a load raises
+    (LoadCancelled) from it, which abandons the load at the next stage boundary.
+    """
     started = time.perf_counter()
     device = pick_device(device)
     dtype = pick_dtype(device)
@@ -342,9 +373,6 @@ def load_backend(
         libraries=library_versions(),
     )
     from_cache = False
-    if not _LOAD_LOCK.acquire(blocking=False):
-        progress("waiting for another model to finish loading")
-        _LOAD_LOCK.acquire()
     try:
         if spec.source == "gguf":
             model, tokenizer, from_cache = _load_gguf(spec, data_dir, dtype, device, identity, progress)
@@ -356,8 +384,6 @@ def load_backend(
         raise BackendError(f"{spec.id}: out of memory on {device} while loading") from exc
     except Exception as exc:  # transformers raises many types; the user needs the message
         raise BackendError(f"{spec.id}: could not load model: {_short(exc)}") from exc
-    finally:
-        _LOAD_LOCK.release()
     model.eval()
     if device == "cuda":
         identity.device = str(model.device)
@@ -400,9 +426,10 @@ def _load_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
         progress(f"loading weights from {where}")
-        model = AutoModelForCausalLM.from_pretrained(
-            spec.location, dtype=dtype, **_placement(device), **kwargs
-        )
+        with _weights_lock(progress):
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.location, dtype=dtype, **_placement(device), **kwargs
+            )
     except OSError as exc:
         if spec.source == "hub":
             raise BackendError(
@@ -435,17 +462,22 @@ def _load_gguf(
     if (cache / "complete.json").is_file():
         progress("loading converted cache")
         tokenizer = AutoTokenizer.from_pretrained(cache)
-        model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+        progress("loading weights from converted cache")
+        with _weights_lock(progress):
+            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
         return model, tokenizer, True
     _check_gguf_header(path, spec.id)
     progress("first load: converting GGUF tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     progress("first load: dequantizing GGUF weights")
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    with _weights_lock(progress):
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     progress("first load: writing converted cache")
     _write_cache(model, tokenizer, cache, path)
     if dtype != torch.float32 or device != "cpu":
-        model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+        progress("loading weights from converted cache")
+        with _weights_lock(progress):
+            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
     return model, tokenizer, False
 
 

@@ -1,15 +1,34 @@
-"""Loaded models, shared by all users and columns, each loaded at most once."""
+"""Loaded models, shared by all users and columns: each loaded at most once, idle ones evicted.
+
+The pool keeps models under a memory budget (bytes of weights): after a load
+that goes over it, idle models are unloaded, least recently used first. A model
+is idle when no column holds it (acquire/release around a column's use). Loads
+of different models run in parallel (each model has its own lock; only the
+weights construction inside transformers is serialised, see local.py).
+"""
 
 from __future__ import annotations
 
+import gc
+import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+import torch
+
+from playground.backends.activity import ACTIVITY
 from playground.backends.base import Backend
 from playground.backends.local import load_backend
 from playground.catalog import ModelSpec
+
+log = logging.getLogger(__name__)
+DEFAULT_BUDGET_SHARE = 0.6  # of the device's memory, when no budget is set
+
+Loader = Callable[..., Backend]
 
 
 @dataclass(frozen=True)
@@ -19,38 +38,115 @@ class LoadedInfo:
     dtype: str
     load_s: float
     from_cache: bool
+    weights_bytes: int = 0
+    in_use: int = 0  # columns holding it right now
+
+
+@dataclass
+class _Entry:
+    backend: Backend
+    last_used: float
+    in_use: int = 0
+
+
+def default_budget(device: str) -> int:
+    """60% of the GPU's memory on CUDA, of the machine's RAM otherwise."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+    else:
+        total = psutil.virtual_memory().total
+    return int(total * DEFAULT_BUDGET_SHARE)
 
 
 class ModelPool:
     """Lazy, thread-safe model loading: the first caller loads, the others wait for it."""
 
-    def __init__(self, data_dir: Path, device: str = "") -> None:
+    def __init__(self, data_dir: Path, device: str = "", budget_bytes: int = 0, loader: Loader | None = None
+                 ) -> None:
         self.data_dir = data_dir
         self.device = device
-        self._backends: dict[ModelSpec, Backend] = {}
+        self.budget_bytes = budget_bytes or default_budget(device or ("cuda" if torch.cuda.is_available() else
+                                                                      "cpu"))
+        self._load = loader or load_backend
+        self._entries: dict[ModelSpec, _Entry] = {}
         self._locks: dict[ModelSpec, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.evicted: list[str] = []  # ids unloaded to stay under the budget, oldest first
 
     def get(self, spec: ModelSpec, progress: Callable[[str], None] = lambda _m: None) -> Backend:
+        """The loaded model (loading it if needed), without holding it."""
+        return self._get(spec, progress, hold=False)
+
+    def acquire(self, spec: ModelSpec, progress: Callable[[str], None] = lambda _m: None) -> Backend:
+        """The loaded model, held (never evicted) until release(spec)."""
+        return self._get(spec, progress, hold=True)
+
+    def release(self, spec: ModelSpec) -> None:
+        with self._guard:
+            entry = self._entries.get(spec)
+            if entry is not None and entry.in_use > 0:
+                entry.in_use -= 1
+                entry.last_used = time.monotonic()
+
+    def _get(self, spec: ModelSpec, progress: Callable[[str], None], hold: bool) -> Backend:
         with self._guard:
             lock = self._locks.setdefault(spec, threading.Lock())
         with lock:
-            backend = self._backends.get(spec)
-            if backend is None:
-                backend = load_backend(spec, self.data_dir, self.device, progress)
-                self._backends[spec] = backend
+            with self._guard:
+                entry = self._entries.get(spec)
+                if entry is not None:
+                    entry.last_used = time.monotonic()
+                    entry.in_use += hold
+                    return entry.backend
+            token = ACTIVITY.enter()
+            try:
+                backend = self._load(spec, self.data_dir, self.device, progress)
+            finally:
+                ACTIVITY.leave(token)
+            with self._guard:  # registered only once completely loaded: a failed load leaves nothing
+                self._entries[spec] = _Entry(backend, time.monotonic(), int(hold))
+                self._evict_over_budget(keep=spec)
             return backend
 
+    def _evict_over_budget(self, keep: ModelSpec) -> None:
+        """Unload idle models, least recently used first, while the weights exceed the budget."""
+        idle = sorted((e.last_used, s) for s, e in self._entries.items() if s != keep and e.in_use == 0)
+        for _used, spec in idle:
+            if self.used_bytes() <= self.budget_bytes:
+                break
+            del self._entries[spec]
+            self.evicted.append(spec.id)
+            log.info("unloaded idle model %s to stay under the memory budget", spec.id)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def unload(self, spec: ModelSpec) -> bool:
+        """Drop an idle model; False when it is not loaded or a column is using it."""
+        with self._guard:
+            entry = self._entries.get(spec)
+            if entry is None or entry.in_use:
+                return False
+            del self._entries[spec]
+        gc.collect()
+        return True
+
+    def used_bytes(self) -> int:
+        return sum(getattr(e.backend, "weights_bytes", 0) for e in list(self._entries.values()))
+
     def is_loaded(self, spec: ModelSpec) -> bool:
-        return spec in self._backends
+        return spec in self._entries
 
     def put(self, spec: ModelSpec, backend: Backend) -> None:
         """Register an already-built backend (used for remote backends and tests)."""
         with self._guard:
-            self._backends[spec] = backend
+            self._entries[spec] = _Entry(backend, time.monotonic())
 
     def loaded(self) -> list[LoadedInfo]:
+        with self._guard:
+            items = list(self._entries.items())
         return [
-            LoadedInfo(s.id, b.identity.device, b.identity.dtype, b.load_s, b.loaded_from_cache)
-            for s, b in list(self._backends.items())
+            LoadedInfo(s.id, e.backend.identity.device, e.backend.identity.dtype, e.backend.load_s,
+                       e.backend.loaded_from_cache, getattr(e.backend, "weights_bytes", 0), e.in_use)
+            for s, e in items
         ]

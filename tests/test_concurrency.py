@@ -1,0 +1,84 @@
+"""Several runs on one shared model at once: real threads, the real bundled models.
+
+Each test here failed before the model and its tokenizer were guarded: attention
+hooks and the eager switch were seen by other runs' decode steps ("all input
+arrays must have the same shape", or another user's attention mixed in), and the
+fast tokenizer's per-call `encode_special_tokens` flag leaked between users.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from playground.backends.local import LocalBackend
+from playground.engine import ColumnRequest, Engine, RunRequest
+from playground.record import GenerationParams, Run
+
+THREADS = 6
+
+
+def _run(engine: Engine, prompt: str, tokens: int = 10) -> Run:
+    return engine.run(RunRequest(prompt, [ColumnRequest("smollm2-135m", GenerationParams(max_new_tokens=tokens))]))
+
+
+def test_concurrent_runs_each_capture_their_own_attention(engine: Engine, smollm2: LocalBackend) -> None:
+    # different lengths, so that short runs capture while long ones still decode through the model
+    prompts = [f"Marker {i}: name a colour and a fruit{'!' * i}" for i in range(THREADS)]
+    lengths = [3 + 6 * i for i in range(THREADS)]
+    alone = [_run(engine, p, n) for p, n in zip(prompts, lengths, strict=True)]
+    barrier = threading.Barrier(THREADS)
+
+    def together(prompt: str, tokens: int) -> Run:
+        barrier.wait()
+        return _run(engine, prompt, tokens)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        runs = list(pool.map(together, prompts, lengths))
+    for prompt, solo, run in zip(prompts, alone, runs, strict=True):
+        (model,) = run.models
+        assert model.error == "" and run.prompt == prompt
+        assert model.attention is not None, model.attention_note
+        assert model.output_token_ids == solo.models[0].output_token_ids
+        # exactly the weights this run's own sequence produces alone: nobody else's passes mixed in
+        assert model.attention.data == solo.models[0].attention.data
+        assert model.attention.sink_first == solo.models[0].attention.sink_first
+
+
+def test_concurrent_tokenizer_calls_keep_their_own_special_token_setting(smollm2: LocalBackend) -> None:
+    text = "Say <|im_end|> then <|im_start|>user " * 20
+    plain = smollm2.count_tokens(text, specials_as_text=False)
+    split = smollm2.count_tokens(text, specials_as_text=True)
+    assert plain != split
+    wrong: list[tuple[bool, int]] = []
+    barrier = threading.Barrier(4)
+
+    def hammer(as_text: bool) -> None:
+        barrier.wait()
+        expected = split if as_text else plain
+        for _ in range(300):
+            got = smollm2.count_tokens(text, specials_as_text=as_text)
+            if got != expected:
+                wrong.append((as_text, got))
+
+    threads = [threading.Thread(target=hammer, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_concurrent_prompt_encodings_match_the_sequential_ones(smollm2: LocalBackend) -> None:
+    cases = [(f"Case {i}: what is <|im_end|> for?", i % 2 == 0) for i in range(8)]
+    expected = [smollm2.encode_prompt(p, "Be brief.", s).token_ids for p, s in cases]
+    barrier = threading.Barrier(len(cases))
+
+    def encode(case: tuple[str, bool]) -> list[list[int]]:
+        barrier.wait()
+        return [smollm2.encode_prompt(case[0], "Be brief.", case[1]).token_ids for _ in range(40)]
+
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(encode, cases))
+    for want, got in zip(expected, results, strict=True):
+        assert all(ids == want for ids in got)
