@@ -21,6 +21,19 @@ class CliError(Exception):
     """Bad input: printed as `playground: error: ...`, exit status 2."""
 
 
+# C0 and C1 control characters, DEL too, except tab and newline: deleted by terminal_safe
+_CONTROLS = dict.fromkeys(c for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from a saved record or a model, fit for a terminal: no control characters but tab and newline.
+
+    A saved run (or an imported file) can hold escape sequences such as "\x1b]0;title\x07" or
+    "\x1b[2J" that would retitle, clear or reprogram the terminal of whoever prints it.
+    """
+    return text.translate(_CONTROLS)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     try:
         settings = Settings.from_env()
@@ -82,19 +95,27 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _text_arg(value: str, what: str) -> str:
+    """A prompt or system text from argv or stdin, invalid UTF-8 replaced by U+FFFD (with a notice)."""
+    from playground.params import replace_invalid
+
+    text, replaced = replace_invalid(value)
+    if replaced:
+        print(f"playground: the {what} held invalid UTF-8; replaced with U+FFFD (\ufffd)", file=sys.stderr)
+    return text
+
+
+def _read_stdin() -> str:
+    return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from playground.backends.pool import ModelPool
-    from playground.engine import (
-        AttentionLimits,
-        ColumnRequest,
-        Engine,
-        RequestError,
-        RunRequest,
-        validate_params,
-    )
+    from playground.engine import ColumnRequest, RequestError, RunRequest
+    from playground.params import validate_params
+    from playground.service import RunService, build_engine
 
     settings = _settings(args)
-    catalog = _catalog_with(settings, args.model)
+    _catalog_with(settings, args.model)
     params = GenerationParams(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -102,22 +123,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
-        stop=list(args.stop or []),
+        stop=[_text_arg(s, "stop string") for s in args.stop or []],
         timeout_s=args.timeout,
     )
     problems = validate_params(params)
     if problems:
         raise CliError("; ".join(problems))
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _text_arg(_read_stdin() if args.prompt == "-" else args.prompt, "prompt")
     request = RunRequest(
         prompt=prompt,
-        system_prompt=args.system or "",
+        system_prompt=_text_arg(args.system or "", "system prompt"),
         columns=[ColumnRequest(m, params) for m in args.model],
+        specials_as_text=args.specials_as_text,
         capture_attention=not args.no_attention,
     )
+    options = None
     if args.search != "none":
         from playground.grounding.providers import SearchError
-        from playground.grounding.snapshot import SearchOptions, take_snapshot
+        from playground.grounding.snapshot import SearchOptions
 
         options = SearchOptions(args.search, args.sources, args.fetch, settings.corpus_dir,
                                 settings.corpus_index, tuple(settings.fetch_allow),
@@ -128,48 +151,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
             options.validate()  # a bad flag or environment value is bad input, before any model loads
         except SearchError as exc:
             raise CliError(str(exc)) from exc
-        if prompt.strip():
-            request.search, notice = take_snapshot(prompt, options)
-            if notice:
-                print(f"playground: {notice}", file=sys.stderr)
-    limits = AttentionLimits(settings.attention_tokens, settings.attention_bytes)
-    engine = Engine(catalog, ModelPool(settings.data_dir, settings.device), limits)
+    service = RunService(settings, engine=build_engine(settings, web=False))
+    notice = service.prepare(request, options)
+    if notice:
+        print(f"playground: {notice}", file=sys.stderr)
     try:
-        run, events = engine.stream(request)
+        live = service.start(request, key="cli", owner="cli", search_notice=notice)
     except RequestError as exc:
         raise CliError(str(exc)) from exc
-    for event in events:
-        if not args.json and event.kind == "token" and len(request.columns) == 1:
-            print(event.delta, end="", flush=True)
-    saved_id = None
-    if not args.no_save:
-        from playground.sessions.store import SessionStore
-
-        saved_id = SessionStore(settings.database).save(run)
+    streamed = len(request.columns) == 1 and not args.json
+    try:
+        for event in live.events:
+            if streamed and event.kind == "token":
+                print(terminal_safe(event.delta), end="", flush=True)
+    finally:
+        outcome = service.finish(live, save=not args.no_save)
+    run = outcome.run
+    if outcome.save_error:
+        print(f"playground: {outcome.save_error}", file=sys.stderr)
+    saved_id = outcome.saved_id or None
     if args.json:
-        doc = run.to_dict()
-        doc_out = {"saved_id": saved_id, **doc}
-        print(json.dumps(doc_out, indent=2, ensure_ascii=False))
+        print(json.dumps({"saved_id": saved_id, **run.to_dict()}, indent=2, ensure_ascii=False))
     else:
-        _print_human(run, streamed=len(request.columns) == 1)
+        _print_human(run, streamed=streamed)
         if saved_id:
             print(f"saved as {saved_id} (python -m playground sessions show {saved_id})", file=sys.stderr)
     return 0 if any(not m.error for m in run.models) else 1
 
 
 def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
+    """Each column's answer and figures; every text goes through terminal_safe (it may come from a file)."""
     for model in run.models:
         m = model.metrics
         if not streamed:
-            print(f"\n=== [{model.column}] {model.identity.catalog_id} ===")
-            print(model.text)
+            print(f"\n=== [{model.column}] {terminal_safe(model.identity.catalog_id)} ===")
+            print(terminal_safe(model.text))
         else:
             print()
         if model.error:
-            print(f"error: {model.error}", file=sys.stderr)
+            print(f"error: {terminal_safe(model.error)}", file=sys.stderr)
         print(
             f"-- {m.prompt_tokens} prompt tokens, {m.output_tokens} output tokens, "
-            f"ttft {m.ttft_s:.2f} s, {m.decode_tok_s:.1f} tok/s, {model.finish_reason}",
+            f"ttft {m.ttft_s:.2f} s, {m.decode_tok_s:.1f} tok/s, {terminal_safe(model.finish_reason)}",
             file=sys.stderr,
         )
 
@@ -229,21 +252,31 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from playground.sessions.store import SessionError, SessionStore
 
     settings = _settings(args)
+    if args.action == "list" and args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
     store = SessionStore(settings.database)
     try:
         if args.action == "list":
-            rows = store.recent(limit=args.limit, query=args.search or "")
+            listing = store.list_runs(limit=args.limit, query=args.search or "")
             if args.json:
-                print(json.dumps([r.__dict__ for r in rows], indent=2, ensure_ascii=False))
-            for r in [] if args.json else rows:
+                print(json.dumps([r.__dict__ for r in listing.rows], indent=2, ensure_ascii=False))
+            for r in [] if args.json else listing.rows:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
-                prompt = " ".join(r.prompt.split())[:60]
-                print(f"{r.id}  {when}  {','.join(r.models):<30}  {prompt}")
+                prompt = " ".join(terminal_safe(r.prompt).split())[:60]
+                models = terminal_safe(",".join(r.models))
+                print(f"{r.id}  {when}  {models:<30}  {prompt}")
+            if listing.skipped:
+                print(f"playground: skipped {listing.skipped} unreadable saved run(s)", file=sys.stderr)
         elif args.action == "show":
             run = store.get(args.id)
             if args.json:
                 print(run.to_json(indent=2))
             else:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
+                print(f"run {run.id}, {when}")
+                if run.system_prompt:
+                    print(f"system: {terminal_safe(run.system_prompt)}")
+                print(f"prompt: {terminal_safe(run.prompt)}")
                 _print_human(run, streamed=False)
         elif args.action == "export":
             Path(args.file).write_text(export_bundle(store.get(args.id)), encoding="utf-8")
@@ -254,14 +287,19 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
             run = import_bundle(data)
-            store.save(run)
-            print(json.dumps({"saved_id": run.id}) if args.json else run.id)
+            file_id = run.id
+            saved_id = store.save(run)  # never replaces a saved run: a taken id gets a fresh one
+            renamed_from = file_id if saved_id != file_id else None
+            if renamed_from:
+                print(f"stored as {saved_id} (a saved run already has the id {file_id}; "
+                      "it was left untouched)", file=sys.stderr)
+            print(json.dumps({"saved_id": saved_id, "renamed_from": renamed_from}) if args.json else saved_id)
         elif args.action == "delete":
             if not store.delete(args.id):
                 raise CliError(f"no saved run has the id {args.id!r}")
             print(f"deleted {args.id}", file=sys.stderr)
-    except (SessionError, BundleError) as exc:
-        raise CliError(str(exc)) from exc
+    except (SessionError, BundleError) as exc:  # may quote text from the file or the database
+        raise CliError(terminal_safe(str(exc))) from exc
     return 0
 
 
@@ -328,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the run record as JSON")
     compare.add_argument("--no-save", action="store_true", help="do not save the run to the session store")
     compare.add_argument("--no-attention", action="store_true", help="skip the attention capture pass")
+    compare.add_argument("--specials-as-text", action="store_true",
+                         help="tokenize special-token strings in the prompt (e.g. <|im_end|>) as plain text")
     compare.add_argument("--search", choices=["none", "local", "web"], default="none",
                          help="ground the prompt: search once, give every model the same sources")
     compare.add_argument("--sources", type=int, default=5, help="how many search results (default 5)")
@@ -361,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = sessions.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="recent runs, newest first")
     listing.add_argument("--search", help="full-text search over prompts and outputs")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     listing.add_argument("--json", action="store_true")
     show = actions.add_parser("show", help="print one run")
     show.add_argument("id")

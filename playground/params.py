@@ -8,6 +8,7 @@ sentence here, never a traceback inside generation.
 from __future__ import annotations
 
 import math
+import re
 
 from playground.record import GenerationParams
 
@@ -17,6 +18,7 @@ MAX_TEMPERATURE = 100.0  # above this the distribution is uniform noise: a typo,
 MAX_TIMEOUT_S = 24 * 3600.0
 MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 
 
@@ -59,6 +61,17 @@ def validate_params(params: GenerationParams) -> list[str]:
     if any(len(s) > MAX_STOP_CHARS for s in params.stop):
         problems.append(f"stop strings are at most {MAX_STOP_CHARS} characters")
     return problems
+
+
+def replace_invalid(text: str) -> tuple[str, bool]:
+    """Text that can be stored and shown: lone surrogates (invalid UTF-8 bytes decoded with
+    surrogateescape, or half a pair sent by a browser) become U+FFFD. True when any was replaced."""
+    if not _SURROGATE.search(text):
+        return text, False
+    try:  # raw bytes kept by surrogateescape: decode them as UTF-8 would, one U+FFFD per bad sequence
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
+    except UnicodeEncodeError:  # other lone surrogates (half a pair)
+        return _SURROGATE.sub("\ufffd", text), True
 
 
 def parse_stop_string(text: str) -> str:

@@ -19,7 +19,8 @@ THREADS = 6
 
 
 def _run(engine: Engine, prompt: str, tokens: int = 10) -> Run:
-    return engine.run(RunRequest(prompt, [ColumnRequest("smollm2-135m", GenerationParams(max_new_tokens=tokens))]))
+    column = ColumnRequest("smollm2-135m", GenerationParams(max_new_tokens=tokens))
+    return engine.run(RunRequest(prompt, [column]))
 
 
 def test_concurrent_runs_each_capture_their_own_attention(engine: Engine, smollm2: LocalBackend) -> None:

@@ -7,9 +7,8 @@ fresh data dir the GGUF conversion takes minutes, hence the generous timeout).
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 import random
 import threading
 import time
@@ -297,8 +296,8 @@ def test_out_of_range_max_new_tokens_fails_the_column(engine: Engine, max_new_to
         ({"stop": [""]}, "stop strings must not be empty"),
     ],
     ids=["temperature", "temperature-nan", "temperature-inf", "top_p", "top_p-nan", "top_k",
-         "repetition_penalty", "repetition_penalty-nan", "timeout", "timeout-nan", "seed-huge", "seed-negative",
-         "stop"],
+         "repetition_penalty", "repetition_penalty-nan", "timeout", "timeout-nan", "seed-huge",
+         "seed-negative", "stop"],
 )
 def test_bad_parameter_fails_the_column(engine: Engine, params: dict, message: str) -> None:
     (bad,) = run_columns(engine, FRANCE, col("smollm2-135m", max_new_tokens=4, **params)).models

@@ -1,0 +1,262 @@
+"""What the web page, the Gradio API and the CLI share: search, run, save, stop, Run again, export.
+
+The callers stay thin: they turn their input into a RunRequest, call this
+service, and draw the run record it returns. The service owns the objects that
+are shared by every user of one server (the engine and its model pool, the
+session store, the search providers, the registry of runs in progress) and
+the rules that make sharing safe: whose runs a user sees and may delete, and
+that nothing a user saved is overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playground.config import Settings
+from playground.engine import AttentionLimits, Engine, Event, RunRequest
+from playground.grounding.snapshot import SearchOptions, SearchProviders
+from playground.record import Run
+from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
+from playground.sessions.rerun import ColumnMatch, compare_runs, request_from
+from playground.sessions.store import RunListing, SessionError, SessionStore
+
+log = logging.getLogger(__name__)
+EXPORT_TTL_S = 600.0  # an export file lives this long: long enough to download, then it is removed
+
+
+class LiveRuns:
+    """Cancel flags of the runs in progress, by caller key (a browser tab), so Stop can reach them."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str) -> threading.Event:
+        flag = threading.Event()
+        with self._lock:
+            self._flags[key] = flag
+        return flag
+
+    def stop(self, key: str) -> bool:
+        with self._lock:
+            flag = self._flags.get(key)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def end(self, key: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(key) is flag:
+                del self._flags[key]
+
+
+@dataclass
+class LiveRun:
+    """A run in progress: its record (filled as events arrive) and the events."""
+
+    record: Run
+    events: Iterator[Event]
+    cancel: threading.Event
+    key: str
+    owner: str
+    search_notice: str = ""
+
+
+@dataclass
+class Outcome:
+    """A finished run, as saved (or why it could not be)."""
+
+    run: Run
+    saved_id: str = ""
+    save_error: str = ""
+    stopped: bool = False
+    summary: str = ""
+
+
+@dataclass
+class Imported:
+    run: Run
+    renamed_from: str = ""  # the file's id, when a saved run already had it (then left untouched)
+
+
+@dataclass
+class Rerun:
+    saved: Run
+    outcome: Outcome
+    matches: list[ColumnMatch] = field(default_factory=list)
+
+
+def build_engine(settings: Settings, web: bool = False) -> Engine:
+    """The engine for these settings; `web` applies the rules for a server shared with others."""
+    from playground.backends.pool import ModelPool
+    from playground.catalog import Catalog
+
+    catalog = Catalog.build(settings.catalog_file, settings.models)
+    pool = ModelPool(settings.data_dir, settings.device, settings.memory_budget_bytes)
+    return Engine(
+        catalog, pool, AttentionLimits(settings.attention_tokens, settings.attention_bytes),
+        load_timeout_s=settings.load_timeout_s,
+        allow_any_model=settings.allows_any_model if web else True,
+        redact=web,
+    )
+
+
+class RunService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        store: SessionStore | None = None,
+        providers: SearchProviders | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or build_engine(settings, web=True)
+        self._store = store
+        self.providers = providers or SearchProviders()
+        self.live = LiveRuns()
+        self._exports: list[Path] = []
+        self._exports_lock = threading.Lock()
+
+    @property
+    def store(self) -> SessionStore:
+        """Opened on first use: a CLI run with --no-save never creates the database."""
+        if self._store is None:
+            self._store = SessionStore(self.settings.database)
+        return self._store
+
+    # -- ownership ----------------------------------------------------------------
+
+    @property
+    def shared_history(self) -> bool:
+        return self.settings.shared_history
+
+    def history(self, owner: str, query: str = "", limit: int = 50) -> RunListing:
+        """The owner's saved runs (everyone's with shared history), newest first."""
+        return self.store.list_runs(limit=limit, query=query, owner=None if self.shared_history else owner)
+
+    def delete(self, run_id: str, owner: str) -> bool:
+        """Delete a saved run: only its owner may, unless history is shared team-wide."""
+        return self.store.delete(run_id, owner=None if self.shared_history else owner)
+
+    def get(self, run_id: str) -> Run:
+        """Anyone holding a run's id (a share link) may open it."""
+        return self.store.get(run_id)
+
+    # -- running ------------------------------------------------------------------
+
+    def prepare(self, request: RunRequest, search: SearchOptions | None) -> str:
+        """Take the run's one search snapshot into the request; the notice says what went wrong."""
+        if search is None or search.provider == "none" or not request.prompt.strip():
+            return ""
+        request.search, notice = self.providers.snapshot(request.prompt, search)
+        return notice
+
+    def start(self, request: RunRequest, key: str, owner: str, search_notice: str = "") -> LiveRun:
+        """Validate and start a run (RequestError for a request that cannot start at all)."""
+        flag = self.live.start(key)
+        try:
+            record, events = self.engine.stream(request, flag)
+        except Exception:
+            self.live.end(key, flag)
+            raise
+        return LiveRun(record, events, flag, key, owner, search_notice)
+
+    def finish(self, live: LiveRun, save: bool = True) -> Outcome:
+        """End a run whose events were consumed: save it under its owner and summarise it."""
+        self.live.end(live.key, live.cancel)
+        record = live.record
+        answered = sum(1 for m in record.models if not m.error)
+        stopped = live.cancel.is_set()
+        summary = "stopped: partial outputs kept" if stopped else (
+            f"done: {answered} of {len(record.models)} column(s) answered")
+        if record.search is not None and record.search.results:
+            summary += f"; grounded on {len(record.search.results)} {record.search.provider} source(s)"
+        if live.search_notice:
+            summary += f" ({live.search_notice})"
+        outcome = Outcome(record, stopped=stopped, summary=summary)
+        if save:
+            try:
+                outcome.saved_id = self.store.save(record, owner=live.owner)
+            except sqlite3.Error as exc:
+                log.exception("saving run %s failed", record.id)
+                outcome.save_error = f"could not save the run: {exc}"
+                outcome.summary += f"; {outcome.save_error}"
+        return outcome
+
+    def run(self, request: RunRequest, key: str, owner: str, search: SearchOptions | None = None,
+            save: bool = True) -> Outcome:
+        """Search, run to the end and save (the API endpoint and the CLI)."""
+        notice = self.prepare(request, search)
+        live = self.start(request, key, owner, notice)
+        try:
+            for _event in live.events:
+                pass
+        finally:
+            outcome = self.finish(live, save)
+        return outcome
+
+    def tokenize(self, request: RunRequest) -> Run:
+        return self.engine.tokenize(request)
+
+    def stop(self, key: str) -> bool:
+        return self.live.stop(key)
+
+    def rerun_request(self, run_id: str) -> tuple[Run, RunRequest]:
+        """A saved run and the request that repeats it (same models, parameters, seeds, sources)."""
+        saved = self.store.get(run_id)
+        return saved, request_from(saved)
+
+    @staticmethod
+    def compare_rerun(saved: Run, new: Run) -> list[ColumnMatch]:
+        return compare_runs(saved, new)
+
+    # -- import / export ----------------------------------------------------------
+
+    def import_file(self, path: str | Path, owner: str) -> Imported:
+        """Validate a run file and save it as the importer's; an existing id is never overwritten."""
+        path = Path(path)
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise BundleError(f"the file is {size / 2**20:.1f} MiB; run files are at most "
+                              f"{MAX_BUNDLE_BYTES / 2**20:.0f} MiB")
+        run = import_bundle(path.read_bytes())
+        original = run.id
+        saved_id = self.store.save(run, owner=owner)
+        return Imported(run, original if saved_id != original else "")
+
+    def export_file(self, run_id: str) -> Path:
+        """Write a run's export into a fresh temporary folder of its own, removed after EXPORT_TTL_S."""
+        run = self.store.get(run_id)
+        folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
+        path = folder / f"playground-run-{run.id}.json"
+        path.write_text(export_bundle(run), encoding="utf-8")
+        with self._exports_lock:
+            self._exports.append(folder)
+        timer = threading.Timer(EXPORT_TTL_S, self._remove_export, args=(folder,))
+        timer.daemon = True
+        timer.start()
+        return path
+
+    def _remove_export(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._exports_lock:
+            if folder in self._exports:
+                self._exports.remove(folder)
+
+    def close(self) -> None:
+        """Remove every export still on disk (the server is stopping)."""
+        with self._exports_lock:
+            folders, self._exports = self._exports, []
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+__all__ = ["BundleError", "Imported", "LiveRun", "Outcome", "RunService", "SessionError", "build_engine"]
