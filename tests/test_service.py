@@ -1,0 +1,119 @@
+"""The run service shared by the page, the API and the CLI: ownership, saving, import, export.
+
+Real engine (the session's bundled models on CPU) and a real SQLite file per test.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sample_runs import make_run
+
+from playground.config import Settings
+from playground.engine import ColumnRequest, Engine, RunRequest
+from playground.record import GenerationParams
+from playground.service import RunService
+from playground.sessions.bundle import export_bundle, import_bundle
+from playground.sessions.store import SessionError, SessionStore
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _service(engine: Engine, tmp_path: Path, shared: bool = False) -> RunService:
+    settings = Settings(data_dir=tmp_path, shared_history=shared)
+    return RunService(settings, engine=engine, store=SessionStore(tmp_path / "runs.sqlite3"))
+
+
+def _request(prompt: str, tokens: int = 3) -> RunRequest:
+    return RunRequest(prompt, [ColumnRequest("smollm2-135m", GenerationParams(max_new_tokens=tokens))])
+
+
+def test_runs_are_saved_under_their_owner_and_listed_for_them_only(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    alice = service.run(_request("alice asks"), key="tab-a", owner="alice")
+    bob = service.run(_request("bob asks"), key="tab-b", owner="bob")
+    assert alice.saved_id and bob.saved_id and not alice.save_error
+    assert [r.id for r in service.history("alice").rows] == [alice.saved_id]
+    assert [r.id for r in service.history("bob").rows] == [bob.saved_id]
+    assert service.get(alice.saved_id).prompt == "alice asks"  # a share link opens for anyone
+    with pytest.raises(SessionError, match="another user"):
+        service.delete(alice.saved_id, owner="bob")
+    assert service.get(alice.saved_id).prompt == "alice asks"
+    assert service.delete(alice.saved_id, owner="alice")
+    with pytest.raises(SessionError):
+        service.get(alice.saved_id)
+
+
+def test_shared_history_lists_and_deletes_everyones_runs(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path, shared=True)
+    alice = service.run(_request("alice asks"), key="a", owner="alice")
+    service.run(_request("bob asks"), key="b", owner="bob")
+    assert len(service.history("carol").rows) == 2
+    assert service.delete(alice.saved_id, owner="carol")
+
+
+def test_import_of_an_existing_id_is_stored_under_a_new_one(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    store = service.store
+    saved = make_run()
+    store.save(saved, owner="alice")
+    bundle = tmp_path / "x.json"
+    edited = import_bundle(export_bundle(saved))
+    edited.prompt = "an edited copy"
+    bundle.write_text(export_bundle(edited), encoding="utf-8")
+    imported = service.import_file(bundle, owner="bob")
+    assert imported.renamed_from == saved.id
+    assert imported.run.id != saved.id
+    assert store.get(saved.id).prompt == saved.prompt  # untouched
+    assert store.get(imported.run.id).prompt == "an edited copy"
+    assert store.owner_of(imported.run.id) == "bob"
+
+
+def test_exports_are_written_on_request_and_removed(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    store = service.store
+    run = make_run()
+    store.save(run)
+    first, second = service.export_file(run.id), service.export_file(run.id)
+    assert first.parent != second.parent  # per request: two downloads never share a file
+    assert import_bundle(first.read_bytes()).id == run.id
+    service._remove_export(first.parent)
+    assert not first.parent.exists() and second.exists()
+    service.close()
+    assert not second.parent.exists()
+
+
+def test_concurrent_runs_through_the_service_keep_to_themselves(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    markers = [f"zebra{i}" for i in range(6)]
+    barrier = threading.Barrier(len(markers))
+
+    def one(marker: str):  # noqa: ANN202
+        barrier.wait()
+        return service.run(_request(f"Repeat the word {marker}.", 4), key=marker, owner=marker)
+
+    with ThreadPoolExecutor(len(markers)) as pool:
+        outcomes = list(pool.map(one, markers))
+    for marker, outcome in zip(markers, outcomes, strict=True):
+        saved = service.get(outcome.saved_id)
+        assert marker in saved.prompt and not any(m in saved.prompt for m in markers if m != marker)
+        assert saved.models[0].attention is not None, saved.models[0].attention_note
+        assert [r.id for r in service.history(marker).rows] == [outcome.saved_id]
+
+
+def test_stop_reaches_the_run_of_that_key_only(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    live = service.start(_request("Write a long story about a dragon.", 64), key="tab-1", owner="x")
+    other = service.start(_request("Write a long story about a cat.", 8), key="tab-2", owner="y")
+    for event in live.events:
+        if event.kind == "token":
+            assert service.stop("tab-1")
+    for _event in other.events:
+        pass
+    stopped, finished = service.finish(live), service.finish(other)
+    assert stopped.stopped and stopped.run.models[0].finish_reason == "cancelled"
+    assert not finished.stopped and finished.run.models[0].finish_reason in ("length", "eos")
+    assert not service.stop("tab-1")  # ended runs leave the registry
