@@ -203,16 +203,20 @@ def test_sessions_export_then_import_round_trips(
     fresh = tmp_path / "elsewhere.sqlite3"  # as on another machine
     imported = playground(data_dir, "sessions", "import", str(exported), "--json", db=fresh)
     assert imported.returncode == 0, imported.stderr
-    assert json.loads(imported.stdout) == {"saved_id": output["saved_id"]}
+    assert json.loads(imported.stdout) == {"saved_id": output["saved_id"], "renamed_from": None}
     shown = playground(data_dir, "sessions", "show", output["saved_id"], "--json", db=fresh)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == record
 
-    again = playground(data_dir, "sessions", "import", str(exported), db=history)  # same id: replaced
+    again = playground(data_dir, "sessions", "import", str(exported), db=history)  # same id: a new run
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == output["saved_id"]
+    new_id = again.stdout.strip()
+    assert new_id != output["saved_id"]
+    assert f"stored as {new_id} (a saved run already has the id {output['saved_id']}" in again.stderr
     listed = playground(data_dir, "sessions", "list", "--json", db=history)
-    assert [entry["id"] for entry in json.loads(listed.stdout)] == [output["saved_id"]]
+    assert sorted(entry["id"] for entry in json.loads(listed.stdout)) == sorted([output["saved_id"], new_id])
+    shown = playground(data_dir, "sessions", "show", new_id, "--json", db=history)
+    assert json.loads(shown.stdout) == {**record, "id": new_id}  # the same run under its new id
 
 
 def test_sessions_delete(data_dir: Path, compared: tuple[Path, dict], history: Path) -> None:

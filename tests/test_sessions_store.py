@@ -73,15 +73,27 @@ def test_unicode_and_markup_are_stored_verbatim(store: SessionStore) -> None:
     assert summary.prompt == prompt  # the history list gets the raw text too; escaping is the UI's job
 
 
-def test_saving_the_same_run_again_replaces_it(store: SessionStore) -> None:
-    run = make_run(outputs=("first answer",))
-    store.save(run)
-    run.models[0].text = "second answer"
-    store.save(run)
-    assert store.count() == 1
-    assert store.get(run.id).models[0].text == "second answer"
-    assert [r.id for r in store.recent(query="second")] == [run.id]
-    assert store.recent(query="first") == []  # the old output left the search index
+def test_saving_under_a_taken_id_keeps_the_saved_run_and_stores_a_new_one(store: SessionStore) -> None:
+    """An import of a file whose id exists must never silently replace the run already saved."""
+    first = make_run(outputs=("first answer",))
+    assert store.save(first, owner="alice") == first.id
+    original_id = first.id
+    second = Run.from_dict(first.to_dict())
+    second.models[0].text = "second answer"
+    new_id = store.save(second, owner="bob")
+    assert new_id != original_id
+    assert second.id == new_id  # the caller's run now carries the id it was stored under
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{22}", new_id)
+    assert store.count() == 2
+    kept = store.get(original_id)
+    assert kept.models[0].text == "first answer"  # untouched
+    assert store.owner_of(original_id) == "alice"
+    stored = store.get(new_id)
+    assert stored.id == new_id  # the record inside says the new id too
+    assert stored.models[0].text == "second answer"
+    assert store.owner_of(new_id) == "bob"
+    assert [r.id for r in store.recent(query="first")] == [original_id]
+    assert [r.id for r in store.recent(query="second")] == [new_id]
 
 
 # -- ids -----------------------------------------------------------------------------------
@@ -477,3 +489,244 @@ def test_sigkill_during_a_save_keeps_the_database_intact(tmp_path: Path, delay: 
     store.save(again)
     assert store.get(again.id) == again
     assert [r.id for r in store.recent(query="crash")] == [again.id]
+
+
+# -- rows that cannot be read ------------------------------------------------------------------
+
+
+def _raw_insert(path: Path, run_id: str, created_at: object, prompt: object = "a prompt",
+                models: object = '["smollm2-135m"]', record: object = "{}", owner: str = "") -> None:
+    """A row as an older version, a bug or a hand edit may have left it, bypassing SessionStore.save."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute("INSERT INTO runs(id, created_at, prompt, models, record, owner) VALUES (?,?,?,?,?,?)",
+                       (run_id, created_at, prompt, models, record, owner))
+            db.execute("INSERT INTO runs_fts(id, prompt, outputs) VALUES (?, ?, '')", (run_id, str(prompt)))
+    finally:
+        db.close()
+
+
+def _bad_rows(path: Path) -> int:
+    """Write one row of each kind that cannot be listed; return how many."""
+    bad = [
+        {"created_at": 1e300},
+        {"created_at": float("inf")},
+        {"created_at": float("-inf")},
+        {"created_at": -1.0},
+        {"created_at": 253402300800.0},  # 10000-01-01: past what a date can show
+        {"created_at": "yesterday"},
+        {"models": "[broken"},
+        {"models": '{"a": 1}'},
+        {"models": "[1, 2]"},
+        {"prompt": b"\xff\xfe"},  # a BLOB: TEXT affinity would turn a number into text
+    ]
+    for fields in bad:
+        _raw_insert(path, Run(prompt="x").id, **{"created_at": 1_700_000_050.0, **fields})
+    _raw_insert(path, "not a valid id", 1_700_000_060.0)  # could never be shown or deleted
+    return len(bad) + 1
+
+
+def test_unreadable_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    good = [make_run(prompt=f"good run {i}", created_at=1_700_000_000 + i) for i in range(3)]
+    for run in good:
+        store.save(run)
+    skipped = _bad_rows(path)
+
+    listing = store.list_runs()
+    assert [r.id for r in listing.rows] == [r.id for r in reversed(good)]
+    assert listing.skipped == skipped
+    assert store.recent() == listing.rows
+    for row in listing.rows:
+        assert isinstance(row.created_at, float)
+        assert row.models == ["smollm2-135m", "gemma3-270m"]
+    # bad rows sort first (1e300, inf, text): the limit still counts readable rows
+    assert [r.id for r in store.list_runs(limit=2).rows] == [good[2].id, good[1].id]
+    assert [r.id for r in store.recent(limit=1)] == [good[2].id]
+    assert store.list_runs(query="prompt").rows == []  # the bad rows match, and are skipped
+    assert store.list_runs(query="prompt").skipped >= 1
+    assert store.list_runs(query="good").skipped == 0
+
+
+def test_time_at_the_edges_of_the_range_is_listed(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    first, last = Run(prompt="epoch").id, Run(prompt="end of year 9999").id
+    _raw_insert(path, first, 0.0)
+    _raw_insert(path, last, 253402300799)  # an integer: SQLite keeps it as REAL
+    listing = store.list_runs()
+    assert [r.id for r in listing.rows] == [last, first]
+    assert listing.skipped == 0
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("{not json", "cannot be read"),
+        ('{"prompt": "x"', "cannot be read"),
+        ("9" * 5000, "cannot be read"),  # too many digits for int()
+        ("[" * 100_000, "cannot be read"),  # nested too deep
+        ("CREATED_AT_1e300", r"created_at"),
+        ("CREATED_AT_Infinity", r"created_at"),
+        ("CREATED_AT_-5", r"created_at"),
+        ("OTHER_ID", "says it is run"),
+    ],
+    ids=["broken", "truncated", "long-number", "deep", "time-1e300", "time-infinity", "time-negative",
+         "other-id"],
+)
+def test_getting_an_unreadable_row_says_so(tmp_path: Path, record: str, message: str) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    run = make_run()
+    run_id = run.id
+    if record.startswith("CREATED_AT_"):
+        text = run.to_json().replace(f'"created_at": {run.created_at!r}',
+                                     f'"created_at": {record.removeprefix("CREATED_AT_")}')
+        assert text != run.to_json()
+        record = text
+    elif record == "OTHER_ID":
+        record = run.to_json()
+        run_id = Run(prompt="x").id
+    _raw_insert(path, run_id, 1_700_000_000.0, record=record)
+    with pytest.raises(SessionError, match=message) as info:
+        store.get(run_id)
+    assert f"saved run {run_id}" in str(info.value)
+    assert [r.id for r in store.recent()] == [run_id]  # its summary row is fine: it stays listed
+
+
+# -- the `sessions` command ------------------------------------------------------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\x1b[H\r\x7f\x00"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> tuple[int, str, str]:
+    from playground.__main__ import main
+
+    status = main(["sessions", "--db", str(db), *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _no_controls(text: str) -> bool:
+    return not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def test_terminal_safe_strips_control_characters_but_keeps_lines_and_tabs() -> None:
+    from playground.__main__ import terminal_safe
+
+    assert terminal_safe("a\x1b[2Jb\tc\nd\x07e\x9b\x7f\r\x00\x85f") == "a[2Jb\tc\nde" + "f"
+    assert terminal_safe("café ☕ 東京 \u200b") == "café ☕ 東京 \u200b"  # printable text is untouched
+    assert terminal_safe("") == ""
+
+
+def test_sessions_show_and_list_print_no_terminal_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.sqlite3"
+    store = SessionStore(db)
+    run = make_run(prompt=f"What{ESCAPES} is\tthis?", outputs=(f"An answer{ESCAPES}\nline two",))
+    run.system_prompt = f"system{ESCAPES}"
+    run.models[0].identity.catalog_id = f"evil{ESCAPES}model"
+    run.models[0].error = f"it broke{ESCAPES}"
+    run.models[0].finish_reason = f"error{ESCAPES}"
+    store.save(run)
+
+    status, out, err = _cli(capsys, db, "show", run.id)
+    assert status == 0, err
+    assert _no_controls(out), repr(out)
+    assert _no_controls(err), repr(err)
+    assert "An answer]0;pwned[2J31m[H\nline two" in out  # the text is there, minus the controls
+    assert "evil]0;pwned[2J31m[Hmodel" in out
+    assert "What]0;pwned[2J31m[H is\tthis?" in out  # the prompt is shown too
+    assert "it broke]0;pwned" in err
+
+    status, out, err = _cli(capsys, db, "list")
+    assert status == 0, err
+    assert _no_controls(out), repr(out)
+    assert run.id in out
+    assert "evil]0;pwned" in out
+
+    status, out, _ = _cli(capsys, db, "show", run.id, "--json")  # JSON escapes them: exact text
+    assert status == 0
+    assert "\x1b" not in out
+    assert json.loads(out)["prompt"] == run.prompt
+
+
+def test_an_import_error_naming_saved_text_prints_no_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from playground.sessions.bundle import export_bundle
+
+    doc = json.loads(export_bundle(make_run()))
+    doc["run"]["models"][0]["identity"]["libraries"] = {"\x1b[2Jtorch": 5}
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    status, out, err = _cli(capsys, tmp_path / "runs.sqlite3", "import", str(path))
+    assert status == 2
+    assert "[2Jtorch" in err
+    assert _no_controls(err), repr(err)
+    assert out == ""
+
+
+def test_sessions_list_reports_skipped_rows_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.sqlite3"
+    store = SessionStore(db)
+    good = make_run(prompt="a good run")
+    store.save(good)
+    skipped = _bad_rows(db)
+
+    status, out, err = _cli(capsys, db, "list")
+    assert status == 0, err
+    assert good.id in out
+    assert f"skipped {skipped} unreadable saved run(s)" in err
+
+    status, out, err = _cli(capsys, db, "list", "--json")
+    assert status == 0, err
+    listed = json.loads(out)
+    assert isinstance(listed, list)  # still a plain list of summaries
+    assert [entry["id"] for entry in listed] == [good.id]
+    assert f"skipped {skipped} unreadable saved run(s)" in err
+
+    SessionStore(tmp_path / "clean.sqlite3").save(make_run())
+    status, _, err = _cli(capsys, tmp_path / "clean.sqlite3", "list")
+    assert status == 0
+    assert "skipped" not in err
+
+
+def test_sessions_import_of_a_taken_id_stores_a_new_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from playground.sessions.bundle import export_bundle
+
+    db = tmp_path / "runs.sqlite3"
+    store = SessionStore(db)
+    saved = make_run(prompt="the saved one", outputs=("kept",))
+    store.save(saved)
+    other = make_run(prompt="the imported one", outputs=("imported",))
+    other.id = saved.id  # a file whose id is already taken
+    path = tmp_path / "run.json"
+    path.write_text(export_bundle(other), encoding="utf-8")
+
+    status, out, err = _cli(capsys, db, "import", str(path))
+    assert status == 0, err
+    new_id = out.strip()
+    assert new_id != saved.id
+    assert f"stored as {new_id} (a saved run already has the id {saved.id}; it was left untouched)" in err
+    assert store.get(saved.id) == saved
+    assert store.get(new_id).prompt == "the imported one"
+
+    status, out, err = _cli(capsys, db, "import", str(path), "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["renamed_from"] == saved.id
+    assert result["saved_id"] not in (saved.id, new_id)
+    assert store.count() == 3
+
+    status, out, err = _cli(capsys, tmp_path / "fresh.sqlite3", "import", str(path), "--json")
+    assert status == 0, err
+    assert json.loads(out) == {"saved_id": saved.id, "renamed_from": None}
+    assert "stored as" not in err

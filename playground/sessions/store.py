@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.record import RecordError, Run
+from playground.record import RecordError, Run, new_run_id
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,23}$")  # record.new_run_id(): 23 chars, 136 random bits
 BUSY_TIMEOUT_MS = 10_000
+MAX_CREATED_AT = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC: the last second a date can show
+_PAGE = 64  # rows read per query while the history list skips unreadable ones
 
 
 class SessionError(LookupError):
@@ -33,6 +35,21 @@ class RunSummary:
     created_at: float
     prompt: str
     models: list[str]
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """A page of the history, and how many rows in it could not be read (and were left out)."""
+
+    rows: list[RunSummary]
+    skipped: int = 0
+
+
+def valid_time(value: object) -> bool:
+    """A run time that every date function can show: a finite number of seconds, 1970 to year 9999."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 0 <= value <= MAX_CREATED_AT  # False for NaN and the infinities too
 
 
 # -- migrations: an ordered list; each runs once, in its own transaction -----------------
@@ -61,7 +78,16 @@ def _m002_search(db: sqlite3.Connection) -> None:
         )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_search]
+def _m003_owner(db: sqlite3.Connection) -> None:
+    """Who saved each run, so a user's history shows their own runs and only they can delete them.
+
+    Runs saved before it (and by the CLI) belong to nobody in particular: ''.
+    """
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX runs_owner_created ON runs(owner, created_at DESC)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_search, _m003_owner]
 
 
 def _outputs_text(record: dict) -> str:
@@ -113,63 +139,141 @@ class SessionStore:
         finally:
             db.close()
 
-    def save(self, run: Run) -> str:
-        """Store a run under its id (replacing an earlier save of the same run)."""
-        record = run.to_dict()
+    def save(self, run: Run, owner: str = "") -> str:
+        """Store a run as a new row and return the id it was stored under.
+
+        Never replaces a saved run: when the id is taken (an imported file saved twice, or a
+        colleague's run with the same id), the run gets a fresh id, `run.id` is set to it, and
+        the new id is returned, so callers must show the returned id rather than the old one.
+        """
+        data = run.to_dict()
+        record = json.dumps(data, ensure_ascii=False)
+        outputs = _outputs_text(data)
         models = json.dumps([m.identity.catalog_id for m in run.models])
+        original_id = run.id
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")  # the write lock: no other save can take the id we check
             try:
+                while db.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone() is not None:
+                    run.id = new_run_id()
+                if run.id != original_id:
+                    record = json.dumps({**data, "id": run.id}, ensure_ascii=False)  # with its new id
                 db.execute(
-                    "INSERT OR REPLACE INTO runs(id, created_at, prompt, models, record) VALUES (?,?,?,?,?)",
-                    (run.id, run.created_at, run.prompt, models, json.dumps(record, ensure_ascii=False)),
+                    "INSERT INTO runs(id, created_at, prompt, models, record, owner) VALUES (?,?,?,?,?,?)",
+                    (run.id, run.created_at, run.prompt, models, record, owner),
                 )
-                db.execute("DELETE FROM runs_fts WHERE id = ?", (run.id,))
+                db.execute("DELETE FROM runs_fts WHERE id = ?", (run.id,))  # a stray entry, if any
                 db.execute(
                     "INSERT INTO runs_fts(id, prompt, outputs) VALUES (?, ?, ?)",
-                    (run.id, run.prompt, _outputs_text(record)),
+                    (run.id, run.prompt, outputs),
                 )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                run.id = original_id  # nothing was stored under a new id
                 raise
         return run.id
 
     def get(self, session_id: str) -> Run:
+        """The saved run, for anyone who has its id (share links): no owner check."""
         check_id(session_id)
         with self._connect() as db:
             row = db.execute("SELECT record FROM runs WHERE id = ?", (session_id,)).fetchone()
         if row is None:
             raise SessionError(f"no saved run has the id {session_id!r}: it was deleted or never existed")
         try:
-            return Run.from_dict(json.loads(row[0]))
-        except (RecordError, json.JSONDecodeError) as exc:
-            raise SessionError(f"saved run {session_id} cannot be read: {exc}") from exc
+            run = Run.from_dict(json.loads(row[0]))
+        except (RecordError, ValueError, TypeError, RecursionError) as exc:  # ValueError: JSON, huge ints
+            raise SessionError(f"saved run {session_id} cannot be read: {str(exc)[:300]}") from exc
+        if not valid_time(run.created_at):
+            raise SessionError(
+                f"saved run {session_id} cannot be read: its created_at ({run.created_at!r}) is not a time "
+                f"between 1970 and the year 9999"
+            )
+        if run.id != session_id:
+            raise SessionError(
+                f"saved run {session_id} cannot be read: its record says it is run {run.id[:40]!r}"
+            )
+        return run
 
-    def delete(self, session_id: str) -> bool:
+    def owner_of(self, session_id: str) -> str:
+        """Who saved the run ('' for runs saved without an owner, e.g. by the CLI)."""
+        check_id(session_id)
+        with self._connect() as db:
+            row = db.execute("SELECT owner FROM runs WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise SessionError(f"no saved run has the id {session_id!r}: it was deleted or never existed")
+        return row[0]
+
+    def delete(self, session_id: str, owner: str | None = None) -> bool:
+        """Delete a run; False when there was none. With an owner, only that owner's run may go.
+
+        owner None (the CLI, the team-wide shared-history mode) deletes any run.
+        """
         check_id(session_id)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            gone = db.execute("DELETE FROM runs WHERE id = ?", (session_id,)).rowcount
-            db.execute("DELETE FROM runs_fts WHERE id = ?", (session_id,))
-            db.execute("COMMIT")
+            try:
+                row = db.execute("SELECT owner FROM runs WHERE id = ?", (session_id,)).fetchone()
+                if row is not None and owner is not None and row[0] != owner:
+                    raise SessionError(
+                        f"run {session_id} belongs to another user: only its owner can delete it"
+                    )
+                gone = db.execute("DELETE FROM runs WHERE id = ?", (session_id,)).rowcount
+                db.execute("DELETE FROM runs_fts WHERE id = ?", (session_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return gone > 0
 
-    def recent(self, limit: int = 50, query: str = "") -> list[RunSummary]:
-        """Newest first; with a query, only runs whose prompt or outputs match it (FTS5)."""
+    def recent(self, limit: int = 50, query: str = "", owner: str | None = None) -> list[RunSummary]:
+        """Newest first; see list_runs."""
+        return self.list_runs(limit, query, owner).rows
+
+    def list_runs(self, limit: int = 50, query: str = "", owner: str | None = None) -> RunListing:
+        """Up to `limit` readable runs, newest first, and how many unreadable rows were passed over.
+
+        With a query, only runs whose prompt or outputs match it (FTS5); with an owner, only that
+        owner's runs (None: everyone's). A row an older version or a hand edit left malformed (a
+        time that is not a time, broken JSON) is skipped and counted rather than breaking the whole
+        list; rows after the last one listed are not examined.
+        """
+        conditions, params = [], []
+        if query.strip():
+            source = "runs_fts f JOIN runs r ON r.id = f.id"
+            conditions.append("runs_fts MATCH ?")
+            params.append(fts_query(query))
+        else:
+            source = "runs r"
+        if owner is not None:
+            conditions.append("r.owner = ?")
+            params.append(owner)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = (f"SELECT r.id, r.created_at, r.prompt, r.models FROM {source} {where} "
+               "ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?")
+        rows: list[RunSummary] = []
+        skipped = offset = 0
         with self._connect() as db:
-            if query.strip():
-                rows = db.execute(
-                    "SELECT r.id, r.created_at, r.prompt, r.models FROM runs_fts f "
-                    "JOIN runs r ON r.id = f.id WHERE runs_fts MATCH ? ORDER BY r.created_at DESC LIMIT ?",
-                    (fts_query(query), limit),
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    "SELECT id, created_at, prompt, models FROM runs ORDER BY created_at DESC LIMIT ?",
-                    (limit,),
-                ).fetchall()
-        return [RunSummary(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+            db.execute("BEGIN")  # one snapshot for every page: a concurrent save cannot shift them
+            try:
+                while len(rows) < limit:
+                    want = limit - len(rows) if not skipped else max(limit - len(rows), _PAGE)
+                    page = db.execute(sql, (*params, want, offset)).fetchall()
+                    offset += len(page)
+                    for row in page:
+                        summary = _summary(row)
+                        if summary is None:
+                            skipped += 1
+                        elif len(rows) < limit:
+                            rows.append(summary)
+                        else:
+                            break
+                    if len(page) < want:
+                        break
+            finally:
+                db.execute("COMMIT")
+        return RunListing(rows, skipped)
 
     def count(self) -> int:
         with self._connect() as db:
@@ -189,6 +293,22 @@ def _enable_wal(db: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _summary(row: tuple) -> RunSummary | None:
+    """A history row as a RunSummary, or None when any part of it cannot be shown."""
+    run_id, created_at, prompt, models = row
+    if not isinstance(run_id, str) or not SESSION_ID.match(run_id) or not isinstance(prompt, str):
+        return None
+    if not valid_time(created_at):
+        return None
+    try:
+        names = json.loads(models)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return RunSummary(run_id, float(created_at), prompt, names)
 
 
 def check_id(session_id: str) -> None:
