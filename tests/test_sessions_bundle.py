@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import re
 import time
 from typing import Any
 
 import pytest
-from sample_runs import XSS_PROMPT, make_run
+from sample_runs import XSS_PROMPT, make_run, model_run
 
-from playground.record import SCHEMA_VERSION, Run
+from playground.record import SCHEMA_VERSION, GenerationParams, Run
 from playground.sessions.bundle import (
     FORMAT,
     MAX_BUNDLE_BYTES,
@@ -305,5 +307,326 @@ def test_too_many_tokens_are_refused(where: str) -> None:
         model[where] = [1] * (MAX_TOKENS_PER_MODEL + 1)
     else:
         model[where] = [{"token_id": 1, "text": "", "logprob": 0.0, "top": []}] * (MAX_TOKENS_PER_MODEL + 1)
-    with pytest.raises(BundleError, match=f"model column 0 has more than {MAX_TOKENS_PER_MODEL:,} tokens"):
+    with pytest.raises(BundleError, match=rf"^models\[0\]\.{where} has 200,001 entries; at most 200,000"):
         _import(doc)
+
+
+def _set(doc: dict[str, Any], path: tuple, value: object) -> dict[str, Any]:
+    target = doc["run"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc
+
+
+def _with_search(doc: dict[str, Any], results: int = 2) -> dict[str, Any]:
+    doc["run"]["search"] = {
+        "query": "capital of France", "provider": "local", "created_at": 1_700_000_000.0, "notice": "",
+        "results": [{"title": f"t{i}", "url": f"https://example.org/{i}", "snippet": "s", "text": ""}
+                    for i in range(results)],
+    }
+    return doc
+
+
+def test_a_search_snapshot_round_trips() -> None:
+    doc = _with_search(_doc())
+    run = _import(doc)
+    assert run.search is not None
+    assert [s.title for s in run.search.results] == ["t0", "t1"]
+
+
+@pytest.mark.parametrize("version", [-7, 0], ids=["negative", "zero"])
+def test_a_schema_version_this_playground_never_wrote_is_refused(version: int) -> None:
+    doc = _doc()
+    doc["schema_version"] = version
+    with pytest.raises(BundleError, match=rf"schema version {version}\b.*1\.\.{SCHEMA_VERSION}"):
+        _import(doc)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("created_at",), -1.0, r"run\.created_at"),
+        (("created_at",), 253402300800.0, r"run\.created_at"),  # year 10000
+        (("created_at",), 1e300, r"run\.created_at"),
+        (("search", "created_at"), -0.5, r"run\.search\.created_at"),
+        (("search", "created_at"), 1e20, r"run\.search\.created_at"),
+    ],
+)
+def test_times_outside_the_calendar_are_refused(path: tuple, value: float, field: str) -> None:
+    doc = _set(_with_search(_doc()), path, value)
+    with pytest.raises(BundleError, match=field) as info:
+        _import(doc)
+    assert "between" in str(info.value)
+
+
+def test_times_at_the_edges_are_accepted() -> None:
+    doc = _set(_with_search(_doc()), ("created_at",), 0.0)
+    doc["run"]["search"]["created_at"] = 253402300799.0
+    run = _import(doc)
+    assert (run.created_at, run.search.created_at) == (0.0, 253402300799.0)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_refused(literal: str) -> None:
+    text = json.dumps(_doc()).replace('"logprob": -0.01', f'"logprob": {literal}', 1)
+    assert literal in text
+    with pytest.raises(BundleError, match=r"logprob: expected a finite number"):
+        import_bundle(text)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("models", 0, "steps", 1, "logprob"), 1000.0, r"run\.models\[0\]\.steps\[1\]\.logprob"),
+        (("models", 1, "steps", 0, "logprob"), 0.01, r"run\.models\[1\]\.steps\[0\]\.logprob"),
+        (("models", 0, "steps", 2, "top", 1, "logprob"), 5,
+         r"run\.models\[0\]\.steps\[2\]\.top\[1\]\.logprob"),
+    ],
+)
+def test_a_positive_log_probability_is_refused(path: tuple, value: float, field: str) -> None:
+    doc = _set(_doc(), path, value)
+    with pytest.raises(BundleError, match=field) as info:
+        _import(doc)
+    assert "log-probability" in str(info.value)
+
+
+def test_a_log_probability_of_zero_give_or_take_rounding_is_accepted() -> None:
+    doc = _set(_doc(), ("models", 0, "steps", 0, "logprob"), 0.0)
+    doc["run"]["models"][0]["steps"][1]["logprob"] = 0.0009  # float rounding of log(1)
+    doc["run"]["models"][0]["steps"][1]["top"][0]["logprob"] = -1e6
+    assert _import(doc).models[0].steps[1].logprob == 0.0009
+
+
+@pytest.mark.parametrize("name", ["load_s", "ttft_s", "decode_tok_s", "total_s", "prompt_tokens",
+                                  "output_tokens", "peak_memory_bytes", "weights_bytes", "kv_cache_bytes"])
+def test_negative_metrics_are_refused(name: str) -> None:
+    doc = _set(_doc(), ("models", 1, "metrics", name), -1)
+    with pytest.raises(BundleError, match=rf"run\.models\[1\]\.metrics\.{name}.*negative"):
+        _import(doc)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("temperature", -1.0, "temperature"),
+        ("temperature", 1e9, "temperature"),
+        ("top_p", 0.0, "top-p"),
+        ("top_k", -3, "top-k"),
+        ("repetition_penalty", 0.0, "repetition penalty"),
+        ("max_new_tokens", 0, "max new tokens"),
+        ("seed", -1, "seed"),
+        ("timeout_s", 0.0, "timeout"),
+        ("stop", [""], "stop strings must not be empty"),
+        ("stop", ["x" * 201], "stop strings are at most"),
+    ],
+)
+def test_parameters_out_of_range_are_refused_naming_the_column(
+    name: str, value: object, problem: str
+) -> None:
+    doc = _set(_doc(), ("models", 1, "params", name), value)
+    with pytest.raises(BundleError, match=rf"^models\[1\]\.params \(column 1\): .*{problem}"):
+        _import(doc)
+
+
+def test_a_column_the_engine_refused_for_its_parameters_still_round_trips() -> None:
+    """The engine records such a column as failed and the run is saved: its export must import."""
+    from playground.params import validate_params
+
+    run = make_run()
+    params = GenerationParams(max_new_tokens=32, temperature=-1.0, top_p=0.0)
+    problems = validate_params(params)
+    assert len(problems) == 2
+    run.models[1] = model_run(1, [], "gemma3-270m", params=params, error="; ".join(problems))
+    assert import_bundle(export_bundle(run)) == run
+
+    doc = _doc(run)  # the same parameters on a column that generated are refused
+    doc["run"]["models"][1]["error"] = ""
+    with pytest.raises(BundleError, match=r"^models\[1\]\.params \(column 1\): temperature"):
+        _import(doc)
+    doc = _doc(run)  # and so are parameters the error does not mention
+    doc["run"]["models"][1]["params"]["seed"] = -5
+    with pytest.raises(BundleError, match=r"^models\[1\]\.params \(column 1\): .*seed"):
+        _import(doc)
+
+
+def _many(key: str, n: int) -> tuple[tuple, object]:
+    piece = {"token_id": 1, "text": "a", "raw": "a", "special": False}
+    anomaly = {"kind": "blowup", "message": "m", "severity": "warning", "position": 0}
+    alt = {"token_id": 1, "text": "a", "logprob": -1.0}
+    return {
+        "prompt_pieces": (("models", 0, "prompt_pieces"), [piece] * n),
+        "top": (("models", 0, "steps", 0, "top"), [alt] * n),
+        "anomalies": (("models", 0, "anomalies"), [anomaly] * n),
+        "stop": (("models", 0, "params", "stop"), ["x"] * n),
+        "cited": (("models", 0, "cited"), [1] * n),
+        "invalid_citations": (("models", 0, "invalid_citations"), [7] * n),
+        "libraries": (("models", 0, "identity", "libraries"), {f"lib{i}": "1.0" for i in range(n)}),
+    }[key]
+
+
+@pytest.mark.parametrize(
+    ("key", "limit", "field"),
+    [
+        ("prompt_pieces", 200_000, r"models\[0\]\.prompt_pieces"),
+        ("top", 20, r"models\[0\]\.steps\[0\]\.top"),
+        ("anomalies", 10_000, r"models\[0\]\.anomalies"),
+        ("stop", 16, r"models\[0\]\.params\.stop"),
+        ("cited", 1000, r"models\[0\]\.cited"),
+        ("invalid_citations", 1000, r"models\[0\]\.invalid_citations"),
+        ("libraries", 32, r"models\[0\]\.identity\.libraries"),
+    ],
+)
+def test_list_limits_are_enforced_and_named(key: str, limit: int, field: str) -> None:
+    path, value = _many(key, limit + 1)
+    with pytest.raises(BundleError, match=rf"^{field} has {limit + 1:,} entries; at most {limit:,}"):
+        _import(_set(_doc(), path, value))
+    if key != "stop":  # 16 stop strings are fine; the limit itself is accepted everywhere
+        path, value = _many(key, limit)
+        _import(_set(_doc(), path, value))
+
+
+def test_too_many_search_results_are_refused() -> None:
+    with pytest.raises(BundleError, match=r"^search\.results has 101 entries; at most 100"):
+        _import(_with_search(_doc(), 101))
+    assert len(_import(_with_search(_doc(), 100)).search.results) == 100
+
+
+def test_a_million_prompt_pieces_are_refused_before_any_record_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = _set(_doc(), ("models", 0, "prompt_pieces"),
+               [{"token_id": 1, "text": "a", "raw": "a", "special": False}] * 1_000_000)
+    data = json.dumps(doc).encode("utf-8")
+    assert len(data) < MAX_BUNDLE_BYTES
+
+    def never(*_args: object, **_kwargs: object) -> Run:
+        raise AssertionError("the record was built before the limits were checked")
+
+    monkeypatch.setattr(Run, "from_dict", never)
+    with pytest.raises(BundleError, match=r"models\[0\]\.prompt_pieces has 1,000,000 entries"):
+        import_bundle(data)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (("models", 0, "identity", "name"), r"models\[0\]\.identity\.name"),
+        (("models", 1, "identity", "location"), r"models\[1\]\.identity\.location"),
+        (("models", 0, "identity", "libraries", "torch"), r"models\[0\]\.identity\.libraries\.torch"),
+        (("models", 0, "steps", 1, "text"), r"models\[0\]\.steps\[1\]\.text"),
+        (("models", 0, "steps", 1, "top", 0, "text"), r"models\[0\]\.steps\[1\]\.top\[0\]\.text"),
+        (("models", 0, "params", "stop", 0), r"models\[0\]\.params\.stop\[0\]"),
+        (("search", "results", 1, "text"), r"search\.results\[1\]\.text"),
+        (("search", "query"), r"search\.query"),
+    ],
+)
+def test_every_string_is_bounded(path: tuple, field: str) -> None:
+    doc = _set(_with_search(_doc()), path, "a" * (MAX_TEXT_CHARS + 1))
+    with pytest.raises(BundleError, match=rf"^{field} is 2,000,001 characters; the limit is 2,000,000"):
+        _import(doc)
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [("text", r"models\[0\]\.steps\[2\]\.text"), ("key", r"models\[0\]\.identity\.libraries")],
+)
+def test_a_lone_surrogate_is_refused_where_it_is(where: str, field: str) -> None:
+    doc = _doc()
+    if where == "text":
+        doc["run"]["models"][0]["steps"][2]["text"] = "\ud800"
+    else:
+        doc["run"]["models"][0]["identity"]["libraries"] = {"torch\udfff": "2.5"}
+    with pytest.raises(BundleError, match=rf"^{field} has text that is not valid Unicode"):
+        import_bundle(json.dumps(doc))  # ensure_ascii: the file spells it as an escape
+
+
+def test_a_long_dictionary_key_is_refused() -> None:
+    doc = _set(_doc(), ("models", 0, "identity", "libraries"), {"k" * (MAX_TEXT_CHARS + 1): "1"})
+    message = r"^models\[0\]\.identity\.libraries has a key of 2,000,001 characters"
+    with pytest.raises(BundleError, match=message):
+        _import(doc)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("models", 0, "identity", "context_window"), 2**64),
+        (("models", 0, "identity", "context_window"), -(2**63) - 1),
+        (("models", 0, "identity", "context_window"), 10**300),
+        (("models", 0, "params", "seed"), 2**64),
+        (("models", 1, "prompt_token_ids", 2), 10**30),
+    ],
+    ids=["2^64", "below-int64", "huge", "seed", "token-id"],
+)
+def test_integers_beyond_64_bits_are_refused(path: tuple, value: int) -> None:
+    doc = _set(_doc(), path, value)
+    field = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).removeprefix(".")
+    with pytest.raises(BundleError, match=rf"^{re.escape(field)} is .*64-bit integer range"):
+        _import(doc)
+
+
+# -- attention ------------------------------------------------------------------------------------
+
+
+def _attention(run: Run | None = None, layers: tuple[int, ...] = (0, 2), heads: int = 2, tokens: int = 4,
+               num_layers: int = 3) -> dict[str, Any]:
+    """A bundle whose column 0 has a well-formed capture of the last `tokens` positions."""
+    doc = _doc(run)
+    model = doc["run"]["models"][0]
+    total = len(model["prompt_token_ids"]) + len(model["steps"])
+    weights = b"\x00\x34" * (len(layers) * heads * tokens * tokens)  # float16 0.25
+    model["attention"] = {
+        "layers": list(layers), "heads": heads, "start": total - tokens, "tokens": tokens,
+        "data": base64.b64encode(weights).decode("ascii"), "num_layers": num_layers,
+        "sink_first": [0.5] * num_layers, "sink_special": [0.125] * num_layers, "notice": "",
+    }
+    return doc
+
+
+def test_a_well_formed_attention_capture_round_trips() -> None:
+    doc = _attention()
+    run = _import(doc)
+    capture = run.models[0].attention
+    assert capture is not None
+    assert len(base64.b64decode(capture.data)) == 2 * 2 * 4 * 4 * 2
+    assert export_bundle(run) == export_bundle(_import(json.loads(export_bundle(run))))
+    doc["run"]["models"][0]["attention"]["sink_special"] = []  # no control tokens: empty is fine
+    assert _import(doc).models[0].attention.sink_special == []
+
+
+def _attention_with(**changes: object) -> dict[str, Any]:
+    doc = _attention()
+    doc["run"]["models"][0]["attention"].update(changes)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"data": "not base64!!"}, "not base64"),
+        ({"data": base64.b64encode(b"\x00" * 63).decode()}, "63 bytes"),
+        ({"data": base64.b64encode(b"\x00" * 128).decode() + "\n"}, "not base64"),
+        ({"heads": 0}, "heads"),
+        ({"heads": -2}, "heads"),
+        ({"tokens": 0}, "tokens"),
+        ({"start": -1}, "start"),
+        ({"start": 8}, "past the"),  # 8 + 4 > 5 prompt + 6 output tokens
+        ({"layers": [2, 0]}, "layers"),
+        ({"layers": [0, 0]}, "layers"),
+        ({"layers": [0, 3]}, "layers"),
+        ({"layers": [-1, 0]}, "layers"),
+        ({"layers": []}, "layers"),
+        ({"num_layers": 2, "sink_first": [0.5] * 2, "sink_special": [0.1] * 2}, "layers"),
+        ({"sink_first": [0.5] * 2}, "sink_first"),
+        ({"sink_special": [0.5] * 4}, "sink_special"),
+        ({"heads": 10**6, "tokens": 10**6}, "MiB"),
+    ],
+    ids=["not-base64", "wrong-length", "newline", "no-heads", "negative-heads", "no-tokens",
+         "negative-start", "past-the-end", "unsorted", "duplicate", "out-of-range", "negative-layer",
+         "no-layers", "fewer-layers", "sink-first-length", "sink-special-length", "huge"],
+)
+def test_a_malformed_attention_capture_is_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(BundleError, match=r"models\[0\]\.attention") as info:
+        _import(_attention_with(**changes))
+    assert message in str(info.value)
