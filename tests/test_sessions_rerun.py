@@ -160,3 +160,22 @@ def test_request_from_falls_back_to_the_model_location() -> None:
 def test_request_from_a_run_without_models_has_no_columns() -> None:
     request = request_from(Run(prompt="hello"))
     assert (request.prompt, request.system_prompt, request.columns) == ("hello", "", [])
+
+
+def test_request_from_uses_the_reference_the_user_picked() -> None:
+    """A model picked by path gets the file stem as catalog id: Run again must load the path again."""
+    saved = make_run()
+    saved.models[0].identity.catalog_id = "SmolLM2-135M-Instruct.Q4_1"
+    saved.models[0].identity.reference = "/some/path/x.gguf"
+    saved.models[0].identity.location = "/some/path/x.gguf"
+    saved.models[1].identity.catalog_id = "Qwen2.5-0.5B-Instruct"
+    saved.models[1].identity.reference = "Qwen/Qwen2.5-0.5B-Instruct"  # a hub id
+    saved.models[1].identity.location = "/cache/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/abc"
+    request = request_from(saved)
+    assert [c.model for c in request.columns] == ["/some/path/x.gguf", "Qwen/Qwen2.5-0.5B-Instruct"]
+
+
+def test_request_from_an_older_record_without_a_reference_uses_the_catalog_id() -> None:
+    saved = make_run()
+    assert saved.models[0].identity.reference == ""
+    assert [c.model for c in request_from(saved).columns] == ["smollm2-135m", "gemma3-270m"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.engine import ColumnRequest, RunRequest
-from playground.record import Run
+from playground.record import ModelIdentity, Run
 
 SNIPPET = 40
 
@@ -23,11 +23,19 @@ class ColumnMatch:
     note: str = ""  # e.g. "sampled (temperature 0.7): may differ across machines"
 
 
+def model_reference(identity: ModelIdentity) -> str:
+    """What to load again: what the user picked (schema 5), else the catalog id, else the location.
+
+    A model picked by .gguf path or hub id gets a derived catalog id (the file stem) that the
+    catalog cannot find again; the reference is what it was picked by. Older records have no
+    reference and were picked by catalog id.
+    """
+    return identity.reference or identity.catalog_id or identity.location
+
+
 def request_from(run: Run) -> RunRequest:
     """The same prompt, models, parameters and seeds as a saved run."""
-    columns = [
-        ColumnRequest(m.identity.catalog_id or m.identity.location, m.params) for m in run.models
-    ]
+    columns = [ColumnRequest(model_reference(m.identity), m.params) for m in run.models]
     return RunRequest(
         prompt=run.prompt,
         system_prompt=run.system_prompt,
