@@ -32,10 +32,11 @@ test: install browser
 	$(BIN)/python -m pytest -q -rs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-bench: install
+bench: install browser
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_attention.py
+	$(BIN)/python bench/bench_load.py
 
 lint: install
 	$(BIN)/ruff check .
