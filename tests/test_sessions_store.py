@@ -550,6 +550,30 @@ def test_unreadable_rows_are_skipped_and_counted(tmp_path: Path) -> None:
     assert store.list_runs(query="good").skipped == 0
 
 
+def test_many_unreadable_rows_before_the_readable_ones_are_paged_through(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    good = [make_run(prompt=f"good run {i}", created_at=1_700_000_000 + i) for i in range(3)]
+    for run in good:
+        store.save(run)
+    db = sqlite3.connect(path)
+    try:
+        with db:  # newer than every good run, as a broken clock would leave them
+            db.executemany(
+                "INSERT INTO runs(id, created_at, prompt, models, record) VALUES (?, ?, 'p', ?, '{}')",
+                [(Run(prompt="x").id, 1_800_000_000.0 + i, "[broken") for i in range(150)],
+            )
+    finally:
+        db.close()
+    listing = store.list_runs(limit=2)
+    assert [r.id for r in listing.rows] == [good[2].id, good[1].id]
+    assert listing.skipped == 150
+    listing = store.list_runs(limit=10)
+    assert [r.id for r in listing.rows] == [r.id for r in reversed(good)]
+    assert listing.skipped == 150
+    assert store.list_runs(limit=0).rows == []
+
+
 def test_time_at_the_edges_of_the_range_is_listed(tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite3"
     store = SessionStore(path)
