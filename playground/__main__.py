@@ -151,7 +151,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             options.validate()  # a bad flag or environment value is bad input, before any model loads
         except SearchError as exc:
             raise CliError(str(exc)) from exc
-    service = RunService(settings, engine=build_engine(settings, web=False))
+    from playground.grounding.snapshot import default_providers
+
+    service = RunService(settings, engine=build_engine(settings, web=False), providers=default_providers())
     notice = service.prepare(request, options)
     if notice:
         print(f"playground: {notice}", file=sys.stderr)
