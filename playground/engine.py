@@ -224,6 +224,8 @@ class Engine:
             try:
                 backend = self.pool.acquire(spec, progress=progress)
                 events.put(("loaded", col.index, (backend, already)))
+            except LoadCancelled as exc:
+                events.put(("abandoned", col.index, str(exc)))
             except (BackendError, CatalogError) as exc:
                 events.put(("failed", col.index, str(exc)))
             except Exception as exc:  # noqa: BLE001 - any loader failure stays in its column
@@ -324,8 +326,7 @@ class Engine:
             now = time.perf_counter()
             for col in columns:
                 if not col.done and col.steps is None and now - col.load_started > self.load_timeout_s:
-                    self._finish(col, "timeout", f"loading took longer than {self.load_timeout_s:g} s "
-                                 "(load timeout, PLAYGROUND_LOAD_TIMEOUT); the column gave up")
+                    self._finish(col, "timeout", self._load_timeout_message())
                     yield from self._finished(col)
             if now - last_tick >= 1.0:
                 last_tick = now
@@ -333,6 +334,10 @@ class Engine:
                     if not col.done and col.steps is None:
                         waited = now - col.load_started
                         yield Event("status", col.index, f"loading… {waited:.0f} s")
+
+    def _load_timeout_message(self) -> str:
+        return (f"loading took longer than {self.load_timeout_s:g} s "
+                "(load timeout, PLAYGROUND_LOAD_TIMEOUT); the column gave up")
 
     def _release_late_loads(self, columns: list[_Column], events: queue.Queue) -> None:
         """Loads still running for columns that gave up: give their hold back when they land."""
@@ -344,7 +349,7 @@ class Engine:
             waiting = {c.index for c in pending}
             while waiting:
                 kind, index, _payload = events.get()
-                if kind in ("loaded", "failed") and index in waiting:
+                if kind in ("loaded", "failed", "abandoned") and index in waiting:
                     waiting.discard(index)
                     if kind == "loaded":
                         self.pool.release(columns[index].spec)
@@ -358,7 +363,7 @@ class Engine:
             if kind == "loaded":  # the column gave up (timeout, stop) while its model was loading
                 self.pool.release(col.spec)
                 col.held = True  # released: nothing left to give back
-            elif kind == "failed":
+            elif kind in ("failed", "abandoned"):
                 col.held = True
             return
         if kind == "progress":
@@ -366,6 +371,13 @@ class Engine:
         elif kind == "failed":
             col.held = True  # nothing was acquired
             self._fail(col, str(payload))
+            yield from self._finished(col)
+        elif kind == "abandoned":  # the loader gave up at a stage boundary: Stop or the load timeout
+            col.held = True
+            if cancel.is_set():
+                self._finish(col, "cancelled", "stopped by the user while the model was loading")
+            else:
+                self._finish(col, "timeout", self._load_timeout_message())
             yield from self._finished(col)
         elif kind == "loaded":
             backend, already = payload
