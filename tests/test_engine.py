@@ -317,13 +317,13 @@ def test_same_model_in_two_columns_loads_once_and_answers_twice(
     data_dir: Path, catalog: Catalog, monkeypatch
 ) -> None:
     loads: list[str] = []
-    real_load = pool_module.load_backend
+    real_load = pool_module.load_model
 
     def counting_load(spec, *args, **kwargs):
         loads.append(spec.id)
         return real_load(spec, *args, **kwargs)
 
-    monkeypatch.setattr(pool_module, "load_backend", counting_load)
+    monkeypatch.setattr(pool_module, "load_model", counting_load)
     fresh = ModelPool(data_dir, device="cpu")  # both columns race to load into an empty pool
     first, second = run_columns(
         Engine(catalog, fresh), FRANCE,
@@ -409,8 +409,8 @@ class FailsAfter:
     def __getattr__(self, name: str):  # noqa: ANN204 - delegate everything else
         return getattr(self._inner, name)
 
-    def stream(self, prompt_ids, params, should_stop) -> Iterator[TokenStep]:  # noqa: ANN001
-        for index, step in enumerate(self._inner.stream(prompt_ids, params, should_stop)):
+    def stream(self, encoding, params, should_stop, info=None) -> Iterator[TokenStep]:  # noqa: ANN001
+        for index, step in enumerate(self._inner.stream(encoding, params, should_stop, info)):
             if index == self._n:
                 raise RuntimeError(f"injected failure after {self._n} tokens")
             yield step

@@ -28,6 +28,24 @@ class Capabilities:
     top_alternatives: bool = True
     chat_template: bool = False
     attention: bool = True
+    remote: bool = False  # a served model: streamed from a worker thread, text from the steps themselves
+
+
+@dataclass
+class StreamInfo:
+    """What a backend learned while streaming, beyond the tokens (served models fill most of it)."""
+
+    served_model: str = ""
+    fingerprint: str = ""
+    usage_prompt_tokens: int = 0
+    usage_output_tokens: int = 0
+    server_prompt_tok_s: float = 0.0
+    server_decode_tok_s: float = 0.0
+    logprobs: bool | None = None  # None until known
+    logprobs_note: str = ""
+    finish_reason: str = ""  # as the server said: eos | length | ...
+    elapsed_s: float = 0.0
+    abort: Callable[[], None] | None = None  # ends the HTTP stream at once (Stop, timeout)
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,7 @@ class PromptEncoding:
     user_tokens: int = 0  # the user's prompt alone
     special_literals: list[SpecialLiteral] = field(default_factory=list)
     unk_id: int | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)  # the chat sent to a served model
 
 
 class Backend(Protocol):
@@ -59,7 +78,8 @@ class Backend(Protocol):
     def decode(self, token_ids: list[int]) -> str: ...
 
     def stream(
-        self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
+        self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
+        info: StreamInfo | None = None,
     ) -> Iterator[TokenStep]: ...
 
     @property

@@ -26,7 +26,7 @@ from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from playground.backends.attention import capture_attention
-from playground.backends.base import BackendError, Capabilities, PromptEncoding
+from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
 from playground.backends.decode import generate_steps
 from playground.catalog import CatalogError, ModelSpec, bundled_file
 from playground.inspect.tokens import SpecialLiteral
@@ -289,8 +289,10 @@ class LocalBackend:
         return None
 
     def stream(
-        self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
+        self, encoding: PromptEncoding | list[int], params: GenerationParams, should_stop: Callable[[], bool],
+        info: StreamInfo | None = None,
     ) -> Iterator[TokenStep]:
+        prompt_ids = encoding.token_ids if isinstance(encoding, PromptEncoding) else encoding
         try:
             steps = generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop, lock=self.lock)
             for out in steps:
@@ -479,6 +481,25 @@ def _load_gguf(
         with _weights_lock(progress):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
     return model, tokenizer, False
+
+
+def load_tokenizer(ref: str, data_dir: Path) -> object:
+    """Only the tokenizer of a model (bundled id, .gguf path, directory or hub id): to count a served
+    model's tokens locally. A GGUF file's converted cache is used when there is one."""
+    from playground.catalog import BUNDLED, spec_from_reference
+
+    spec = spec_from_reference(ref, {s.id: s for s in BUNDLED})
+    try:
+        if spec.source == "gguf":
+            path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
+            cache = data_dir / "cache" / sha256_file(path)
+            if (cache / "complete.json").is_file():
+                return AutoTokenizer.from_pretrained(cache)
+            return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        kwargs = {"revision": spec.revision} if spec.revision else {}
+        return AutoTokenizer.from_pretrained(spec.location, **kwargs)
+    except OSError as exc:
+        raise BackendError(f"tokenizer {ref!r} could not be loaded: {_short(exc)}") from exc
 
 
 def _check_gguf_header(path: Path, model_id: str) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from playground.backends.activity import ACTIVITY
 from playground.backends.base import Backend
-from playground.backends.local import load_backend
+from playground.backends.loader import load_model
 from playground.catalog import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,16 @@ class _Entry:
     in_use: int = 0
 
 
+def _close(backend: Backend) -> None:
+    """Backends that hold a resource besides memory (a managed server's process) release it here."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - unloading must go on
+            log.exception("closing %s failed", backend.identity.catalog_id)
+
+
 def default_budget(device: str) -> int:
     """60% of the GPU's memory on CUDA, of the machine's RAM otherwise."""
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -67,7 +77,7 @@ class ModelPool:
         self.device = device
         self.budget_bytes = budget_bytes or default_budget(device or ("cuda" if torch.cuda.is_available() else
                                                                       "cpu"))
-        self._load = loader or load_backend
+        self._load = loader or load_model
         self._entries: dict[ModelSpec, _Entry] = {}
         self._locks: dict[ModelSpec, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -114,7 +124,7 @@ class ModelPool:
         for _used, spec in idle:
             if self.used_bytes() <= self.budget_bytes:
                 break
-            del self._entries[spec]
+            _close(self._entries.pop(spec).backend)
             self.evicted.append(spec.id)
             log.info("unloaded idle model %s to stay under the memory budget", spec.id)
         gc.collect()
@@ -128,8 +138,16 @@ class ModelPool:
             if entry is None or entry.in_use:
                 return False
             del self._entries[spec]
+        _close(entry.backend)
         gc.collect()
         return True
+
+    def close(self) -> None:
+        """Unload everything (the app is stopping): managed servers stop with their backends."""
+        with self._guard:
+            entries, self._entries = list(self._entries.values()), {}
+        for entry in entries:
+            _close(entry.backend)
 
     def used_bytes(self) -> int:
         return sum(getattr(e.backend, "weights_bytes", 0) for e in list(self._entries.values()))

@@ -1,0 +1,198 @@
+"""Managed llama.cpp: a `llama-cpp-python` server per .gguf file, on a free loopback port.
+
+The fast CPU path for GGUF files (quantized kernels instead of dequantized
+float32 weights). The playground starts the server, waits until it answers,
+talks to it like any OpenAI-compatible server (remote.py), and stops it when
+the model is unloaded or the app exits. No orphans: each server is started
+with the parent-death signal set (Linux), from one long-lived launcher thread
+(the signal follows the thread that forked), so it also goes when the app is
+killed by SIGTERM or SIGKILL; `atexit` stops the rest on a normal exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from playground.backends.base import BackendError
+
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+def available() -> bool:
+    """Is llama-cpp-python (with its server extra) installed?"""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class _Launcher:
+    """One thread that lives as long as the process and forks every server (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[list[str], Path, queue.Queue]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], log_path: Path) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="llama.cpp-launcher", daemon=True)
+                self._thread.start()
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._jobs.put((argv, log_path, reply))
+        result = reply.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _run(self) -> None:
+        while True:
+            argv, log_path, reply = self._jobs.get()
+            try:
+                log = log_path.open("wb")
+                preexec = _die_with_parent if sys.platform.startswith("linux") else None
+                process = subprocess.Popen(  # noqa: PLW1509 - the child only calls prctl
+                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+                reply.put(process)
+                log.close()
+            except OSError as exc:
+                reply.put(exc)
+
+
+_LAUNCHER = _Launcher()
+
+
+@dataclass
+class ManagedServer:
+    """A running llama-cpp-python server for one file."""
+
+    process: subprocess.Popen
+    port: int
+    alias: str
+    log_path: Path
+    started_s: float = 0.0
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Terminate the server (then kill it if it lingers); safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _LIVE.discard(self)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+_LIVE: set[ManagedServer] = set()
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every managed server this process started (normal exit)."""
+    for server in list(_LIVE):
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(
+    gguf: Path,
+    alias: str,
+    context: int = 4096,
+    threads: int = 0,
+    progress: Callable[[str], None] = lambda _m: None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> ManagedServer:
+    """Start a server for `gguf` and wait until it lists its model; raises BackendError with its log."""
+    if not available():
+        raise BackendError("llama.cpp columns need llama-cpp-python with its server extra: "
+                           "run `make install`")
+    if not gguf.is_file():
+        raise BackendError(f"{alias}: GGUF file {gguf} does not exist")
+    port = _free_port()
+    log_path = Path(tempfile.mkstemp(prefix="playground-llamacpp-", suffix=".log")[1])
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+            "--port", str(port), "--model_alias", alias, "--n_ctx", str(context),
+            "--n_threads", str(threads or os.cpu_count() or 1)]
+    progress("starting llama.cpp server")
+    started = time.perf_counter()
+    server = ManagedServer(_LAUNCHER.popen(argv, log_path), port, alias, log_path)
+    _LIVE.add(server)
+    try:
+        _wait_ready(server, ready_timeout_s, progress)
+    except BaseException:
+        server.stop()
+        raise
+    server.started_s = time.perf_counter() - started
+    return server
+
+
+def _wait_ready(server: ManagedServer, timeout_s: float, progress: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            code = server.process.poll()
+            if code is not None:
+                raise BackendError(f"{server.alias}: the llama.cpp server exited ({code}) while starting: "
+                                   f"{server.log_tail()}")
+            try:
+                if client.get(f"{server.base_url}/models").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise BackendError(f"{server.alias}: the llama.cpp server did not answer within "
+                                   f"{timeout_s:g} s: {server.log_tail()}")
+            progress("waiting for the llama.cpp server")  # raises LoadCancelled on Stop / load timeout
+            time.sleep(0.2)

@@ -1,0 +1,381 @@
+"""Served and hosted models: any OpenAI-compatible server, through the official `openai` SDK.
+
+A column streams chat completions and asks for `logprobs` with 5 alternatives;
+servers that ignore that (or reject it) still stream, and the column says what
+it lacks. The prompt's token ids come from the best source the server offers
+(DESIGN.md lists them): its own tokenizer on its own chat template (vLLM
+`/tokenize`, llama.cpp `/apply-template` + `/tokenize`, TGI `/chat_tokenize`),
+else llama-cpp-python's `/extras/tokenize` on the template rendered by a local
+tokenizer named in the catalog, else that local tokenizer alone, else
+approximate text pieces. Keys come from environment variables only and never
+reach a record, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+
+from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
+from playground.catalog import ModelSpec
+from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenPiece, TokenStep
+
+log = logging.getLogger(__name__)
+TOP_LOGPROBS = 5
+PROBE_TIMEOUT_S = 5.0
+APPROX_PIECE = re.compile(r"\s*\S+|\s+")
+
+
+@dataclass
+class Tokenization:
+    """How this server's prompt tokens are known (decided once, when the column's model is 'loaded')."""
+
+    kind: str = "approximate"  # vllm | llama.cpp | tgi | extras | local tokenizer | approximate
+    note: str = ""
+
+
+@dataclass
+class RemoteBackend:
+    """One served model. Thread-safe: every call builds its own request; the client pool is shared."""
+
+    spec: ModelSpec
+    identity: ModelIdentity
+    tokenizer: Any | None = None  # a local transformers tokenizer (catalog `tokenizer`), optional
+    load_s: float = 0.0
+    loaded_from_cache: bool = False
+    weights_bytes: int = 0
+    tokenization: Tokenization = field(default_factory=Tokenization)
+    on_close: Callable[[], None] | None = None  # stops a managed server
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(
+        logprobs=True, top_alternatives=True, chat_template=True, attention=False, remote=True))
+    eos_ids: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        self._client = openai.OpenAI(
+            base_url=self.spec.base_url, api_key=self._key() or "not-needed", max_retries=0,
+            timeout=httpx.Timeout(60.0, connect=10.0),
+        )
+        self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
+
+    # -- identity and set-up ---------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        return self.spec.context_window
+
+    def _key(self) -> str:
+        return os.environ.get(self.spec.api_key_env, "") if self.spec.api_key_env else ""
+
+    @property
+    def root(self) -> str:
+        """The server root (the base URL without its trailing /v1), where extra endpoints live."""
+        return re.sub(r"/v1/?$", "", self.spec.base_url.rstrip("/"))
+
+    def probe(self) -> None:
+        """Ask the server which tokenize endpoint it has (once, at load)."""
+        messages = [{"role": "user", "content": "hi"}]
+        for kind, attempt in (("vllm", self._vllm_ids), ("llama.cpp", self._llama_server_ids),
+                              ("tgi", self._tgi_ids)):
+            try:
+                attempt(messages)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+            self.tokenization = Tokenization(kind, "")
+            return
+        if self.tokenizer is not None and self._extras_available():
+            self.tokenization = Tokenization(
+                "extras", "the server's tokenizer on the chat template rendered by the local tokenizer")
+        elif self.tokenizer is not None:
+            self.tokenization = Tokenization(
+                "local tokenizer", "this server has no tokenize endpoint: counted with the catalog's "
+                f"local tokenizer ({self.spec.tokenizer}), which may differ from the server's")
+        else:
+            self.tokenization = Tokenization(
+                "approximate", "tokens: approximate, this server has no tokenize endpoint and the catalog "
+                "names no local tokenizer")
+
+    def _extras_available(self) -> bool:
+        try:
+            return bool(self._extras(["hi"]))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+
+    def _post(self, path: str, body: dict) -> Any:
+        headers = {"Authorization": f"Bearer {self._key()}"} if self._key() else {}
+        response = self._http.post(self.root + path, json=body, headers=headers)
+        response.raise_for_status()
+        return response.json()
+
+    def _vllm_ids(self, messages: list[dict]) -> tuple[list[int], list[str]]:
+        data = self._post("/tokenize", {"model": self.spec.served_model, "messages": messages,
+                                        "add_generation_prompt": True, "return_token_strs": True})
+        ids = [int(i) for i in data["tokens"]]
+        return ids, list(data.get("token_strs") or [""] * len(ids))
+
+    def _llama_server_ids(self, messages: list[dict]) -> tuple[list[int], list[str]]:
+        prompt = self._post("/apply-template", {"messages": messages})["prompt"]
+        tokens = self._post("/tokenize", {"content": prompt, "add_special": True, "parse_special": True,
+                                          "with_pieces": True})["tokens"]
+        return [int(t["id"]) for t in tokens], [str(t["piece"]) for t in tokens]
+
+    def _tgi_ids(self, messages: list[dict]) -> tuple[list[int], list[str]]:
+        data = self._post("/chat_tokenize", {"model": self.spec.served_model, "messages": messages})
+        tokens = data["tokenize_response"]
+        return [int(t["id"]) for t in tokens], [str(t["text"]) for t in tokens]
+
+    def _extras(self, texts: list[str]) -> list[int]:
+        return [int(i) for i in self._post("/extras/tokenize", {"input": "".join(texts)})["tokens"]]
+
+    # -- prompts -----------------------------------------------------------------
+
+    @staticmethod
+    def messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
+        head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return [*head, {"role": "user", "content": prompt}]
+
+    def encode_prompt(
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+    ) -> PromptEncoding:
+        """The prompt's tokens as well as this server lets us know them (see Tokenization)."""
+        messages = self.messages(prompt, system_prompt)
+        ids, pieces = self._prompt_tokens(messages)
+        note = self.tokenization.note
+        if specials_as_text:
+            note = "; ".join(x for x in (note, "special-token strings: the server tokenizes them its own way")
+                             if x)
+        return PromptEncoding(
+            token_ids=ids,
+            prompt_format="chat (server's template)",
+            note=note,
+            pieces=pieces,
+            user_tokens=self.count_tokens(prompt),
+            messages=messages,
+        )
+
+    def _prompt_tokens(self, messages: list[dict]) -> tuple[list[int], list[TokenPiece]]:
+        kind = self.tokenization.kind
+        try:
+            if kind in ("vllm", "llama.cpp", "tgi"):
+                fetch = {"vllm": self._vllm_ids, "llama.cpp": self._llama_server_ids, "tgi": self._tgi_ids}
+                ids, texts = fetch[kind](messages)
+                return ids, [TokenPiece(i, t, t, False) for i, t in zip(ids, texts, strict=True)]
+            if kind in ("extras", "local tokenizer"):
+                text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                          tokenize=False)
+                ids = (self._extras([text]) if kind == "extras"
+                       else list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+                return ids, self._local_pieces(ids)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"{self.spec.id}: could not tokenize the prompt on the server: "
+                               f"{_short(exc)}") from exc
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+        return [-1] * len(APPROX_PIECE.findall(text)), [
+            TokenPiece(-1, p, p, False) for p in APPROX_PIECE.findall(text)]
+
+    def _local_pieces(self, ids: list[int]) -> list[TokenPiece]:
+        raws = self.tokenizer.convert_ids_to_tokens(ids)
+        special = set(self.tokenizer.all_special_ids)
+        texts = [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+        return [TokenPiece(i, t, r or "", i in special) for i, t, r in zip(ids, texts, raws, strict=True)]
+
+    def count_tokens(self, text: str, specials_as_text: bool = False) -> int:
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False,
+                                      split_special_tokens=specials_as_text)["input_ids"])
+        return len(APPROX_PIECE.findall(text))
+
+    def decode(self, token_ids: list[int]) -> str:
+        if self.tokenizer is None or any(i < 0 for i in token_ids):
+            return ""
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def kv_cache_bytes(self, tokens: int) -> int:
+        return 0  # the server's memory is its own
+
+    def allocator_probe(self) -> None:
+        return None
+
+    def capture_attention(self, *_args: object, **_kwargs: object) -> None:
+        raise BackendError("attention: not available for served models")
+
+    # -- generation --------------------------------------------------------------
+
+    def stream(
+        self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
+        info: StreamInfo | None = None,
+    ) -> Iterator[TokenStep]:
+        """Stream one chat completion as TokenSteps; `info` collects what the server reported."""
+        info = info or StreamInfo()
+        request = self._request(encoding, params)
+        started = time.perf_counter()
+        try:
+            stream = self._client.chat.completions.create(**request)
+        except openai.BadRequestError as exc:
+            if "logprobs" not in str(exc).lower():
+                raise BackendError(describe_error(exc, self.spec)) from exc
+            info.logprobs = False  # a server that refuses logprobs: ask again without them
+            info.logprobs_note = "this server refused logprobs"
+            request.pop("logprobs"), request.pop("top_logprobs")
+            try:
+                stream = self._client.chat.completions.create(**request)
+            except openai.OpenAIError as again:
+                raise BackendError(describe_error(again, self.spec)) from again
+        except openai.OpenAIError as exc:
+            raise BackendError(describe_error(exc, self.spec)) from exc
+        info.abort = stream.close
+        try:
+            yield from self._steps(stream, info, should_stop)
+        except openai.OpenAIError as exc:
+            raise BackendError(describe_error(exc, self.spec)) from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            if should_stop():
+                return  # closed on purpose (Stop, timeout): not the server's failure
+            raise BackendError(f"the server closed the stream before finishing ({_short(exc)}); "
+                               "partial output kept") from exc
+        finally:
+            stream.close()
+            info.elapsed_s = time.perf_counter() - started
+
+    def _request(self, encoding: PromptEncoding, params: GenerationParams) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.spec.served_model,
+            "messages": encoding.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+            "timeout": httpx.Timeout(params.timeout_s, connect=min(10.0, params.timeout_s)),
+        }
+        hosted = self.spec.preset or "api.openai.com" in self.spec.base_url
+        request["max_completion_tokens" if hosted else "max_tokens"] = params.max_new_tokens
+        if not (hosted and self.spec.served_model.startswith("gpt-5")):  # reasoning models take neither
+            request["temperature"] = params.temperature
+            if params.top_p < 1:
+                request["top_p"] = params.top_p
+        if params.stop:
+            request["stop"] = params.stop[:4]  # OpenAI's limit; the engine checks every stop string itself
+        if not params.greedy:
+            request["seed"] = params.seed
+        extra: dict[str, Any] = {}
+        if not hosted:  # server-specific sampling options (llama.cpp, vLLM, TGI understand these)
+            extra["top_k"] = params.top_k
+            extra["repeat_penalty"] = params.repetition_penalty
+            extra["repetition_penalty"] = params.repetition_penalty
+        if extra:
+            request["extra_body"] = extra
+        return request
+
+    def _steps(self, stream: Any, info: StreamInfo, should_stop: Callable[[], bool]) -> Iterator[TokenStep]:
+        for chunk in stream:
+            info.served_model = chunk.model or info.served_model
+            info.fingerprint = getattr(chunk, "system_fingerprint", None) or info.fingerprint
+            if chunk.usage is not None:
+                info.usage_prompt_tokens = chunk.usage.prompt_tokens or 0
+                info.usage_output_tokens = chunk.usage.completion_tokens or 0
+            _read_timings(chunk, info)
+            for choice in chunk.choices or []:
+                yield from self._choice_steps(choice, info)
+                if choice.finish_reason:
+                    info.finish_reason = {"stop": "eos", "length": "length"}.get(choice.finish_reason,
+                                                                                  choice.finish_reason)
+            if should_stop():
+                return
+
+    @staticmethod
+    def _choice_steps(choice: Any, info: StreamInfo) -> Iterator[TokenStep]:
+        content = (choice.delta.content if choice.delta else None) or ""
+        entries = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+        if entries:
+            info.logprobs = True
+            for entry in entries:
+                top = [TokenAlt(-1, alt.token, _finite(alt.logprob)) for alt in (entry.top_logprobs or [])]
+                top.sort(key=lambda alt: alt.logprob, reverse=True)
+                yield TokenStep(token_id=-1, text=entry.token, logprob=_finite(entry.logprob),
+                                top=top[:TOP_LOGPROBS])
+            return
+        if content:
+            if info.logprobs is None:
+                info.logprobs = False
+                info.logprobs_note = info.logprobs_note or "this server did not return logprobs"
+            yield TokenStep(token_id=-1, text=content, logprob=0.0)
+
+    def close(self) -> None:
+        self._http.close()
+        self._client.close()
+        if self.on_close is not None:
+            self.on_close()
+
+
+def _finite(value: float | None) -> float:
+    """Servers send -inf (or nothing) for impossible alternatives: the record keeps finite numbers."""
+    if value is None or not math.isfinite(value):
+        return -1e4
+    return min(float(value), 0.0)
+
+
+def _read_timings(chunk: Any, info: StreamInfo) -> None:
+    """llama.cpp's `timings` (tokens per second of prompt and decode), when the server sends them."""
+    timings = (getattr(chunk, "model_extra", None) or {}).get("timings")
+    if isinstance(timings, dict):
+        info.server_prompt_tok_s = float(timings.get("prompt_per_second") or 0.0)
+        info.server_decode_tok_s = float(timings.get("predicted_per_second") or 0.0)
+
+
+def describe_error(exc: BaseException, spec: ModelSpec) -> str:
+    """A user-facing sentence for an SDK error: what happened and what to do; never the key."""
+    text = _describe(exc, spec)
+    key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
+    return text.replace(key, "***") if len(key) >= 4 else text
+
+
+def _describe(exc: BaseException, spec: ModelSpec) -> str:
+    where = f"{spec.id} ({_host(spec.base_url)})"
+    if isinstance(exc, openai.APITimeoutError):
+        return f"{where}: the server did not answer in time (connect, first byte or between chunks)"
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        text = str(cause)
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+            return f"{where}: DNS lookup failed for {_host(spec.base_url)}"
+        if "refused" in text.lower():
+            return f"{where}: connection refused: is the server running at {spec.base_url}?"
+        return f"{where}: could not connect ({_short(cause)})"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        status = getattr(exc, "status_code", "")
+        if spec.api_key_env:
+            return (f"{where}: the server refused the key ({status}); check the {spec.api_key_env} "
+                    "environment variable")
+        return f"{where}: the server asks for a key ({status}); set api_key_env for this model in the catalog"
+    if isinstance(exc, openai.NotFoundError):
+        return f"{where}: the server does not know the model {spec.served_model!r} (404)"
+    if isinstance(exc, openai.RateLimitError):
+        retry = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
+        after = f"; retry after {retry} s" if retry else ""
+        return f"{where}: rate limited by the server (429){after}"
+    if isinstance(exc, openai.APIStatusError):
+        return f"{where}: the server failed ({exc.status_code}): {_short(_message(exc))}"
+    return f"{where}: {_short(exc)}"
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return str(error.get("message", "") if isinstance(error, dict) else error) or exc.message
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url
+
+
+def _short(exc: BaseException | str, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
