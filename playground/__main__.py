@@ -326,10 +326,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.models = settings.models + list(args.model or [])
+    if args.shared_history:
+        settings.shared_history = True
     _catalog(settings, [])  # fail early, before the server starts, on a bad catalog
-    from playground.ui.app import launch
+    from playground.ui.app import ServeError, launch
 
-    launch(settings)
+    try:
+        launch(settings)  # prints "serving on ..." once the server answers; returns when it stops
+    except ServeError as exc:  # e.g. the port is taken: one line naming --port, no traceback
+        raise CliError(str(exc)) from exc
     return 0
 
 
@@ -350,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     serve.add_argument("--auth", help="user:password: put the page behind a login (env PLAYGROUND_AUTH)")
     serve.add_argument("--corpus", help="folder of documents for local search (env PLAYGROUND_CORPUS)")
+    serve.add_argument("--shared-history", action="store_true",
+                       help="every user sees (and may delete) every saved run "
+                       "(env PLAYGROUND_SHARED_HISTORY=1)")
     serve.set_defaults(func=cmd_serve)
 
     compare = sub.add_parser("compare", help="run one prompt on several models, headless")

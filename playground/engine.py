@@ -18,7 +18,14 @@ from dataclasses import dataclass, field, replace
 
 from playground.backends.activity import ACTIVITY
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
-from playground.backends.base import AllocatorProbe, Backend, BackendError, LoadCancelled, StreamInfo
+from playground.backends.base import (
+    AllocatorProbe,
+    Backend,
+    BackendError,
+    LoadCancelled,
+    PromptEncoding,
+    StreamInfo,
+)
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
 from playground.grounding.citations import check_citations
@@ -111,6 +118,7 @@ class _Column:
     decoder: IncrementalDecoder | None = None  # None for served models: their steps carry their text
     info: StreamInfo = field(default_factory=StreamInfo)
     pumped: bool = False  # a served model's stream runs in its own worker thread
+    go: threading.Event | None = None  # lets a served column's worker start streaming
     scanner: StopScanner | None = None
     flushed: str = ""  # held-back text released when the column ended, not yet sent as an event
     load_started: float = 0.0
@@ -138,6 +146,7 @@ class Engine:
         load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
         allow_any_model: bool = True,
         redact: bool = False,
+        fetch_allow: tuple[str, ...] = (),
     ) -> None:
         self.catalog = catalog
         self.pool = pool
@@ -145,6 +154,7 @@ class Engine:
         self.load_timeout_s = load_timeout_s
         self.allow_any_model = allow_any_model
         self.redact = redact
+        self.fetch_allow = fetch_allow
 
     def run(self, request: RunRequest, cancel: threading.Event | None = None) -> Run:
         """Run to completion and return the record (for the CLI and tests)."""
@@ -199,6 +209,9 @@ class Engine:
         problems = validate_params(request.params)
         try:
             col.spec = self.catalog.get(request.model, allow_any=self.allow_any_model)
+            typed_url = col.spec.source == "openai" and request.model.strip() not in self.catalog.specs
+            if self.redact and typed_url:
+                check_served_url(col.spec.base_url, self.fetch_allow)  # a web user's own URL
             record.identity = replace(
                 identity, catalog_id=col.spec.id, name=col.spec.name, source=col.spec.source,
                 location=col.spec.location,
@@ -250,13 +263,38 @@ class Engine:
         record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
+        col.capture = run.capture_attention
+        col.scanner = StopScanner(record.params.stop)
+        if backend.capabilities.remote:  # tokenizing may ask the server: the column's own worker does it
+            col.gen_started = time.perf_counter()
+            self._pump(col, run, events, cancel)
+            return
         try:
-            prompt_text = self._grounded_prompt(col, backend, run)
-            encoding = backend.encode_prompt(prompt_text, run.system_prompt, run.specials_as_text)
-            user_tokens = backend.count_tokens(run.prompt, run.specials_as_text)
+            prepared = self._prompt(col, backend, run)
         except Exception as exc:  # noqa: BLE001 - a tokenizer failure is this column's problem
             self._fail(col, f"could not build the prompt: {exc}")
             return
+        if not self._accept_prompt(col, run, prepared, tokenize_only):
+            return
+        col.gen_started = time.perf_counter()
+        should_stop = lambda: self._should_stop(col, cancel)  # noqa: E731 - read once per prefill chunk
+        col.steps = backend.stream(prepared[0], record.params, should_stop, col.info)
+        col.activity = ACTIVITY.enter()
+        col.probe = backend.allocator_probe()
+        col.decoder = IncrementalDecoder(backend.decode)
+
+    def _prompt(self, col: _Column, backend: Backend, run: Run) -> tuple[PromptEncoding, str, int]:
+        """The encoded prompt (grounded, templated), the text it came from, and the user text's tokens."""
+        prompt_text = self._grounded_prompt(col, backend, run)
+        encoding = backend.encode_prompt(prompt_text, run.system_prompt, run.specials_as_text)
+        return encoding, prompt_text, backend.count_tokens(run.prompt, run.specials_as_text)
+
+    def _accept_prompt(
+        self, col: _Column, run: Run, prepared: tuple[PromptEncoding, str, int], tokenize_only: bool
+    ) -> bool:
+        """Record the prompt's tokens and anomalies; False when the column ends here."""
+        encoding, prompt_text, user_tokens = prepared
+        record = col.record
         record.prompt_token_ids = encoding.token_ids
         record.prompt_pieces = encoding.pieces
         record.user_text_tokens = user_tokens
@@ -268,35 +306,41 @@ class Engine:
             specials=encoding.special_literals,
             specials_as_text=run.specials_as_text,
             unk_id=encoding.unk_id,
-            window=backend.context_window,
+            window=col.backend.context_window,
             max_new_tokens=record.params.max_new_tokens,
         )
         errors = [a.message for a in record.anomalies if a.severity == "error"]
         if errors:
             self._fail(col, "; ".join(errors))
-            return
+            return False
         if tokenize_only:
             self._finish(col, "tokenized")
-            return
-        col.capture = run.capture_attention
-        col.scanner = StopScanner(record.params.stop)
-        col.gen_started = time.perf_counter()
-        col.steps = backend.stream(encoding, record.params, lambda: self._should_stop(col, cancel), col.info)
-        if backend.capabilities.remote:
-            self._pump(col, events)
-            return
-        col.activity = ACTIVITY.enter()
-        col.probe = backend.allocator_probe()
-        col.decoder = IncrementalDecoder(backend.decode)
+            return False
+        return True
 
-    @staticmethod
-    def _pump(col: _Column, events: queue.Queue) -> None:
-        """Iterate a served model's stream in its own thread: a stalled server never delays a column."""
+    def _pump(self, col: _Column, run: Run, events: queue.Queue, cancel: threading.Event) -> None:
+        """A served model's column in its own thread: tokenizing (which may ask the server) and streaming.
+
+        A slow or stalled server then never delays another column; the engine thread keeps the
+        clock and ends the column (closing its HTTP stream) on Stop or the request timeout.
+        """
         col.pumped = True
-        steps = col.steps
+        col.go = threading.Event()
+        backend = col.backend
 
-        def pump() -> None:
+        def work() -> None:
             try:
+                prepared = self._prompt(col, backend, run)
+            except Exception as exc:  # noqa: BLE001 - handed to the engine thread
+                events.put(("unprepared", col.index, exc))
+                return
+            events.put(("prepared", col.index, prepared))
+            col.go.wait()
+            if col.done:
+                return
+            try:
+                steps = backend.stream(prepared[0], col.record.params, lambda: self._should_stop(col, cancel),
+                                       col.info)
                 for step in steps:
                     if col.done:
                         return
@@ -305,7 +349,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - handed to the engine thread, which ends the column
                 events.put(("raised", col.index, exc))
 
-        threading.Thread(target=pump, name=f"stream-{col.index}", daemon=True).start()
+        threading.Thread(target=work, name=f"stream-{col.index}", daemon=True).start()
 
     @staticmethod
     def _should_stop(col: _Column, cancel: threading.Event) -> bool:
@@ -341,8 +385,9 @@ class Engine:
                 break
             active = [c for c in columns if c.steps is not None and not c.done and not c.pumped]
             for kind, index, payload in _drain(events, wait=0 if active else 0.1):
-                if kind in ("step", "ended", "raised"):
-                    yield from self._handle_stream_event(kind, columns[index], payload, cancel)
+                if kind in ("prepared", "unprepared", "step", "ended", "raised"):
+                    yield from self._handle_stream_event(kind, columns[index], payload, run, tokenize_only,
+                                                         cancel)
                 else:
                     yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only,
                                                        cancel, events)
@@ -350,7 +395,7 @@ class Engine:
                 yield from self._step(col, cancel)
             now = time.perf_counter()
             for col in columns:
-                if not col.done and col.steps is None and now - col.load_started > self.load_timeout_s:
+                if not col.done and col.backend is None and now - col.load_started > self.load_timeout_s:
                     self._finish(col, "timeout", self._load_timeout_message())
                     yield from self._finished(col)
                 elif col.pumped and not col.done and now - col.gen_started > col.record.params.timeout_s:
@@ -359,7 +404,7 @@ class Engine:
             if now - last_tick >= 1.0:
                 last_tick = now
                 for col in columns:
-                    if not col.done and col.steps is None:
+                    if not col.done and col.backend is None:
                         waited = now - col.load_started
                         yield Event("status", col.index, f"loading… {waited:.0f} s")
 
@@ -425,12 +470,20 @@ class Engine:
         return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
 
     def _handle_stream_event(
-        self, kind: str, col: _Column, payload: object, cancel: threading.Event
+        self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool, cancel: threading.Event
     ) -> Iterator[Event]:
-        """A served model's worker reported a step, the end of its stream, or an exception."""
+        """A served model's worker reported its prompt, a step, the end of its stream, or an exception."""
         if col.done:
             return
-        if kind == "step":
+        if kind == "prepared":
+            accepted = self._accept_prompt(col, run, payload, tokenize_only)
+            col.go.set()  # the worker streams, or sees the column done and leaves
+            if not accepted:
+                yield from self._finished(col)
+        elif kind == "unprepared":
+            self._fail(col, f"could not build the prompt: {payload}")
+            yield from self._finished(col)
+        elif kind == "step":
             yield from self._accept(col, payload, time.perf_counter(), cancel)
         elif kind == "ended":
             self._finish(col, self._ended_reason(col, cancel))
@@ -526,6 +579,9 @@ class Engine:
         if not col.capture:
             record.attention_note = "attention capture was off for this run"
             return
+        if col.backend.capabilities.remote:
+            record.attention_note = "attention: not available for served models"
+            return
         if not col.backend.capabilities.attention:
             record.attention_note = "this model's backend cannot return attention weights"
             return
@@ -561,6 +617,7 @@ class Engine:
             record.attention_note = "no attention: this column did not finish"
         if col.pumped:
             _abort(col.info)  # the worker may be blocked reading: close its HTTP stream at once
+            col.go.set()
         elif col.steps is not None:
             col.steps.close()
         if col.scanner is not None and not col.scanner.stopped:
@@ -611,6 +668,26 @@ class Engine:
         if col.probe is not None and alone:
             m.peak_memory_bytes = col.probe.peak_bytes()
             m.memory_kind = col.probe.kind
+
+
+def check_served_url(url: str, allow: tuple[str, ...]) -> None:
+    """A served-model URL typed by a web user obeys the page fetcher's rules: no private, loopback or
+    link-local address unless PLAYGROUND_FETCH_ALLOW lists it (the server must not become a proxy)."""
+    import socket
+    import urllib.parse
+
+    from playground.grounding.fetch import address_allowed
+
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname or "", port)}
+    except (OSError, UnicodeError) as exc:
+        raise CatalogError(f"served model URL {url!r}: cannot resolve its host ({exc})") from exc
+    refused = sorted(a for a in addresses if not address_allowed(a, allow, port))
+    if refused:
+        raise CatalogError(f"served model URL {url!r} points at a private or local address ({refused[0]}); "
+                           "the operator can allow it with PLAYGROUND_FETCH_ALLOW")
 
 
 def _drain(events: queue.Queue, wait: float) -> Iterator[tuple[str, int, object]]:

@@ -106,6 +106,7 @@ def build_engine(settings: Settings, web: bool = False) -> Engine:
         load_timeout_s=settings.load_timeout_s,
         allow_any_model=settings.allows_any_model if web else True,
         redact=web,
+        fetch_allow=tuple(settings.fetch_allow),
     )
 
 

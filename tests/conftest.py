@@ -52,3 +52,13 @@ def smollm2(pool: ModelPool) -> LocalBackend:
 @pytest.fixture(scope="session")
 def gemma(pool: ModelPool) -> LocalBackend:
     return pool.get(GEMMA3)
+
+
+@pytest.fixture(scope="session")
+def llamacpp(pool: ModelPool):  # noqa: ANN201 - a RemoteBackend
+    """The bundled SmolLM2 file served by a managed llama.cpp server (a real one, on loopback)."""
+    from playground.catalog import SMOLLM2_LLAMACPP
+
+    backend = pool.get(SMOLLM2_LLAMACPP)
+    yield backend
+    pool.unload(SMOLLM2_LLAMACPP)

@@ -463,6 +463,7 @@ def _load_gguf(
     cache = data_dir / "cache" / identity.sha256
     if (cache / "complete.json").is_file():
         progress("loading converted cache")
+        _ensure_architectures(cache)
         tokenizer = AutoTokenizer.from_pretrained(cache)
         progress("loading weights from converted cache")
         with _weights_lock(progress):
@@ -502,6 +503,23 @@ def load_tokenizer(ref: str, data_dir: Path) -> object:
         raise BackendError(f"tokenizer {ref!r} could not be loaded: {_short(exc)}") from exc
 
 
+def _ensure_architectures(cache: Path) -> None:
+    """Older caches lack `architectures` in config.json; add it (`transformers serve` reads it)."""
+    path = cache / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if config.get("architectures"):
+        return
+    names = {"llama": "LlamaForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
+    if config.get("model_type") in names:
+        config["architectures"] = [names[config["model_type"]]]
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+
 def _check_gguf_header(path: Path, model_id: str) -> None:
     """Fail fast, with a plain message, on files that are not GGUF at all."""
     with path.open("rb") as handle:
@@ -519,6 +537,7 @@ def _write_cache(model: torch.nn.Module, tokenizer: object, cache: Path, source:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
+    model.config.architectures = [type(model).__name__]  # `transformers serve` needs it to load the folder
     model.config.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

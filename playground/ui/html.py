@@ -2,7 +2,10 @@
 
 Everything a user or a model typed passes through html.escape here before it
 becomes HTML. Model output is shown as Markdown (so code blocks get
-highlighted), with raw HTML outside code escaped so it displays as text.
+highlighted), with raw HTML outside code escaped so it displays as text, and
+with Markdown images turned into plain links: a model's output must never make
+the reader's browser fetch anything (a tracking pixel, a request to an
+internal address) just by being shown.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from playground.record import ModelRun
 
 _FENCE = re.compile(r"(^```.*?(?:^```[ \t]*$|\Z))", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+# "![" not already escaped (an even number of backslashes before it, none included): an image start
+_IMAGE_START = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
 
 FINISH_LABELS = {
     "eos": "done",
@@ -27,11 +34,18 @@ FINISH_LABELS = {
 }
 
 
+def _prose(text: str) -> str:
+    """Markdown prose made inert: tags and entities shown as text, `![alt](url)` / `![alt][ref]`
+    turned into a plain link (the `!` is escaped), so nothing is fetched when it is displayed."""
+    return _IMAGE_START.sub(r"\1\\![", html.escape(text, quote=False))
+
+
 def markdown_safe(text: str) -> str:
-    """Markdown with every HTML tag outside code shown literally.
+    """Markdown with every HTML tag and image outside code shown literally.
 
     Code fences and inline code are left alone (Markdown already renders them
-    as text); elsewhere `&`, `<` and `>` are escaped so `<script>` is text.
+    as text); elsewhere `&`, `<` and `>` are escaped so `<script>` and `<img>`
+    are text, and the `!` of a Markdown image is escaped so it renders as a link.
     """
     parts = []
     for i, chunk in enumerate(_FENCE.split(text)):
@@ -40,14 +54,22 @@ def markdown_safe(text: str) -> str:
             continue
         pos = 0
         for match in _INLINE_CODE.finditer(chunk):
-            parts.append(html.escape(chunk[pos : match.start()], quote=False))
+            parts.append(_prose(chunk[pos : match.start()]))
             parts.append(match.group(0))
             pos = match.end()
-        parts.append(html.escape(chunk[pos:], quote=False))
+        parts.append(_prose(chunk[pos:]))
     return "".join(parts)
 
 
-def _fmt_bytes(n: int) -> str:
+def when(timestamp: object, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A saved time as local time; "unknown time" for a value that is not one (a hand-edited file)."""
+    try:
+        return time.strftime(fmt, time.localtime(float(timestamp)))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "unknown time"
+
+
+def fmt_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if abs(size) < 1024 or unit == "GB":
@@ -73,11 +95,24 @@ def metrics_line(run: ModelRun) -> str:
         if m.load_s and m.loaded_from_cache:
             load += " (cache)"
         items.append(load)
-    if m.memory_kind:
-        items.append(f"mem {_fmt_bytes(m.peak_memory_bytes)} ({m.memory_kind})")
+    memory = memory_text(run)
+    if memory:
+        items.append(memory)
     if ident.device:
         items.append(f"{ident.device} · {ident.dtype}")
     return "".join(f'<span class="pg-metric">{html.escape(item)}</span>' for item in items)
+
+
+def memory_text(run: ModelRun) -> str:
+    """Weights + this column's KV cache; the allocator peak only where it was measured alone (CUDA)."""
+    m = run.metrics
+    parts = []
+    if m.weights_bytes or m.kv_cache_bytes:
+        parts.append(f"mem {fmt_bytes(m.weights_bytes)} weights + {fmt_bytes(m.kv_cache_bytes)} KV")
+    if m.memory_kind and m.peak_memory_bytes:
+        peak = f"{m.memory_kind} {fmt_bytes(m.peak_memory_bytes)}"
+        parts.append(f"({peak})" if parts else f"mem {fmt_bytes(m.peak_memory_bytes)} ({m.memory_kind})")
+    return " ".join(parts)
 
 
 def column_header(run: ModelRun, status: str = "") -> str:
@@ -117,17 +152,36 @@ def notice(message: str, kind: str = "info") -> str:
     return f'<div class="pg-notice pg-{html.escape(kind)}" role="status">{html.escape(message)}</div>'
 
 
-def loaded_models(rows: list[tuple[str, str, str, float, bool]]) -> str:
-    """The models held in memory, so users know what a first run will cost."""
+class LoadedModel(Protocol):
+    """What the model pool reports per loaded model (backends.pool.LoadedInfo; no torch import here)."""
+
+    id: str
+    device: str
+    dtype: str
+    load_s: float
+    from_cache: bool
+    weights_bytes: int
+    in_use: int
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f}"
+
+
+def loaded_models(rows: Sequence[LoadedModel], used_bytes: int = 0, budget_bytes: int = 0) -> str:
+    """The models held in memory and what they weigh against the pool's budget, so users know
+    what a first run will cost and why an idle model may be unloaded."""
+    budget = (f" · {_gb(used_bytes)} of {_gb(budget_bytes)} GB budget" if budget_bytes else "")
     if not rows:
-        return '<span class="pg-muted">No model loaded yet: the first run loads each model.</span>'
-    items = [
-        f"{html.escape(mid)} ({html.escape(device)} {html.escape(dtype)}, loaded in {load_s:.1f} s"
-        + (" from cache" if cached else "")
-        + ")"
-        for mid, device, dtype, load_s, cached in rows
-    ]
-    return '<span class="pg-muted">Loaded: ' + "; ".join(items) + "</span>"
+        return f'<span class="pg-muted">No model loaded yet: the first run loads each model{budget}.</span>'
+    items = []
+    for r in rows:
+        details = [f"{r.device} {r.dtype}"]
+        if r.weights_bytes:
+            details.append(fmt_bytes(r.weights_bytes))
+        details.append(f"in use by {r.in_use} column{'s' if r.in_use != 1 else ''}" if r.in_use else "idle")
+        items.append(f"{r.id} ({', '.join(details)})")
+    return f'<span class="pg-muted">{html.escape("Loaded: " + "; ".join(items) + budget)}</span>'
 
 
 def rerun_report(saved_id: str, matches: list) -> str:  # list[ColumnMatch]
@@ -151,23 +205,29 @@ def rerun_report(saved_id: str, matches: list) -> str:  # list[ColumnMatch]
             f"<ul>{''.join(rows)}</ul></div>")
 
 
-def history(rows: list, query: str = "") -> str:  # list[RunSummary]
-    """Recent saved runs as links to their replays (a link opens the permalink)."""
+def history(rows: list, query: str = "", skipped: int = 0, shared: bool = False) -> str:  # list[RunSummary]
+    """Saved runs as links to their replays (a link opens the permalink): the user's own, or
+    everyone's with shared history; says how many unreadable rows the listing left out."""
+    whose = ("Everyone's saved runs (shared history)." if shared
+             else "Your saved runs (this browser or login).")
+    head = f'<div class="pg-muted pg-history-scope">{whose}</div>'
+    if skipped:
+        head += notice(f"{skipped} saved run(s) could not be read and were left out of this list", "warn")
     if not rows:
         empty = f"No saved run matches “{html.escape(query)}”." if query else "No saved runs yet."
-        return f'<span class="pg-muted">{empty}</span>'
+        return f'{head}<span class="pg-muted">{empty}</span>'
     items = []
     for r in rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+        when_saved = when(r.created_at, "%Y-%m-%d %H:%M")
         prompt = " ".join(r.prompt.split())
         prompt = prompt[:90] + ("…" if len(prompt) > 90 else "")
         models = ", ".join(r.models)
         items.append(
-            f'<tr><td>{when}</td><td><a href="?session={html.escape(r.id)}">{html.escape(prompt)}</a></td>'
-            f"<td>{html.escape(models)}</td></tr>"
+            f'<tr><td>{when_saved}</td><td><a href="?session={html.escape(r.id)}">{html.escape(prompt)}</a>'
+            f"</td><td>{html.escape(models)}</td></tr>"
         )
-    return ('<table class="pg-history"><thead><tr><th>When</th><th>Prompt</th><th>Models</th></tr></thead>'
-            f"<tbody>{''.join(items)}</tbody></table>")
+    return (f'{head}<table class="pg-history"><thead><tr><th>When</th><th>Prompt</th><th>Models</th></tr>'
+            f"</thead><tbody>{''.join(items)}</tbody></table>")
 
 
 def attention_note(missing: list[str], windowed: list[str]) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import plotly.graph_objects as go
 
-from playground.ui.token_view import CountRow
+if TYPE_CHECKING:
+    from playground.ui.token_view import CountRow
 
 
 def token_counts_figure(rows: list[CountRow]) -> go.Figure:

@@ -1,12 +1,16 @@
-"""The token-probabilities panel as escaped HTML, from the stored logprobs."""
+"""The token-probabilities panel as escaped HTML, from the stored logprobs, and its widget."""
 
 from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
 
 from playground.inspect.probs import probability, summarize
-from playground.record import ModelRun, TokenStep
+from playground.record import ModelRun, Run, TokenStep
 from playground.ui.token_view import column_label, visible
 
 
@@ -58,3 +62,26 @@ def probs_html(models: list[ModelRun]) -> str:
         "model's top-5 alternatives. Probabilities are the model's own (before temperature / top-p).</div>"
     )
     return legend + '<div class="pg-probs-grid">' + "".join(column_html(m) for m in models) + "</div>"
+
+
+@dataclass
+class ProbsPanel:
+    """Every column's output tokens shaded by probability; nothing to pick, so no events."""
+
+    panel: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.panel]
+
+    def render(self, record: Run | None) -> dict:
+        return {} if record is None else {self.panel: probs_html(record.models)}
+
+    def wire(self, shown: Any) -> None:
+        """Drawn with every shown run; it has no controls of its own."""
+
+
+def build_probs_panel() -> ProbsPanel:
+    with gr.Accordion("Token probabilities", open=False, elem_id="probs-box"):
+        panel = gr.HTML(elem_id="probs", padding=False)
+    return ProbsPanel(panel)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import html
-import time
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
 
 from playground.record import Run
+from playground.ui.html import when as when_text
 from playground.ui.token_view import column_label
 
 LINK_SCHEMES = ("http://", "https://", "file://")
@@ -23,7 +27,7 @@ def sources_html(run: Run) -> str:
     snapshot = run.search
     if snapshot is None:
         return '<span class="pg-muted">No grounding for this run (Grounding: off).</span>'
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.created_at))
+    when = when_text(snapshot.created_at)
     head = (f'<div class="pg-muted">{html.escape(snapshot.provider)} search for '
             f"“{html.escape(snapshot.query[:200])}” at {when}; every model got these sources.</div>")
     if snapshot.notice:
@@ -45,3 +49,26 @@ def sources_html(run: Run) -> str:
             row += f' <span class="pg-muted">({html.escape(model.grounding_notice)})</span>'
         rows.append(row + "</li>")
     return f'{head}{listing}<h4>Citations</h4><ul class="pg-citations">{"".join(rows)}</ul>'
+
+
+@dataclass
+class SourcesPanel:
+    """The run's search snapshot and citations; nothing to pick, so no events."""
+
+    panel: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.panel]
+
+    def render(self, record: Run | None) -> dict:
+        return {} if record is None else {self.panel: sources_html(record)}
+
+    def wire(self, shown: Any) -> None:
+        """Drawn with every shown run; it has no controls of its own."""
+
+
+def build_sources_panel() -> SourcesPanel:
+    with gr.Accordion("Sources", open=False, elem_id="sources-box"):
+        panel = gr.HTML(elem_id="sources", padding=False)
+    return SourcesPanel(panel)

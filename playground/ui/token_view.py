@@ -1,14 +1,19 @@
-"""The Tokens panel as escaped HTML: token chips, paging, anomalies, cross-model table.
+"""The Tokens panel: token chips, paging, anomalies, cross-model table, and its wiring.
 
-Pure functions of the run record (no gradio), so a shared replay draws the same panel.
+The renderers are pure functions of the run record, so a shared replay draws the
+same panel; TokensPanel holds the panel's widgets and events.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
 
 from playground.record import ModelRun, Run
+from playground.ui.plots import token_counts_figure
 
 PAGE_SIZE = 400
 
@@ -158,3 +163,73 @@ def counts_table(run: Run) -> str:
         "<th>Chars / token</th><th>Prompt tokens (template included)</th><th>Context window</th>"
         f"<th>Window used by the prompt</th></tr></thead><tbody>{body}</tbody></table>"
     )
+
+
+@dataclass
+class TokensPanel:
+    """The Tokens accordion: pick a column, page through its chips, jump to an anomaly."""
+
+    box: Any
+    column: Any
+    jump: Any
+    page: Any
+    anomalies: Any
+    chips: Any
+    counts: Any
+    plot: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.column, self.jump, self.page, self.anomalies, self.chips, self.counts, self.plot]
+
+    def render(self, record: Run | None, column: int = 0, page: int = 1, highlight: int = -1) -> dict:
+        """The panel for one column of a run, drawn from the record."""
+        if record is None or not record.models:
+            return {}
+        column = min(max(column, 0), len(record.models) - 1)
+        model = record.models[column]
+        pages = page_count(model)
+        return {
+            self.column: gr.update(choices=[column_label(m) for m in record.models],
+                                   value=column_label(model)),
+            self.jump: gr.update(choices=anomaly_choices(model), value=None),
+            self.page: gr.update(minimum=1, maximum=max(pages, 2), value=min(max(page, 1), pages),
+                                 interactive=pages > 1),
+            self.anomalies: anomalies_html(model),
+            self.chips: chips_html(model, page, highlight),
+            self.counts: counts_table(record),
+            self.plot: token_counts_figure(count_rows(record)),
+        }
+
+    def wire(self, shown: Any) -> None:
+        def pick_column(record: Run | None, label: str) -> dict:
+            return self.render(record, column_of(label)) if record and label else {}
+
+        def turn_page(record: Run | None, label: str, page: float) -> dict:
+            if not record or not label:
+                return {}
+            return {self.chips: chips_html(record.models[column_of(label)], int(page))}
+
+        def jump(record: Run | None, label: str, position: int | None) -> dict:
+            if not record or not label or position is None:
+                return {}
+            panel = self.render(record, column_of(label), int(position) // PAGE_SIZE + 1, int(position))
+            panel.pop(self.jump)  # keep the choice shown
+            return panel
+
+        self.column.input(pick_column, inputs=[shown, self.column], outputs=self.outputs)
+        self.page.release(turn_page, inputs=[shown, self.column, self.page], outputs=[self.chips])
+        self.jump.input(jump, inputs=[shown, self.column, self.jump], outputs=self.outputs)
+
+
+def build_tokens_panel() -> TokensPanel:
+    with gr.Accordion("Tokens: what each model saw", open=False, elem_id="tokens-box") as box:
+        with gr.Row():
+            column = gr.Radio(label="Column", choices=[], elem_id="tok-model", scale=3)
+            jump = gr.Dropdown(label="Jump to anomaly", choices=[], elem_id="tok-jump", scale=2)
+            page = gr.Slider(1, 2, value=1, step=1, label="Page", elem_id="tok-page", scale=2)
+        anomalies = gr.HTML(elem_id="tok-anomalies", padding=False)
+        chips = gr.HTML(elem_id="tok-chips", padding=False)
+        counts = gr.HTML(elem_id="tok-counts", padding=False)
+        plot = gr.Plot(elem_id="tok-plot", show_label=False)
+    return TokensPanel(box, column, jump, page, anomalies, chips, counts, plot)
