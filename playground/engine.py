@@ -651,6 +651,7 @@ class Engine:
         prompt_tokens = info.usage_prompt_tokens or m.prompt_tokens
         output_tokens = info.usage_output_tokens or m.output_tokens
         m.cost_usd = (prompt_tokens * spec.price_in + output_tokens * spec.price_out) / 1e6
+        record.capabilities.refused = list(info.dropped)
         if info.logprobs is False:
             record.capabilities.logprobs = False
             record.capabilities.logprobs_note = info.logprobs_note or "this server did not return logprobs"

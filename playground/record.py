@@ -75,6 +75,7 @@ class ColumnCapabilities:
     logprobs_note: str = ""
     attention: bool = True
     memory: bool = True
+    refused: list[str] = field(default_factory=list)  # options the server refused; the run went without
 
 
 @dataclass

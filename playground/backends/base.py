@@ -44,6 +44,7 @@ class StreamInfo:
     logprobs: bool | None = None  # None until known
     logprobs_note: str = ""
     finish_reason: str = ""  # as the server said: eos | length | ...
+    dropped: list[str] = field(default_factory=list)  # options the server refused (then sent without)
     elapsed_s: float = 0.0
     abort: Callable[[], None] | None = None  # ends the HTTP stream at once (Stop, timeout)
 

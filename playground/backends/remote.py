@@ -217,33 +217,41 @@ class RemoteBackend:
         info = info or StreamInfo()
         request = self._request(encoding, params)
         started = time.perf_counter()
-        try:
-            stream = self._client.chat.completions.create(**request)
-        except openai.BadRequestError as exc:
-            if "logprobs" not in str(exc).lower():
-                raise BackendError(describe_error(exc, self.spec)) from exc
-            info.logprobs = False  # a server that refuses logprobs: ask again without them
-            info.logprobs_note = "this server refused logprobs"
-            request.pop("logprobs"), request.pop("top_logprobs")
-            try:
-                stream = self._client.chat.completions.create(**request)
-            except openai.OpenAIError as again:
-                raise BackendError(describe_error(again, self.spec)) from again
-        except openai.OpenAIError as exc:
-            raise BackendError(describe_error(exc, self.spec)) from exc
+        stream = self._open(request, info)
         info.abort = stream.close
         try:
             yield from self._steps(stream, info, should_stop)
         except openai.OpenAIError as exc:
             raise BackendError(describe_error(exc, self.spec)) from exc
-        except (httpx.HTTPError, ValueError) as exc:
+        except httpx.HTTPError as exc:
             if should_stop():
                 return  # closed on purpose (Stop, timeout): not the server's failure
             raise BackendError(f"the server closed the stream before finishing ({_short(exc)}); "
                                "partial output kept") from exc
+        except ValueError as exc:  # a chunk that is not JSON (or not a chunk)
+            raise BackendError(f"the server sent a malformed chunk ({_short(exc, 120)}); "
+                               "partial output kept") from exc
         finally:
             stream.close()
             info.elapsed_s = time.perf_counter() - started
+
+    def _open(self, request: dict[str, Any], info: StreamInfo) -> Any:
+        """Start the stream; a server that refuses a field we may leave out (logprobs, top-k,
+        repetition penalty) is asked again without it, and the column says what was dropped."""
+        for _attempt in range(3):
+            try:
+                return self._client.chat.completions.create(**request)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                dropped = _droppable(request, _message(exc))
+                if not dropped:
+                    raise BackendError(describe_error(exc, self.spec)) from exc
+                if "logprobs" in dropped:
+                    info.logprobs = False
+                    info.logprobs_note = "this server refused logprobs"
+                info.dropped += [d for d in dropped if d not in info.dropped]
+            except openai.OpenAIError as exc:
+                raise BackendError(describe_error(exc, self.spec)) from exc
+        raise BackendError(f"{self.spec.id}: the server refused the request")
 
     def _request(self, encoding: PromptEncoding, params: GenerationParams) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -266,10 +274,13 @@ class RemoteBackend:
         if not params.greedy:
             request["seed"] = params.seed
         extra: dict[str, Any] = {}
-        if not hosted:  # server-specific sampling options (llama.cpp, vLLM, TGI understand these)
-            extra["top_k"] = params.top_k
-            extra["repeat_penalty"] = params.repetition_penalty
-            extra["repetition_penalty"] = params.repetition_penalty
+        if self.spec.source == "llama.cpp":  # its defaults differ (repeat_penalty 1.1, top_k 40): be explicit
+            extra = {"top_k": params.top_k, "repeat_penalty": params.repetition_penalty}
+        elif not hosted:  # sent only when set: strict servers refuse fields they do not know
+            if params.top_k:
+                extra["top_k"] = params.top_k
+            if params.repetition_penalty != 1.0:
+                extra["repetition_penalty"] = params.repetition_penalty
         if extra:
             request["extra_body"] = extra
         return request
@@ -289,6 +300,9 @@ class RemoteBackend:
                                                                                   choice.finish_reason)
             if should_stop():
                 return
+        if not info.finish_reason and not should_stop():
+            raise BackendError("the server closed the stream before finishing (no finish reason came); "
+                               "partial output kept")
 
     @staticmethod
     def _choice_steps(choice: Any, info: StreamInfo) -> Iterator[TokenStep]:
@@ -366,10 +380,33 @@ def _describe(exc: BaseException, spec: ModelSpec) -> str:
     return f"{where}: {_short(exc)}"
 
 
+def _droppable(request: dict[str, Any], message: str) -> list[str]:
+    """Optional fields the server's refusal names; removes them from the request."""
+    text = message.lower()
+    dropped = []
+    if "logprobs" in text and "logprobs" in request:
+        request.pop("logprobs"), request.pop("top_logprobs", None)
+        dropped.append("logprobs")
+    extra = request.get("extra_body") or {}
+    for name in list(extra):
+        if name in text:
+            extra.pop(name)
+            dropped.append(name.replace("_", " "))
+    if "extra_body" in request and not extra:
+        request.pop("extra_body")
+    if "stream_options" in text and "stream_options" in request:
+        request.pop("stream_options")
+        dropped.append("usage")
+    return dropped
+
+
 def _message(exc: openai.APIStatusError) -> str:
+    """The server's own explanation: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the text."""
     body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body) if isinstance(body, dict) else {}
-    return str(error.get("message", "") if isinstance(error, dict) else error) or exc.message
+    error = body.get("error", body.get("detail", body)) if isinstance(body, dict) else {}
+    if isinstance(error, dict):
+        error = error.get("message", "")
+    return str(error or "") or exc.message
 
 
 def _host(url: str) -> str:
