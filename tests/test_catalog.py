@@ -218,7 +218,9 @@ def test_catalog_build_adds_file_and_extra_models_after_the_bundled_ones(tmp_pat
     model_dir = tmp_path / "extra-model"
     model_dir.mkdir()
     catalog = Catalog.build(catalog_file, [str(model_dir), "smollm2-135m"])
-    assert catalog.ids() == ["smollm2-135m", "gemma3-270m", "qwen", "extra-model"]
+    builtin = ["smollm2-135m", "gemma3-270m", "smollm2-135m-llamacpp", "gpt-5", "gpt-5-mini",
+               "claude-sonnet-4", "gemini-2.5-pro"]
+    assert catalog.ids() == [*builtin, "qwen", "extra-model"]
     assert catalog.get("qwen").source == "hub"
     assert catalog.get("extra-model").source == "dir"
 
@@ -234,4 +236,53 @@ def test_spec_to_dict_names_every_field() -> None:
     assert data["bundled"] is True
     assert set(data) == {
         "id", "name", "source", "location", "gguf_file", "revision", "description", "bundled",
+        "base_url", "model", "api_key_env", "tokenizer", "price_in", "price_out", "available",
     }
+
+
+def test_a_served_model_entry(tmp_path: Path) -> None:
+    catalog_file = _write(tmp_path / "models.toml", """
+[[model]]
+id = "local-llama"
+source = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+model = "smollm2"
+api_key_env = "LLAMA_API_KEY"
+tokenizer = "smollm2-135m"
+price_in = 0.15
+price_out = 0.60
+""")
+    (spec,) = load_catalog_file(catalog_file)
+    assert (spec.source, spec.base_url, spec.served_model, spec.api_key_env) == (
+        "openai", "http://127.0.0.1:8080/v1", "smollm2", "LLAMA_API_KEY")
+    assert (spec.tokenizer, spec.price_in, spec.price_out, spec.remote) == ("smollm2-135m", 0.15, 0.6, True)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('id = "x"\nsource = "openai"\nmodel = "m"\n', "`base_url` is required"),
+        ('id = "x"\nsource = "openai"\nbase_url = "ftp://h"\nmodel = "m"\n', "must start with http"),
+        ('id = "x"\nsource = "openai"\nbase_url = "http://h/v1"\nmodel = "m"\nprice_in = -1\n',
+         "non-negative number"),
+        ('id = "x"\nsource = "openai"\nbase_url = "http://h/v1"\nmodel = "m"\napi_key = "sk-1"\n',
+         "keys never go in a file"),
+    ],
+    ids=["no-url", "bad-scheme", "negative-price", "inline-key"],
+)
+def test_bad_served_entries_are_refused(tmp_path: Path, body: str, message: str) -> None:
+    catalog_file = _write(tmp_path / "models.toml", "[[model]]\n" + body)
+    with pytest.raises(CatalogError, match=message):
+        load_catalog_file(catalog_file)
+
+
+def test_quick_served_and_llamacpp_references(tmp_path: Path) -> None:
+    spec = spec_from_reference("openai:smollm2@http://127.0.0.1:8080/v1")
+    assert (spec.id, spec.source, spec.served_model, spec.base_url) == (
+        "smollm2@127.0.0.1:8080", "openai", "smollm2", "http://127.0.0.1:8080/v1")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    served = spec_from_reference(f"llama.cpp:{gguf}")
+    assert (served.source, served.location, served.id) == ("llama.cpp", str(gguf.resolve()), "m@llama.cpp")
+    with pytest.raises(CatalogError, match="openai:MODEL@BASE_URL"):
+        spec_from_reference("openai:nourl")
