@@ -1,0 +1,221 @@
+"""The model columns: one per model, each with its own parameters, header and streaming output.
+
+A column is drawn from the run record (header, metrics, output); its widgets are
+read into a ColumnRequest. The model pool line above the columns says what is
+loaded and what it weighs, so a user knows what the next run costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from playground.catalog import Catalog
+from playground.config import Settings
+from playground.engine import ColumnRequest, Engine
+from playground.params import parse_stop_string
+from playground.record import GenerationParams, Run
+from playground.ui import html as H
+from playground.ui.text import clean_text
+
+
+@dataclass
+class Slot:
+    """The widgets of one model column."""
+
+    box: Any
+    model: Any
+    remove: Any
+    header: Any
+    output: Any
+    max_new_tokens: Any
+    temperature: Any
+    top_p: Any
+    top_k: Any
+    repetition_penalty: Any
+    seed: Any
+    stop: Any
+    timeout: Any
+
+    def param_inputs(self) -> list[Any]:
+        return [
+            self.model, self.max_new_tokens, self.temperature, self.top_p, self.top_k,
+            self.repetition_penalty, self.seed, self.stop, self.timeout,
+        ]
+
+    def fill(self, model: str, p: GenerationParams) -> dict[Any, Any]:
+        """Updates that show a saved column's model and parameters."""
+        return {
+            self.model: model, self.max_new_tokens: p.max_new_tokens, self.temperature: p.temperature,
+            self.top_p: p.top_p, self.top_k: p.top_k, self.repetition_penalty: p.repetition_penalty,
+            self.seed: p.seed, self.stop: "\n".join(p.stop), self.timeout: p.timeout_s,
+        }
+
+    def params(self, data: dict[Any, Any]) -> GenerationParams:
+        """Read this column's parameters; empty fields fall back to the defaults.
+
+        Stop strings are one per line, with only `\\n`, `\\t` and `\\\\` as escapes: anything else
+        (`\\x`, non-ASCII text) is kept as typed.
+        """
+        d = GenerationParams()
+
+        def val(component: Any, default: Any, cast: type) -> Any:
+            value = data.get(component)
+            return default if value is None or value == "" else cast(value)
+
+        lines = clean_text(data.get(self.stop) or "")[0].split("\n")
+        return GenerationParams(
+            max_new_tokens=val(self.max_new_tokens, d.max_new_tokens, int),
+            temperature=val(self.temperature, d.temperature, float),
+            top_p=val(self.top_p, d.top_p, float),
+            top_k=val(self.top_k, d.top_k, int),
+            repetition_penalty=val(self.repetition_penalty, d.repetition_penalty, float),
+            seed=val(self.seed, d.seed, int),
+            stop=[parse_stop_string(line) for line in lines if line],
+            timeout_s=val(self.timeout, d.timeout_s, float),
+        )
+
+
+def model_info(settings: Settings) -> str:
+    """What the model box accepts on this server (the allow-list decides)."""
+    if settings.allows_any_model:
+        return "catalog id, .gguf path, directory or hub id"
+    return "catalog models only: this server does not load other paths or hub ids"
+
+
+def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings: Settings) -> Slot:
+    d = GenerationParams()
+    with gr.Column(visible=visible, min_width=300, elem_classes=["pg-column"], elem_id=f"col-{index}") as box:
+        with gr.Row(elem_classes=["pg-col-top"]):
+            dropdown = gr.Dropdown(
+                choices=catalog.ids(), value=model or None, label=f"Model {index + 1}",
+                allow_custom_value=settings.allows_any_model, scale=5, elem_id=f"model-{index}",
+                info=model_info(settings),
+            )
+            remove = gr.Button("✕", size="sm", scale=0, min_width=40, elem_id=f"remove-{index}",
+                               elem_classes=["pg-remove"])
+        header = gr.HTML(elem_id=f"head-{index}")
+        output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"], min_height=120,
+                             max_height=560, buttons=["copy"], latex_delimiters=[], line_breaks=True)
+        with gr.Accordion("Parameters", open=False):
+            max_new = gr.Number(d.max_new_tokens, label="Max new tokens", precision=0, minimum=1)
+            temperature = gr.Slider(0, 2, d.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, d.top_p, step=0.05, label="Top-p")
+            top_k = gr.Number(d.top_k, label="Top-k (0 = off)", precision=0, minimum=0)
+            rep = gr.Slider(0.5, 2, d.repetition_penalty, step=0.05, label="Repetition penalty")
+            seed = gr.Number(d.seed, label="Seed", precision=0)
+            stop = gr.Textbox("", label="Stop strings (one per line; \\n \\t \\\\ are escapes)", lines=2)
+            timeout = gr.Number(d.timeout_s, label="Request timeout (s)", minimum=1)
+    return Slot(box, dropdown, remove, header, output, max_new, temperature, top_p, top_k, rep, seed,
+                stop, timeout)
+
+
+def pool_html(engine: Engine) -> str:
+    """The model pool line: loaded models, their memory, and the budget."""
+    pool = engine.pool
+    return H.loaded_models(pool.loaded(), pool.used_bytes(), getattr(pool, "budget_bytes", 0))
+
+
+@dataclass
+class Columns:
+    """Every column slot (shown or hidden), which are in use, and the model pool line."""
+
+    slots: list[Slot]
+    active: Any  # gr.State: list[bool], one per slot
+    loaded: Any  # gr.HTML: the model pool line
+
+    @property
+    def size(self) -> int:
+        return len(self.slots)
+
+    def inputs(self) -> list[Any]:
+        return [self.active, *(c for s in self.slots for c in s.param_inputs())]
+
+    def outputs(self) -> list[Any]:
+        """What a run updates: headers and outputs."""
+        return [c for s in self.slots for c in (s.header, s.output)]
+
+    def fill_outputs(self) -> list[Any]:
+        """What a replay updates besides: which columns show, their models and parameters."""
+        return [self.active, *(c for s in self.slots for c in (s.box, *s.param_inputs()))]
+
+    def chosen(self, data: dict[Any, Any]) -> list[int]:
+        """Slots shown and with a model picked, in page order."""
+        return [i for i, on in enumerate(data[self.active])
+                if on and (data[self.slots[i].model] or "").strip()]
+
+    def requests(self, data: dict[Any, Any], chosen: list[int]) -> tuple[list[ColumnRequest], bool]:
+        """The chosen columns as requests; True when some typed text had to be repaired."""
+        columns, repaired = [], False
+        for i in chosen:
+            slot = self.slots[i]
+            model, bad_model = clean_text((data[slot.model] or "").strip())
+            bad_stop = clean_text(data.get(slot.stop) or "")[1]
+            repaired |= bad_model or bad_stop
+            columns.append(ColumnRequest(model, slot.params(data)))
+        return columns, repaired
+
+    def draw(self, record: Run, chosen: list[int], columns: set[int], status: dict[int, str]
+             ) -> dict[Any, Any]:
+        """Header and output of the given run columns, in the slots they were run from."""
+        updates: dict[Any, Any] = {}
+        for col in columns:
+            slot = self.slots[chosen[col]]
+            model_run = record.models[col]
+            updates[slot.header] = H.column_header(model_run, status.get(col, ""))
+            updates[slot.output] = H.markdown_safe(model_run.text)
+        return updates
+
+    def clear(self) -> dict[Any, Any]:
+        return {s.output: "" for s in self.slots} | {s.header: "" for s in self.slots}
+
+    def show(self, record: Run) -> tuple[dict[Any, Any], str]:
+        """A saved run's columns, models and parameters (from the record); a note when some do not fit."""
+        shown = record.models[: self.size]
+        flags = [i < len(shown) for i in range(self.size)]
+        updates: dict[Any, Any] = {self.active: flags}
+        for i, slot in enumerate(self.slots):
+            updates[slot.box] = gr.update(visible=flags[i])
+            if i < len(shown):
+                ident = shown[i].identity
+                updates.update(slot.fill(ident.reference or ident.catalog_id, shown[i].params))
+            else:
+                updates[slot.header] = ""
+                updates[slot.output] = ""
+        updates.update(self.draw(record, list(range(len(shown))), set(range(len(shown))), {}))
+        note = (f" Only the first {self.size} of {len(record.models)} columns are shown."
+                if len(record.models) > self.size else "")
+        return updates, note
+
+    def wire(self, add_btn: Any, notice: Any) -> None:
+        """+ Add column shows the next hidden slot; ✕ hides its column."""
+        def add_column(flags: list[bool]) -> dict[Any, Any]:
+            if all(flags):
+                return {notice: H.notice(f"at most {self.size} columns (PLAYGROUND_MAX_COLUMNS)", "warn")}
+            i = flags.index(False)
+            flags = [*flags[:i], True, *flags[i + 1:]]
+            return {self.active: flags, self.slots[i].box: gr.update(visible=True), notice: ""}
+
+        add_btn.click(add_column, inputs=[self.active],
+                      outputs=[self.active, notice, *(s.box for s in self.slots)])
+        for i, slot in enumerate(self.slots):
+            def remove_column(flags: list[bool], i: int = i) -> dict[Any, Any]:
+                flags = [*flags[:i], False, *flags[i + 1:]]
+                return {self.active: flags, self.slots[i].box: gr.update(visible=False)}
+
+            slot.remove.click(remove_column, inputs=[self.active], outputs=[self.active, slot.box])
+
+
+def build_columns(settings: Settings, engine: Engine) -> Columns:
+    """The pool line, then the columns: the default models picked, the other slots hidden."""
+    catalog = engine.catalog
+    defaults = [m for m in settings.default_models if m in catalog.specs] or catalog.ids()[:2]
+    size = max(settings.max_columns, len(defaults))
+    loaded = gr.HTML(H.loaded_models([]), elem_id="loaded", padding=False)
+    active = gr.State([i < len(defaults) for i in range(size)])
+    with gr.Row(equal_height=False, elem_id="columns"):
+        slots = [make_slot(i, catalog, defaults[i] if i < len(defaults) else defaults[0],
+                           i < len(defaults), settings) for i in range(size)]
+    return Columns(slots, active, loaded)
