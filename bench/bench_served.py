@@ -1,0 +1,146 @@
+"""Managed llama.cpp through the playground vs llama-cpp-python called directly vs in-process transformers.
+
+The same GGUF (the bundled SmolLM2 Q4_1), the same prompt, up to 128 new tokens,
+greedy, the same thread count, measured in one process with the methods taking
+turns in every repetition:
+
+- playground column on the managed llama.cpp server (HTTP streaming, worker thread)
+- llama-cpp-python's `Llama.create_chat_completion(stream=True)` in this process
+- the playground's in-process transformers column on the same file
+
+Decode tok/s counts the tokens after the first over the time after the first.
+The managed server's own figure is read from its log (llama.cpp prints
+"eval time = … tokens per second" after each request): the playground's
+observed rate against the server's own.
+
+    python bench/bench_served.py [--reps 3] [--tokens 128] [--out bench/results/served_cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from playground.backends import llamacpp  # noqa: E402
+from playground.backends.pool import ModelPool  # noqa: E402
+from playground.catalog import SMOLLM2, SMOLLM2_LLAMACPP, Catalog, bundled_file  # noqa: E402
+from playground.config import Settings  # noqa: E402
+from playground.engine import ColumnRequest, Engine, RunRequest  # noqa: E402
+from playground.record import GenerationParams  # noqa: E402
+
+PROMPT = "Write a long story about a lighthouse keeper who befriends a storm."
+THREADS = os.cpu_count() or 2
+EVAL_LINE = re.compile(r"^(?!.*prompt eval).*\beval time =.*?([\d.]+) tokens per second", re.MULTILINE)
+
+
+def column_rate(engine: Engine, model: str, tokens: int) -> dict:
+    request = RunRequest(PROMPT, [ColumnRequest(model, GenerationParams(max_new_tokens=tokens))],
+                         capture_attention=False)
+    record = engine.run(request).models[0]
+    if record.error:
+        raise SystemExit(f"{model}: {record.error}")
+    return {"tokens": record.metrics.output_tokens, "decode_tok_s": record.metrics.decode_tok_s,
+            "ttft_s": record.metrics.ttft_s, "text": record.text}
+
+
+def direct_rate(llm: object, tokens: int) -> dict:
+    """llama-cpp-python in this process, streamed the same way (chat template from the GGUF)."""
+    llm.reset()  # no prompt-cache reuse between repetitions
+    started = time.perf_counter()
+    first = 0.0
+    count = 0
+    text = []
+    messages = [{"role": "user", "content": PROMPT}]
+    for chunk in llm.create_chat_completion(messages=messages, max_tokens=tokens, temperature=0.0,
+                                            repeat_penalty=1.0, top_k=0, stream=True):
+        content = chunk["choices"][0]["delta"].get("content")
+        if content:
+            count += 1
+            text.append(content)
+            if count == 1:
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return {"tokens": count, "decode_tok_s": (count - 1) / (end - first) if count > 1 else 0.0,
+            "ttft_s": first - started, "text": "".join(text)}
+
+
+def server_reported_rate(port: int) -> float:
+    """The managed server's own decode rate for its last request, from its log."""
+    server = next(s for s in llamacpp._LIVE if s.port == port)
+    matches = EVAL_LINE.findall(server.log_path.read_text(errors="replace"))
+    return float(matches[-1]) if matches else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "served_cpu.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    from llama_cpp import Llama
+
+    settings = Settings.from_env()
+    pool = ModelPool(settings.data_dir, "cpu")
+    engine = Engine(Catalog.build(), pool)
+    served = pool.get(SMOLLM2_LLAMACPP)
+    pool.get(SMOLLM2)
+    port = int(served.spec.base_url.rsplit(":", 1)[1].split("/")[0])
+    llm = Llama(model_path=str(bundled_file(SMOLLM2, settings.data_dir)), n_threads=THREADS, n_ctx=8192,
+                verbose=False)
+    rows: dict[str, list[dict]] = {"managed_llamacpp": [], "direct_llamacpp": [], "transformers": []}
+    server_rates: list[float] = []
+    for _rep in range(args.reps):
+        rows["managed_llamacpp"].append(column_rate(engine, SMOLLM2_LLAMACPP.id, args.tokens))
+        server_rates.append(server_reported_rate(port))
+        rows["direct_llamacpp"].append(direct_rate(llm, args.tokens))
+        rows["transformers"].append(column_rate(engine, SMOLLM2.id, args.tokens))
+    pool.close()
+    median = {k: statistics.median(r["decode_tok_s"] for r in v) for k, v in rows.items()}
+    observed = statistics.median(r["decode_tok_s"] for r in rows["managed_llamacpp"])
+    server_own = statistics.median(server_rates) if all(server_rates) else 0.0
+    result = {
+        "benchmark": "bench_served",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()}: {os.cpu_count()} CPU cores, {platform.machine()}, no GPU",
+        "model": "SmolLM2-135M-Instruct Q4_1 (bundled GGUF)",
+        "threads": THREADS,
+        "max_new_tokens": args.tokens,
+        "reps": args.reps,
+        "decode_tok_s_median": median,
+        "managed_vs_direct": median["managed_llamacpp"] / median["direct_llamacpp"],
+        "managed_vs_transformers": median["managed_llamacpp"] / median["transformers"],
+        "server_reported_decode_tok_s": server_own,
+        "observed_vs_server_reported": observed / server_own if server_own else None,
+        "same_text_managed_and_direct": rows["managed_llamacpp"][0]["text"]
+        == rows["direct_llamacpp"][0]["text"],
+        "runs": {k: [{x: y for x, y in r.items() if x != "text"} for r in v] for k, v in rows.items()},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for name, rate in median.items():
+        print(f"{name:<18} {rate:7.1f} tok/s (decode, median of {args.reps})")
+    print(f"managed llama.cpp / llama-cpp-python direct: {result['managed_vs_direct']:.2f}x (target >= 0.9)")
+    print(f"managed llama.cpp / in-process transformers: {result['managed_vs_transformers']:.2f}x")
+    if server_own:
+        print(f"observed / server's own rate: {result['observed_vs_server_reported']:.2f}x "
+              f"({server_own:.1f} tok/s reported by the server)")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
