@@ -91,7 +91,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         print(json.dumps(specs, indent=2))
     else:
         for spec in specs:
-            print(f"{spec['id']:<24} {spec['source']:<5} {spec['name']}  [{spec['location']}]")
+            state = "" if spec["available"] else f"  (set {spec['api_key_env']} to use it)"
+            print(f"{spec['id']:<24} {spec['source']:<9} {spec['name']}  [{spec['location']}]{state}")
     return 0
 
 
