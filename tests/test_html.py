@@ -40,3 +40,70 @@ def test_column_header_escapes_names_and_errors() -> None:
 
 def test_notice_escapes() -> None:
     assert "<img" not in notice(XSS, "error")
+
+
+def test_markdown_images_become_plain_links() -> None:
+    out = markdown_safe("See ![pixel](http://127.0.0.1:9/p.png) now")
+    assert out == "See \\![pixel](http://127.0.0.1:9/p.png) now"
+    ref = markdown_safe("![alt][r]\n\n[r]: http://127.0.0.1:9/r.png")
+    assert ref.startswith("\\![alt][r]")
+    assert markdown_safe("!![x](u)") == "!\\![x](u)"
+
+
+def test_markdown_images_already_escaped_or_behind_backslashes() -> None:
+    assert markdown_safe("\\![x](u)") == "\\![x](u)"  # already text: left as it is
+    assert markdown_safe("\\\\![x](u)") == "\\\\\\![x](u)"  # an escaped backslash, then an image: escaped
+
+
+def test_markdown_images_in_code_stay_code() -> None:
+    assert markdown_safe("`![x](u)`") == "`![x](u)`"
+    assert markdown_safe("```\n![x](u)\n```") == "```\n![x](u)\n```"
+
+
+def test_timestamps_never_crash() -> None:
+    from playground.ui.html import when
+
+    assert when(0) != "unknown time"
+    for odd in (float("nan"), 1e300, -1e300, "yesterday", None):
+        assert when(odd) == "unknown time"
+
+
+def test_history_says_whose_runs_and_what_was_skipped() -> None:
+    from playground.sessions.store import RunSummary
+    from playground.ui.html import history
+
+    row = RunSummary(id="abc", created_at=float("inf"), prompt=XSS, models=["m<1>"])
+    out = history([row], skipped=2)
+    assert "Your saved runs" in out and "2 saved run(s) could not be read" in out
+    assert "unknown time" in out and "<script>" not in out and "m&lt;1&gt;" in out
+    assert "Everyone's saved runs" in history([], shared=True)
+
+
+def test_memory_shows_weights_and_kv_and_a_measured_peak() -> None:
+    from playground.ui.html import memory_text
+
+    def run(**metrics: object) -> ModelRun:
+        identity = ModelIdentity("m", "m", "gguf", "x")
+        return ModelRun(0, identity, GenerationParams(), metrics=Metrics(**metrics))
+
+    mb = 2**20
+    assert memory_text(run(weights_bytes=540 * mb, kv_cache_bytes=int(1.2 * mb))) == (
+        "mem 540.0 MB weights + 1.2 MB KV")
+    assert memory_text(run(weights_bytes=540 * mb, kv_cache_bytes=mb, peak_memory_bytes=600 * mb,
+                           memory_kind="cuda allocator peak")) == (
+        "mem 540.0 MB weights + 1.0 MB KV (cuda allocator peak 600.0 MB)")
+    assert memory_text(run(peak_memory_bytes=5 * mb, memory_kind="process RSS growth")) == (
+        "mem 5.0 MB (process RSS growth)")  # a record saved before weights + KV were kept
+    assert memory_text(run()) == ""
+
+
+def test_loaded_models_line_shows_memory_use_and_budget() -> None:
+    from playground.backends.pool import LoadedInfo
+    from playground.ui.html import loaded_models
+
+    gb = 2**30
+    info = LoadedInfo("smollm2-135m", "cpu", "float32", 2.5, True, 540 * 2**20, 1)
+    line = loaded_models([info], used_bytes=int(0.6 * gb), budget_bytes=int(14.2 * gb))
+    assert "Loaded: smollm2-135m (cpu float32, 540.0 MB, in use by 1 column) · 0.6 of 14.2 GB budget" in line
+    assert "idle" in loaded_models([LoadedInfo("<b>", "cpu", "float32", 1.0, False, 0, 0)])
+    assert "<b>" not in loaded_models([LoadedInfo("<b>", "cpu", "float32", 1.0, False, 0, 0)])

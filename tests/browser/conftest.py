@@ -75,15 +75,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, app_url):  # noqa: ANN001, ANN201
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    dialogs: list[str] = []
-    # Every dialog is recorded (an XSS payload would raise an alert); confirm() is accepted.
-    page.on("dialog", lambda d: (dialogs.append(d.message),
-                                 d.accept() if d.type == "confirm" else d.dismiss()))
-    page.dialogs = dialogs
-    page.goto(app_url)
-    page.wait_for_selector("#prompt textarea")
+    from .helpers import new_page
+
+    page = new_page(browser, app_url)
     yield page
-    context.close()
+    page.context.close()
 

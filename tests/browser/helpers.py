@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import json
 
+VIEWPORT = {"width": 1440, "height": 1000}
+
+
+def new_page(browser, url: str):  # noqa: ANN001, ANN201
+    """A page in a fresh browser context (its own localStorage: another "user"), opened at `url`.
+
+    Every dialog is recorded in page.dialogs (an XSS payload would raise an alert); confirm() is accepted.
+    """
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message),
+                                 d.accept() if d.type == "confirm" else d.dismiss()))
+    page.dialogs = dialogs
+    page.goto(url)
+    page.wait_for_selector("#prompt textarea")
+    return page
+
 
 def settle(page, timeout: int = 120_000) -> None:  # noqa: ANN001
     """Wait until no event is in flight (Gradio shows "processing |" on the components it updates)."""
@@ -31,3 +49,16 @@ def share_link(page) -> str:  # noqa: ANN001
         "() => (document.querySelector('#share-link textarea, #share-link input')?.value || '')"
         ".startsWith('http')", timeout=30_000)
     return page.locator("#share-link textarea, #share-link input").first.input_value()
+
+
+def open_history(page) -> str:  # noqa: ANN001
+    """Open the History accordion and return its text once listed."""
+    page.locator("#history-box").click()
+    page.wait_for_selector("#history .pg-history-scope", timeout=30_000)
+    return page.locator("#history").inner_text()
+
+
+def history_ids(page) -> list[str]:  # noqa: ANN001
+    """The run ids the History accordion links to."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('#history a')].map(a => a.getAttribute('href').split('=')[1])")

@@ -33,10 +33,15 @@ def test_run_two_models_side_by_side(page) -> None:  # noqa: ANN001
         metrics = page.locator(f"#head-{col} .pg-metrics").inner_text()
         assert re.search(r"TTFT \d+\.\d+ s", metrics), metrics
         assert "tok/s" in metrics and "cpu" in metrics
+        assert re.search(r"mem \d+\.\d MB weights \+ \d+(\.\d)? [KM]B KV", metrics), metrics
     assert "Paris" in page.locator("#out-0").inner_text()
     assert "chat template" in page.locator("#head-0").inner_text()
     assert "raw completion" in page.locator("#head-1").inner_text()
     assert "2 of 2" in page.locator("#notice").inner_text()
+    pool = page.locator("#loaded").inner_text()  # the model pool: what is loaded, its memory, the budget
+    assert re.search(r"Loaded: .*smollm2-135m \(cpu float32, \d+\.\d MB, (idle|in use by \d columns?)\)",
+                     pool), pool
+    assert re.search(r"· \d+\.\d of \d+\.\d GB budget", pool), pool
     assert page.dialogs == []
 
 

@@ -89,6 +89,12 @@ def test_import_shows_a_replay_and_refuses_bad_files(page, store, tmp_path) -> N
     chooser.value.set_files(str(good))
     notice_has(page, "Imported run")
     assert page.locator("#out-0").inner_text().split() == saved.models[0].text.split()
+    # The file's id is taken (it came from this store): the import gets a new id, the saved run stays.
+    stored_as = page.locator("#share-link textarea, #share-link input").first.input_value().split("=")[1]
+    assert stored_as != saved.id
+    assert (f"a saved run already has the id {saved.id}; this import was stored as {stored_as}"
+            in page.locator("#notice").inner_text())
+    assert store.get(saved.id).to_dict() == saved.to_dict()
     bad = tmp_path / "truncated.json"
     bad.write_text(export_bundle(saved)[:200], encoding="utf-8")
     with page.expect_file_chooser() as chooser:

@@ -1,0 +1,57 @@
+"""The /compare API endpoint through gradio_client, against the same test server as the page."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def client(app_url):  # noqa: ANN001, ANN201
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def test_compare_runs_saves_and_returns_the_record(client, store) -> None:  # noqa: ANN001
+    result = client.predict(
+        "What is the capital of France?",
+        "Be brief.",
+        ["smollm2-135m", "smollm2-135m"],
+        [{"max_new_tokens": 4}, {"max_new_tokens": 3, "seed": 5, "stop": ["\n\n"]}],
+        "none",
+        api_name="/compare",
+    )
+    assert result["saved_id"] == result["id"]
+    assert result["prompt"] == "What is the capital of France?"
+    assert result["summary"].startswith("done: 2 of 2 column(s) answered")
+    first, second = result["models"]
+    assert first["params"]["max_new_tokens"] == 4 and first["metrics"]["output_tokens"] == 4
+    assert second["params"]["seed"] == 5 and second["params"]["stop"] == ["\n\n"]
+    assert first["text"].startswith("The capital of France")
+    saved = store.get(result["saved_id"])
+    assert saved.prompt == result["prompt"] and len(saved.models) == 2
+    assert store.owner_of(result["saved_id"]) == "api"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"temperature": -1}, "temperature must be 0 (greedy) or a positive number"),
+        ({"max_new_tokens": "many"}, "max_new_tokens must be a number"),
+        ({"top_k": 2.5}, "top_k must be a whole number"),
+        ({"colour": "blue"}, "unknown fields ['colour']"),
+        ([{}, {}], "a list of 1 (one per model), got a list of 2"),
+    ],
+)
+def test_compare_refuses_bad_parameters_with_a_message(client, params, message) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        client.predict("Hi", "", ["smollm2-135m"], params, "none", api_name="/compare")
+
+
+def test_compare_is_documented(client) -> None:  # noqa: ANN001
+    api = client.view_api(print_info=False, return_format="dict")
+    endpoint = api["named_endpoints"]["/compare"]
+    names = [p["parameter_name"] for p in endpoint["parameters"]]
+    assert names == ["prompt", "system_prompt", "models", "params", "grounding"]
