@@ -126,12 +126,13 @@ class SessionBar:
             return page.show(record, message) | {self.history: self.listing(shell, owner)}
 
         def export_run(run_id: str) -> dict[Any, Any]:
+            """Write the export now (nothing is written before a click); no file, nothing downloads."""
             if not run_id:
-                return {notice: H.notice("show a saved run first", "warn")}
+                return {notice: H.notice("show a saved run first", "warn"), self.export_file: None}
             try:
                 path = service.export_file(run_id)
-            except SessionError as exc:
-                return {notice: H.notice(str(exc), "error")}
+            except SessionError as exc:  # e.g. deleted meanwhile
+                return {notice: H.notice(str(exc), "error"), self.export_file: None}
             return {self.export_file: str(path)}
 
         def delete_run(run_id: str, browser_id: object, query: str, request: gr.Request) -> dict[Any, Any]:
