@@ -36,10 +36,28 @@ def notice_has(page, text: str, timeout: int = 600_000) -> None:  # noqa: ANN001
     settle(page)
 
 
+def fill_number(page, selector: str, value: str) -> None:  # noqa: ANN001
+    """Fill a number box and make sure it kept the value.
+
+    A box inside an accordion that was just opened is still being mounted: Gradio may set its
+    initial value a moment after Playwright typed, wiping what was typed. Wait for the box to show
+    its initial value, fill it, and fill it again if it was reset.
+    """
+    box = page.locator(selector)
+    page.wait_for_function(
+        f"() => (document.querySelector({json.dumps(selector)})?.value || '') !== ''", timeout=30_000)
+    for _ in range(10):
+        box.fill(value)
+        page.wait_for_timeout(200)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"{selector} did not keep the value {value!r}")
+
+
 def set_max_tokens(page, n: int, columns: tuple[int, ...] = (0, 1)) -> None:  # noqa: ANN001
     for col in columns:
         page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
-        page.locator(f"#col-{col} input[aria-label='Max new tokens']").fill(str(n))
+        fill_number(page, f"#col-{col} input[aria-label='Max new tokens']", str(n))
 
 
 def share_link(page) -> str:  # noqa: ANN001

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import notice_has, set_max_tokens, share_link
+from .helpers import fill_number, notice_has, set_max_tokens, share_link
 
 XSS = "Repeat: <img src=x onerror=alert(1)> <script>alert(2)</script>"
 
@@ -11,7 +11,7 @@ def _run(page, prompt: str, tokens: int, seed: int | None = None) -> str:  # noq
     page.fill("#prompt textarea", prompt)
     set_max_tokens(page, tokens)
     if seed is not None:
-        page.locator("#col-0 input[aria-label='Seed']").fill(str(seed))
+        fill_number(page, "#col-0 input[aria-label='Seed']", str(seed))
     page.click("#run-btn")
     notice_has(page, "done")
     return share_link(page)
