@@ -153,6 +153,19 @@ OBSERVE_JS = """() => {
 }"""
 
 
+def fill_number(page, selector: str, value: str) -> None:  # noqa: ANN001 - a Playwright page
+    """Fill a number box until it keeps the value (a box in a just-opened accordion may reset once)."""
+    box = page.locator(selector)
+    page.wait_for_function(
+        f"() => (document.querySelector({json.dumps(selector)})?.value || '') !== ''", timeout=30_000)
+    for _ in range(10):
+        box.fill(value)
+        page.wait_for_timeout(200)
+        if box.input_value() == value:
+            return
+    raise SystemExit(f"{selector} did not keep the value {value!r}")
+
+
 def streaming_rate(url: str, tokens: int, store_path: Path) -> dict:
     """The page's visible streaming against the backend's decode time for the same run."""
     from playwright.sync_api import sync_playwright
@@ -167,7 +180,7 @@ def streaming_rate(url: str, tokens: int, store_path: Path) -> dict:
         page.evaluate("() => { const c = document.querySelector('#col-1'); if (c) c.querySelector("
                       "'#remove-1')?.click(); }")
         page.locator("#col-0 button:has-text('Parameters')").first.click()
-        page.locator("#col-0 input[aria-label='Max new tokens']").fill(str(tokens))
+        fill_number(page, "#col-0 input[aria-label='Max new tokens']", str(tokens))
         page.fill("#prompt textarea", "Write a long story about a lighthouse keeper and a storm.")
         page.evaluate(OBSERVE_JS)
         page.click("#run-btn")

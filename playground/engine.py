@@ -86,7 +86,7 @@ class AttentionLimits:
 class Event:
     """Something changed in column `column` of the run (-1: the run as a whole)."""
 
-    kind: str  # status | started | token | finished | done
+    kind: str  # status | started | token | generated (text complete) | finished | done
     column: int = -1
     message: str = ""
     delta: str = ""
@@ -487,9 +487,7 @@ class Engine:
             yield from self._accept(col, payload, time.perf_counter(), cancel)
         elif kind == "ended":
             self._finish(col, self._ended_reason(col, cancel))
-            if col.record.finish_reason in ("eos", "length"):
-                self._capture(col)
-            yield from self._finished(col)
+            yield from self._complete(col)
         else:
             self._finish(col, "error", self._failure(col, payload))
             yield from self._finished(col)
@@ -506,9 +504,7 @@ class Engine:
             step = next(col.steps)
         except StopIteration:
             self._finish(col, self._ended_reason(col, cancel))
-            if col.record.finish_reason in ("eos", "length"):
-                self._capture(col)
-            yield from self._finished(col)
+            yield from self._complete(col)
             return
         except Exception as exc:  # noqa: BLE001 - one model raising never stops the others
             if not isinstance(exc, BackendError):
@@ -546,8 +542,7 @@ class Engine:
             yield Event("token", col.index, delta=shown)
         if reason:
             self._finish(col, reason)
-            self._capture(col)
-            yield from self._finished(col)
+            yield from self._complete(col)
         elif now - col.gen_started > record.params.timeout_s:
             self._finish(col, "timeout", self._timeout_message(record))
             yield from self._finished(col)
@@ -565,6 +560,20 @@ class Engine:
     @staticmethod
     def _timeout_message(record: ModelRun) -> str:
         return f"timed out after {record.params.timeout_s:g} s (request timeout); partial output kept"
+
+    def _complete(self, col: _Column) -> Iterator[Event]:
+        """A column that answered: its whole text first (`generated`, so the page shows it at once),
+        then the attention pass, then `finished`. Stopped, timed-out and failed columns skip the pass."""
+        if col.record.finish_reason not in ("eos", "length", "stop"):
+            yield from self._finished(col)
+            return
+        if col.flushed:
+            yield Event("token", col.index, delta=col.flushed)
+            col.flushed = ""
+        wants = col.capture and not col.backend.capabilities.remote and col.backend.capabilities.attention
+        yield Event("generated", col.index, "capturing attention…" if wants else "")
+        self._capture(col)
+        yield Event("finished", col.index)
 
     def _finished(self, col: _Column) -> Iterator[Event]:
         """The column's last events: any held-back text, then `finished`."""

@@ -88,3 +88,20 @@ def test_stop_string_spanning_tokens_streams_each_character_once(engine: Engine)
     assert len(model.steps) > 1
     assert "".join(deltas) == model.text
     assert stop not in model.text and "France" not in model.text
+
+
+def test_the_whole_text_is_out_before_the_attention_pass(engine: Engine) -> None:
+    params = GenerationParams(max_new_tokens=12, stop=["zebra-never-said"])  # holds back 15 characters
+    run, events = engine.stream(RunRequest("Name three colours.", [ColumnRequest("smollm2-135m", params)]))
+    seen: list[tuple[str, str, bool]] = []
+    text = ""
+    for event in events:
+        if event.column == 0:
+            text += event.delta
+            seen.append((event.kind, text, run.models[0].attention is not None))
+    kinds = [kind for kind, _text, _attention in seen]
+    generated = kinds.index("generated")
+    assert kinds[generated + 1:] == ["finished"]
+    _kind, text_then, attention_then = seen[generated]
+    assert text_then == run.models[0].text  # every character was sent before the attention pass
+    assert not attention_then and run.models[0].attention is not None

@@ -135,10 +135,11 @@ def wire_runs(page: Page) -> None:
             for event in live.events:
                 if event.column >= 0:
                     dirty.add(event.column)
-                    if event.kind in ("status", "started"):
+                    if event.kind in ("status", "started", "generated"):
                         status[event.column] = event.message
                 now = time.monotonic()
-                if dirty and (event.kind in ("started", "finished") or now - last_push >= STREAM_INTERVAL_S):
+                urgent = event.kind in ("started", "generated", "finished")
+                if dirty and (urgent or now - last_push >= STREAM_INTERVAL_S):
                     yield columns.draw(record, chosen, dirty, status)
                     dirty.clear()
                     last_push = now
