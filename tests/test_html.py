@@ -107,3 +107,28 @@ def test_loaded_models_line_shows_memory_use_and_budget() -> None:
     assert "Loaded: smollm2-135m (cpu float32, 540.0 MB, in use by 1 column) · 0.6 of 14.2 GB budget" in line
     assert "idle" in loaded_models([LoadedInfo("<b>", "cpu", "float32", 1.0, False, 0, 0)])
     assert "<b>" not in loaded_models([LoadedInfo("<b>", "cpu", "float32", 1.0, False, 0, 0)])
+
+
+def test_a_served_column_says_what_it_lacks_and_what_the_server_reported() -> None:
+    from playground.record import ColumnCapabilities, TokenStep
+    from playground.ui.prob_view import column_html
+    from playground.ui.token_view import anomalies_html
+
+    caps = ColumnCapabilities(token_ids="approximate",
+                              token_ids_note="this server has no <tokenize> endpoint", logprobs=False,
+                              logprobs_note="this server did not return logprobs",
+                              attention=False, memory=False, refused=["top k"])
+    run = ModelRun(0, ModelIdentity("gpt-5-mini", "GPT-5 mini", "openai", "https://x/v1", device="remote",
+                                    engine="openai-compatible server"),
+                   GenerationParams(), steps=[TokenStep(-1, "Paris", 0.0)], text="Paris", finish_reason="eos",
+                   metrics=Metrics(prompt_tokens=13, output_tokens=1, usage_prompt_tokens=13,
+                                   usage_output_tokens=1, cost_usd=0.0000263, server_decode_tok_s=41.5),
+                   capabilities=caps)
+    head = column_header(run)
+    assert "tokens: approximate (this server has no &lt;tokenize&gt; endpoint)" in head
+    assert "token probabilities: this server did not return logprobs" in head
+    assert "the server refused top k; ran without" in head
+    assert "usage 13 + 1" in head and "$0.000026" in head and "server 41.5 tok/s" in head
+    assert "openai-compatible server" in head and "mem " not in head
+    assert "no token probabilities: this server did not return logprobs" in column_html(run)
+    assert 'data-tokens="approximate"' in anomalies_html(run)

@@ -98,9 +98,37 @@ def metrics_line(run: ModelRun) -> str:
     memory = memory_text(run)
     if memory:
         items.append(memory)
+    items += served_figures(run)
     if ident.device:
-        items.append(f"{ident.device} · {ident.dtype}")
+        items.append(f"{ident.engine or ident.device}" + (f" · {ident.dtype}" if ident.dtype else ""))
     return "".join(f'<span class="pg-metric">{html.escape(item)}</span>' for item in items)
+
+
+def served_figures(run: ModelRun) -> list[str]:
+    """What a server reported about itself: its own speed, usage tokens, cost from catalog prices."""
+    m = run.metrics
+    items = []
+    if m.server_decode_tok_s:
+        items.append(f"server {m.server_decode_tok_s:.1f} tok/s")
+    if m.usage_prompt_tokens or m.usage_output_tokens:
+        items.append(f"usage {m.usage_prompt_tokens:,} + {m.usage_output_tokens:,}")
+    if m.cost_usd:
+        items.append(f"${m.cost_usd:.6f}" if m.cost_usd < 0.01 else f"${m.cost_usd:.4f}")
+    return items
+
+
+def lacks(run: ModelRun) -> list[str]:
+    """What a column lacks, said plainly (served models): exact tokens, probabilities, attention."""
+    caps = run.capabilities
+    lines = []
+    if caps.token_ids != "exact":
+        why = f" ({caps.token_ids_note})" if caps.token_ids_note else ""
+        lines.append(f"tokens: {caps.token_ids}{why}")
+    if not caps.logprobs:
+        lines.append(f"token probabilities: {caps.logprobs_note or 'not returned'}")
+    if caps.refused:
+        lines.append(f"the server refused {', '.join(caps.refused)}; ran without")
+    return lines
 
 
 def memory_text(run: ModelRun) -> str:
@@ -133,6 +161,10 @@ def column_header(run: ModelRun, status: str = "") -> str:
     ]
     if run.error:
         parts.append(f'<div class="pg-error" role="alert">{html.escape(run.error)}</div>')
+    missing = lacks(run)
+    if missing:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in missing)
+        parts.append(f'<ul class="pg-lacks pg-muted">{items}</ul>')
     warnings = [a for a in run.anomalies if a.severity != "error"]
     if warnings:
         items = "".join(

@@ -28,6 +28,9 @@ def _title(step: TokenStep, position: int) -> str:
 
 def column_html(model: ModelRun) -> str:
     label = html.escape(column_label(model))
+    if not model.capabilities.logprobs:
+        why = f"no token probabilities: {model.capabilities.logprobs_note or 'the server returned none'}"
+        return f'<div class="pg-probs"><h4>{label}</h4><span class="pg-muted">{html.escape(why)}</span></div>'
     summary = summarize(model.steps)
     if summary is None:
         why = model.error or "no output tokens"

@@ -92,8 +92,14 @@ def chips_html(model: ModelRun, page: int = 1, highlight: int = -1) -> str:
 
 
 def anomalies_html(model: ModelRun) -> str:
+    caps = model.capabilities
+    note = ""
+    if caps.token_ids != "exact":
+        text = f"tokens: {caps.token_ids}" + (f" — {caps.token_ids_note}" if caps.token_ids_note else "")
+        kind = html.escape(caps.token_ids)
+        note = f'<div class="pg-warn-text" data-tokens="{kind}">{html.escape(text)}</div>'
     if not model.anomalies:
-        return '<div class="pg-ok">No tokenization anomalies found.</div>'
+        return note + '<div class="pg-ok">No tokenization anomalies found.</div>'
     items = [
         f'<li class="pg-anomaly pg-{html.escape(a.severity)}" data-kind="{html.escape(a.kind)}">'
         f"<b>{html.escape(a.kind.replace('_', ' '))}</b>"
@@ -101,7 +107,7 @@ def anomalies_html(model: ModelRun) -> str:
         + f": {html.escape(a.message)}</li>"
         for a in model.anomalies
     ]
-    return f'<ul class="pg-anomalies">{"".join(items)}</ul>'
+    return note + f'<ul class="pg-anomalies">{"".join(items)}</ul>'
 
 
 def column_label(model: ModelRun) -> str:
