@@ -135,6 +135,8 @@ def memory_text(run: ModelRun) -> str:
     """Weights + this column's KV cache; the allocator peak only where it was measured alone (CUDA)."""
     m = run.metrics
     parts = []
+    if not run.capabilities.memory:  # a served model: its memory is the server's
+        return f"model file {fmt_bytes(m.weights_bytes)}" if m.weights_bytes else ""
     if m.weights_bytes or m.kv_cache_bytes:
         parts.append(f"mem {fmt_bytes(m.weights_bytes)} weights + {fmt_bytes(m.kv_cache_bytes)} KV")
     if m.memory_kind and m.peak_memory_bytes:
