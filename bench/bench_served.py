@@ -6,9 +6,13 @@ turns in every repetition:
 
 - playground column on the managed llama.cpp server (HTTP streaming, worker thread)
 - llama-cpp-python's `Llama.create_chat_completion(stream=True)` in this process
+- the managed server read with plain httpx (no SDK, no engine): the wire's own ceiling
 - the playground's in-process transformers column on the same file
 
 Decode tok/s counts the tokens after the first over the time after the first.
+The playground asks served models for top-5 logprobs (the probabilities panel),
+which costs llama-cpp-python's server ~25 ms a token in Python: both llama.cpp
+variants are measured with and without them (catalog `logprobs = false`).
 The managed server's own figure is read from its log (llama.cpp prints
 "eval time = … tokens per second" after each request): the playground's
 observed rate against the server's own.
@@ -27,6 +31,7 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +62,7 @@ def column_rate(engine: Engine, model: str, tokens: int) -> dict:
             "ttft_s": record.metrics.ttft_s, "text": record.text}
 
 
-def direct_rate(llm: object, tokens: int) -> dict:
+def direct_rate(llm: object, tokens: int, logprobs: bool) -> dict:
     """llama-cpp-python in this process, streamed the same way (chat template from the GGUF)."""
     llm.reset()  # no prompt-cache reuse between repetitions
     started = time.perf_counter()
@@ -65,8 +70,9 @@ def direct_rate(llm: object, tokens: int) -> dict:
     count = 0
     text = []
     messages = [{"role": "user", "content": PROMPT}]
+    extra = {"logprobs": True, "top_logprobs": 5} if logprobs else {}
     for chunk in llm.create_chat_completion(messages=messages, max_tokens=tokens, temperature=0.0,
-                                            repeat_penalty=1.0, top_k=0, stream=True):
+                                            repeat_penalty=1.0, top_k=0, stream=True, **extra):
         content = chunk["choices"][0]["delta"].get("content")
         if content:
             count += 1
@@ -78,11 +84,31 @@ def direct_rate(llm: object, tokens: int) -> dict:
             "ttft_s": first - started, "text": "".join(text)}
 
 
+def raw_http_rate(base_url: str, tokens: int) -> dict:
+    """The same server read with plain httpx (no SDK, no engine): what the wire itself allows."""
+    import httpx
+
+    body = {"model": "smollm2-135m-llamacpp-noprobs", "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": tokens, "temperature": 0.0, "repeat_penalty": 1.0, "top_k": 0, "stream": True}
+    times = []
+    with httpx.stream("POST", f"{base_url}/chat/completions", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                times.append(time.perf_counter())
+    count = len(times)
+    rate = (count - 1) / (times[-1] - times[0]) if count > 1 else 0.0
+    return {"tokens": count, "decode_tok_s": rate, "ttft_s": 0.0, "text": ""}
+
+
 def server_reported_rate(port: int) -> float:
     """The managed server's own decode rate for its last request, from its log."""
     server = next(s for s in llamacpp._LIVE if s.port == port)
-    matches = EVAL_LINE.findall(server.log_path.read_text(errors="replace"))
-    return float(matches[-1]) if matches else 0.0
+    for _ in range(20):  # the server prints its figures just after the request ends
+        matches = EVAL_LINE.findall(server.log_path.read_text(errors="replace"))
+        if matches:
+            return float(matches[-1])
+        time.sleep(0.1)
+    return 0.0
 
 
 def main() -> None:
@@ -96,18 +122,25 @@ def main() -> None:
 
     settings = Settings.from_env()
     pool = ModelPool(settings.data_dir, "cpu")
-    engine = Engine(Catalog.build(), pool)
-    served = pool.get(SMOLLM2_LLAMACPP)
+    no_probs = replace(SMOLLM2_LLAMACPP, id="smollm2-135m-llamacpp-noprobs", logprobs=False)
+    engine = Engine(Catalog({**Catalog.build().specs, no_probs.id: no_probs}), pool)
+    served = pool.get(no_probs)
+    pool.get(SMOLLM2_LLAMACPP)
     pool.get(SMOLLM2)
     port = int(served.spec.base_url.rsplit(":", 1)[1].split("/")[0])
     llm = Llama(model_path=str(bundled_file(SMOLLM2, settings.data_dir)), n_threads=THREADS, n_ctx=8192,
-                verbose=False)
-    rows: dict[str, list[dict]] = {"managed_llamacpp": [], "direct_llamacpp": [], "transformers": []}
+                logits_all=True, verbose=False)  # as the server loads it (logits_all: it serves logprobs)
+    rows: dict[str, list[dict]] = {k: [] for k in (
+        "managed_llamacpp", "raw_http_llamacpp", "direct_llamacpp", "managed_llamacpp_logprobs",
+        "direct_llamacpp_logprobs", "transformers")}
     server_rates: list[float] = []
     for _rep in range(args.reps):
-        rows["managed_llamacpp"].append(column_rate(engine, SMOLLM2_LLAMACPP.id, args.tokens))
+        rows["managed_llamacpp"].append(column_rate(engine, no_probs.id, args.tokens))
         server_rates.append(server_reported_rate(port))
-        rows["direct_llamacpp"].append(direct_rate(llm, args.tokens))
+        rows["raw_http_llamacpp"].append(raw_http_rate(served.spec.base_url, args.tokens))
+        rows["direct_llamacpp"].append(direct_rate(llm, args.tokens, logprobs=False))
+        rows["managed_llamacpp_logprobs"].append(column_rate(engine, SMOLLM2_LLAMACPP.id, args.tokens))
+        rows["direct_llamacpp_logprobs"].append(direct_rate(llm, args.tokens, logprobs=True))
         rows["transformers"].append(column_rate(engine, SMOLLM2.id, args.tokens))
     pool.close()
     median = {k: statistics.median(r["decode_tok_s"] for r in v) for k, v in rows.items()}
@@ -123,7 +156,13 @@ def main() -> None:
         "reps": args.reps,
         "decode_tok_s_median": median,
         "managed_vs_direct": median["managed_llamacpp"] / median["direct_llamacpp"],
+        "managed_vs_raw_http": median["managed_llamacpp"] / median["raw_http_llamacpp"],
+        "raw_http_vs_direct": median["raw_http_llamacpp"] / median["direct_llamacpp"],
+        "managed_vs_direct_with_logprobs": median["managed_llamacpp_logprobs"]
+        / median["direct_llamacpp_logprobs"],
+        "logprobs_cost_on_direct": median["direct_llamacpp_logprobs"] / median["direct_llamacpp"],
         "managed_vs_transformers": median["managed_llamacpp"] / median["transformers"],
+        "managed_with_logprobs_vs_transformers": median["managed_llamacpp_logprobs"] / median["transformers"],
         "server_reported_decode_tok_s": server_own,
         "observed_vs_server_reported": observed / server_own if server_own else None,
         "same_text_managed_and_direct": rows["managed_llamacpp"][0]["text"]
@@ -135,6 +174,10 @@ def main() -> None:
     for name, rate in median.items():
         print(f"{name:<18} {rate:7.1f} tok/s (decode, median of {args.reps})")
     print(f"managed llama.cpp / llama-cpp-python direct: {result['managed_vs_direct']:.2f}x (target >= 0.9)")
+    print(f"  the server read with plain httpx: {result['raw_http_vs_direct']:.2f}x direct; the playground "
+          f"column {result['managed_vs_raw_http']:.2f}x that")
+    print(f"  both with top-5 logprobs: {result['managed_vs_direct_with_logprobs']:.2f}x; logprobs cost "
+          f"llama-cpp-python itself {1 / result['logprobs_cost_on_direct']:.1f}x")
     print(f"managed llama.cpp / in-process transformers: {result['managed_vs_transformers']:.2f}x")
     if server_own:
         print(f"observed / server's own rate: {result['observed_vs_server_reported']:.2f}x "

@@ -45,6 +45,7 @@ class ModelSpec:
     price_out: float = 0.0  # USD per million output tokens
     context_window: int = 0  # for served models, when known
     preset: bool = False  # a hosted preset listed by the playground itself
+    logprobs: bool = True  # ask a served model for token probabilities (llama-cpp-python: ~25 ms a token)
 
     @property
     def remote(self) -> bool:
@@ -222,7 +223,8 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: expected a table")
     allowed = {"id", "name", "source", "location", "gguf_file", "revision", "description", "base_url",
-               "model", "api_key_env", "tokenizer", "price_in", "price_out", "context_window", "api_key"}
+               "model", "api_key_env", "tokenizer", "price_in", "price_out", "context_window", "api_key",
+               "logprobs"}
     unknown = set(entry) - allowed
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
@@ -248,6 +250,7 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
         gguf_file=entry.get("gguf_file", ""),
         revision=entry.get("revision", ""),
         description=entry.get("description", ""),
+        logprobs=entry.get("logprobs", True) is not False,
     )
 
 
@@ -264,6 +267,9 @@ def _served_entry(entry: dict, where: str) -> ModelSpec:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
             raise CatalogError(f"{where}: `{key}` must be a non-negative number (USD per million tokens)")
         prices[key] = float(value)
+    logprobs = entry.get("logprobs", True)
+    if not isinstance(logprobs, bool):
+        raise CatalogError(f"{where}: `logprobs` must be true or false")
     window = entry.get("context_window", 0)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise CatalogError(f"{where}: `context_window` must be a non-negative integer")
@@ -271,7 +277,7 @@ def _served_entry(entry: dict, where: str) -> ModelSpec:
         id=entry["id"], name=entry.get("name") or entry["id"], source="openai", location=entry["base_url"],
         description=entry.get("description", ""), base_url=entry["base_url"], served_model=entry["model"],
         api_key_env=entry.get("api_key_env", ""), tokenizer=entry.get("tokenizer", ""),
-        context_window=window, **prices,
+        context_window=window, logprobs=logprobs, **prices,
     )
 
 

@@ -142,3 +142,14 @@ def test_live_preset(preset: ModelSpec, data_dir) -> None:  # noqa: ANN001
     assert model.error == "", model.error
     assert model.text.strip()
     assert dataclasses.asdict(model.capabilities)["attention"] is False
+
+
+def test_a_catalog_entry_can_leave_probabilities_out(fake: FakeOpenAI, data_dir, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = ModelSpec(id="fast", name="fast", source="openai", location=fake.base_url, base_url=fake.base_url,
+                     served_model="gpt-5-mini", api_key_env=KEY_ENV, logprobs=False)
+    engine = Engine(Catalog({"fast": spec}), ModelPool(data_dir, device="cpu"))
+    (model,) = _run(engine, "fast").models
+    assert model.error == "" and model.text
+    assert "logprobs" not in fake.requests[-1] and "top_logprobs" not in fake.requests[-1]
+    assert not model.capabilities.logprobs and "logprobs = false" in model.capabilities.logprobs_note

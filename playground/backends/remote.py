@@ -215,6 +215,8 @@ class RemoteBackend:
     ) -> Iterator[TokenStep]:
         """Stream one chat completion as TokenSteps; `info` collects what the server reported."""
         info = info or StreamInfo()
+        if not self.spec.logprobs:
+            info.logprobs, info.logprobs_note = False, "not asked for (catalog: logprobs = false)"
         request = self._request(encoding, params)
         started = time.perf_counter()
         stream = self._open(request, info)
@@ -259,10 +261,10 @@ class RemoteBackend:
             "messages": encoding.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "logprobs": True,
-            "top_logprobs": TOP_LOGPROBS,
             "timeout": httpx.Timeout(params.timeout_s, connect=min(10.0, params.timeout_s)),
         }
+        if self.spec.logprobs:
+            request.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         hosted = self.spec.preset or "api.openai.com" in self.spec.base_url
         request["max_completion_tokens" if hosted else "max_tokens"] = params.max_new_tokens
         if not (hosted and self.spec.served_model.startswith("gpt-5")):  # reasoning models take neither
