@@ -153,24 +153,12 @@ OBSERVE_JS = """() => {
 }"""
 
 
-def fill_number(page, selector: str, value: str) -> None:  # noqa: ANN001 - a Playwright page
-    """Fill a number box until it keeps the value (a box in a just-opened accordion may reset once)."""
-    box = page.locator(selector)
-    page.wait_for_function(
-        f"() => (document.querySelector({json.dumps(selector)})?.value || '') !== ''", timeout=30_000)
-    for _ in range(10):
-        box.fill(value)
-        page.wait_for_timeout(200)
-        if box.input_value() == value:
-            return
-    raise SystemExit(f"{selector} did not keep the value {value!r}")
-
-
 def streaming_rate(url: str, tokens: int, store_path: Path) -> dict:
     """The page's visible streaming against the backend's decode time for the same run."""
     from playwright.sync_api import sync_playwright
 
     from playground.sessions.store import SessionStore
+    from tests.browser.helpers import fill_number  # the browser tests' way past a mounting number box
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
