@@ -484,7 +484,7 @@ class Engine:
             self._fail(col, f"could not build the prompt: {payload}")
             yield from self._finished(col)
         elif kind == "step":
-            yield from self._accept(col, payload, time.perf_counter(), cancel)
+            yield from self._accept(col, payload, time.perf_counter())
         elif kind == "ended":
             self._finish(col, self._ended_reason(col, cancel))
             yield from self._complete(col)
@@ -512,11 +512,9 @@ class Engine:
             self._finish(col, "error", self._failure(col, exc))
             yield from self._finished(col)
             return
-        yield from self._accept(col, step, started, cancel)
+        yield from self._accept(col, step, started)
 
-    def _accept(
-        self, col: _Column, step: TokenStep, started: float, cancel: threading.Event
-    ) -> Iterator[Event]:
+    def _accept(self, col: _Column, step: TokenStep, started: float) -> Iterator[Event]:
         """One new token: timing, text (held back for stop strings), and whether the column ends."""
         record = col.record
         now = time.perf_counter()
