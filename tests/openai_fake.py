@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +32,11 @@ ERRORS = {
 class FakeOpenAI:
     """Serve on a free loopback port in a thread; `requests` keeps every request body received."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: str = "openai") -> None:
+        """server: which engine's extra endpoints to have: "openai" (none), "vllm" (`/tokenize` with
+        messages), "llama.cpp" (`/apply-template` + `/tokenize` with pieces, `timings` in the stream)
+        or "tgi" (`/chat_tokenize`), each in the shape its documentation gives."""
+        self.kind = server
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         fake = self
@@ -44,6 +49,9 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if not self.path.startswith("/v1/"):
+                    self._extra(self.path, body)
+                    return
                 fake.requests.append(body)
                 fake.headers.append(dict(self.headers))
                 key = self.headers.get("authorization", "").removeprefix("Bearer ")
@@ -53,6 +61,31 @@ class FakeOpenAI:
                     return
                 with contextlib.suppress(ConnectionError):  # the client closed the stream (Stop, timeout)
                     self._stream(body, model)
+
+            def _extra(self, path: str, body: dict) -> None:
+                """The tokenize endpoints of vLLM, llama.cpp's llama-server and TGI."""
+                reply = None
+                if fake.kind == "vllm" and path == "/tokenize" and "messages" in body:
+                    pieces = template_pieces(body["messages"])
+                    reply = {"count": len(pieces), "max_model_len": 8192, "tokens": piece_ids(pieces),
+                             "token_strs": pieces}
+                elif fake.kind == "llama.cpp" and path == "/apply-template":
+                    reply = {"prompt": "".join(template_pieces(body["messages"]))}
+                elif fake.kind == "llama.cpp" and path == "/tokenize" and "content" in body:
+                    pieces = PIECE.findall(body["content"])
+                    reply = {"tokens": [{"id": i, "piece": p} for i, p in zip(piece_ids(pieces), pieces,
+                                                                             strict=True)]}
+                elif fake.kind == "tgi" and path == "/chat_tokenize":
+                    pieces = template_pieces(body["messages"])
+                    reply = {"templated_text": "".join(pieces), "tokenize_response": [
+                        {"id": i, "text": p, "start": 0, "stop": 0} for i, p in zip(piece_ids(pieces), pieces,
+                                                                                    strict=True)]}
+                data = json.dumps(reply if reply is not None else {"detail": "Not Found"}).encode()
+                self.send_response(200 if reply is not None else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _error(self, status: int, kind: str, code: str | None, message: str, key: str) -> None:
                 data = json.dumps({"error": {"message": message.format(key=key), "type": kind, "param": None,
@@ -95,7 +128,11 @@ class FakeOpenAI:
                                     "refusal": None}
                     self._send(_chunk(model, {"content": word}, None, logprobs))
                 finish = "length" if limit < len(WORDS) else "stop"
-                self._send(_chunk(model, {}, finish, None))
+                last = _chunk(model, {}, finish, None)
+                if fake.kind == "llama.cpp":  # llama-server's own figures ride on the last chunk
+                    last["timings"] = {"prompt_n": 13, "prompt_per_second": 900.0, "predicted_n": len(words),
+                                       "predicted_per_second": 120.5}
+                self._send(last)
                 if (body.get("stream_options") or {}).get("include_usage"):
                     usage = {"prompt_tokens": 13, "completion_tokens": len(words),
                              "total_tokens": 13 + len(words)}
@@ -123,6 +160,19 @@ class FakeOpenAI:
     def __exit__(self, *_exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+PIECE = re.compile(r"<\|[a-z_]+\|>|\s*[^\s<]+|\s+")
+
+
+def template_pieces(messages: list[dict]) -> list[str]:
+    """A ChatML rendering split into pieces: what these fakes call tokens."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return PIECE.findall(text + "<|im_start|>assistant\n")
+
+
+def piece_ids(pieces: list[str]) -> list[int]:
+    return [sum(map(ord, p)) % 50_000 for p in pieces]
 
 
 def _chunk(model: str, delta: dict, finish: str | None, logprobs: dict | None) -> dict:

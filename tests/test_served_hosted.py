@@ -153,3 +153,29 @@ def test_a_catalog_entry_can_leave_probabilities_out(fake: FakeOpenAI, data_dir,
     assert model.error == "" and model.text
     assert "logprobs" not in fake.requests[-1] and "top_logprobs" not in fake.requests[-1]
     assert not model.capabilities.logprobs and "logprobs = false" in model.capabilities.logprobs_note
+
+
+@pytest.mark.parametrize("server", ["vllm", "llama.cpp", "tgi"])
+def test_exact_prompt_ids_from_each_servers_tokenize_endpoint(server: str, data_dir) -> None:  # noqa: ANN001
+    from openai_fake import piece_ids, template_pieces
+
+    with FakeOpenAI(server) as fake:
+        spec = ModelSpec(id="m", name="m", source="openai", location=fake.base_url, base_url=fake.base_url,
+                         served_model="served")
+        engine = Engine(Catalog({"m": spec}), ModelPool(data_dir, device="cpu"))
+        (model,) = _run(engine, "m").models
+    assert model.error == "", model.error
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the capital of France?"}]
+    assert model.prompt_token_ids == piece_ids(template_pieces(messages))
+    assert [p.text for p in model.prompt_pieces] == template_pieces(messages)
+    assert model.capabilities.token_ids == "server" and model.capabilities.token_ids_note == ""
+    if server == "llama.cpp":  # llama-server's own figures
+        assert model.metrics.server_decode_tok_s == 120.5 and model.metrics.server_prompt_tok_s == 900.0
+
+
+def test_a_host_that_does_not_resolve_is_named(data_dir) -> None:  # noqa: ANN001
+    engine = Engine(Catalog.build(), ModelPool(data_dir, device="cpu"))
+    (model,) = _run(engine, "openai:m@http://no-such-host.invalid/v1").models
+    assert model.finish_reason == "error"
+    assert "DNS lookup failed for no-such-host.invalid" in model.error, model.error

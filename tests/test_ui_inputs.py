@@ -105,3 +105,15 @@ def test_model_boxes_follow_the_allow_list(tmp_path: Path, host: str, allowed: b
     assert box.allow_custom_value is allowed
     assert ("catalog models only" in box.info) is not allowed
     assert demo.fns  # built
+
+
+def test_model_boxes_say_which_key_a_hosted_preset_needs(monkeypatch) -> None:  # noqa: ANN001
+    from playground.catalog import Catalog
+    from playground.ui.columns import model_choices
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", "x")
+    choices = dict((value, label) for label, value in model_choices(Catalog.build()))
+    assert choices["smollm2-135m"] == "smollm2-135m"
+    assert choices["gpt-5"] == "gpt-5 (set OPENAI_API_KEY to use it)"
+    assert choices["gemini-2.5-pro"] == "gemini-2.5-pro"

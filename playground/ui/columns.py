@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from playground.catalog import Catalog
+from playground.catalog import Catalog, ModelSpec
 from playground.config import Settings
 from playground.engine import ColumnRequest, Engine
 from playground.params import parse_stop_string
@@ -78,6 +78,15 @@ class Slot:
         )
 
 
+def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
+    """Catalog ids to pick from; a hosted preset whose key variable is unset says which one to set."""
+    def label(spec: ModelSpec) -> str:
+        missing = spec.missing_key()
+        return f"{spec.id} (set {missing} to use it)" if missing else spec.id
+
+    return [(label(spec), spec.id) for spec in catalog.specs.values()]
+
+
 def model_info(settings: Settings) -> str:
     """What the model box accepts on this server (the allow-list decides)."""
     if settings.allows_any_model:
@@ -90,7 +99,7 @@ def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings:
     with gr.Column(visible=visible, min_width=300, elem_classes=["pg-column"], elem_id=f"col-{index}") as box:
         with gr.Row(elem_classes=["pg-col-top"]):
             dropdown = gr.Dropdown(
-                choices=catalog.ids(), value=model or None, label=f"Model {index + 1}",
+                choices=model_choices(catalog), value=model or None, label=f"Model {index + 1}",
                 allow_custom_value=settings.allows_any_model, scale=5, elem_id=f"model-{index}",
                 info=model_info(settings),
             )
