@@ -115,6 +115,7 @@ class _Column:
     probe: AllocatorProbe | None = None
     activity: int | None = None  # token in the process-wide activity register while generating
     held: bool = False  # the pool holds the model for this column until it finishes
+    cache_tokens: int = 0  # the KV cache the memory pre-flight plans for (prompt, roughly, + new tokens)
     decoder: IncrementalDecoder | None = None  # None for served models: their steps carry their text
     info: StreamInfo = field(default_factory=StreamInfo)
     pumped: bool = False  # a served model's stream runs in its own worker thread
@@ -206,6 +207,7 @@ class Engine:
         record = ModelRun(column=index, identity=identity, params=request.params)
         run.models.append(record)
         col = _Column(index, record)
+        col.cache_tokens = len(run.prompt) // 2 + request.params.max_new_tokens  # <= 2 characters a token
         problems = validate_params(request.params)
         try:
             col.spec = self.catalog.get(request.model, allow_any=self.allow_any_model)
@@ -238,7 +240,7 @@ class Engine:
 
         def load() -> None:
             try:
-                backend = self.pool.acquire(spec, progress=progress)
+                backend = self.pool.acquire(spec, progress=progress, cache_tokens=col.cache_tokens)
                 events.put(("loaded", col.index, (backend, already)))
             except LoadCancelled as exc:
                 events.put(("abandoned", col.index, str(exc)))

@@ -58,7 +58,19 @@ def pick_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    """A file's sha256, remembered per (path, mtime, size): a GGUF of hundreds of MB is read once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _HASHES:
+        _HASHES[key] = _hash(path)
+    return _HASHES[key]
+
+
+def _hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

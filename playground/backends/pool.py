@@ -21,8 +21,10 @@ import psutil
 import torch
 
 from playground.backends.activity import ACTIVITY
-from playground.backends.base import Backend
+from playground.backends.base import Backend, BackendError
 from playground.backends.loader import load_model
+from playground.backends.local import pick_device, pick_dtype
+from playground.backends.preflight import estimate, free_bytes, refusal
 from playground.catalog import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -71,13 +73,16 @@ def default_budget(device: str) -> int:
 class ModelPool:
     """Lazy, thread-safe model loading: the first caller loads, the others wait for it."""
 
-    def __init__(self, data_dir: Path, device: str = "", budget_bytes: int = 0, loader: Loader | None = None
-                 ) -> None:
+    def __init__(
+        self, data_dir: Path, device: str = "", budget_bytes: int = 0, loader: Loader | None = None,
+        free_memory: Callable[[str], int] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.device = device
         self.budget_bytes = budget_bytes or default_budget(device or ("cuda" if torch.cuda.is_available() else
                                                                       "cpu"))
         self._load = loader or load_model
+        self._free = free_memory or free_bytes
         self._entries: dict[ModelSpec, _Entry] = {}
         self._locks: dict[ModelSpec, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -87,9 +92,10 @@ class ModelPool:
         """The loaded model (loading it if needed), without holding it."""
         return self._get(spec, progress, hold=False)
 
-    def acquire(self, spec: ModelSpec, progress: Callable[[str], None] = lambda _m: None) -> Backend:
-        """The loaded model, held (never evicted) until release(spec)."""
-        return self._get(spec, progress, hold=True)
+    def acquire(self, spec: ModelSpec, progress: Callable[[str], None] = lambda _m: None,
+                cache_tokens: int = 0) -> Backend:
+        """The loaded model, held (never evicted) until release(spec); cache_tokens sizes the pre-flight."""
+        return self._get(spec, progress, hold=True, cache_tokens=cache_tokens)
 
     def release(self, spec: ModelSpec) -> None:
         with self._guard:
@@ -98,7 +104,8 @@ class ModelPool:
                 entry.in_use -= 1
                 entry.last_used = time.monotonic()
 
-    def _get(self, spec: ModelSpec, progress: Callable[[str], None], hold: bool) -> Backend:
+    def _get(self, spec: ModelSpec, progress: Callable[[str], None], hold: bool, cache_tokens: int = 0
+             ) -> Backend:
         with self._guard:
             lock = self._locks.setdefault(spec, threading.Lock())
         with lock:
@@ -108,6 +115,7 @@ class ModelPool:
                     entry.last_used = time.monotonic()
                     entry.in_use += hold
                     return entry.backend
+            self._preflight(spec, cache_tokens, progress)
             token = ACTIVITY.enter()
             try:
                 backend = self._load(spec, self.data_dir, self.device, progress)
@@ -118,10 +126,36 @@ class ModelPool:
                 self._evict_over_budget(keep=spec)
             return backend
 
+    def _idle(self) -> list[ModelSpec]:
+        """Loaded models no column holds, least recently used first (call with the guard held)."""
+        idle = [(e.last_used, s) for s, e in self._entries.items() if e.in_use == 0]
+        return [s for _used, s in sorted(idle, key=lambda pair: pair[0])]
+
+    def _preflight(self, spec: ModelSpec, cache_tokens: int, progress: Callable[[str], None]) -> None:
+        """Refuse, with numbers, a load that would not fit; unload idle models first if that makes room."""
+        if spec.source == "openai":
+            return
+        device = pick_device(self.device)
+        need = estimate(spec, self.data_dir, pick_dtype(device), cache_tokens)
+        if need is None:
+            return
+        free = self._free(device)
+        if need.total <= free:
+            return
+        with self._guard:
+            idle = self._idle()
+        for other in idle:
+            progress(f"unloading idle {other.id} to make room")
+            if self.unload(other):
+                self.evicted.append(other.id)
+            free = self._free(device)
+            if need.total <= free:
+                return
+        raise BackendError(refusal(spec, need, free, device, [s.id for s in list(self._entries)]))
+
     def _evict_over_budget(self, keep: ModelSpec) -> None:
         """Unload idle models, least recently used first, while the weights exceed the budget."""
-        idle = sorted((e.last_used, s) for s, e in self._entries.items() if s != keep and e.in_use == 0)
-        for _used, spec in idle:
+        for spec in [s for s in self._idle() if s != keep]:
             if self.used_bytes() <= self.budget_bytes:
                 break
             _close(self._entries.pop(spec).backend)

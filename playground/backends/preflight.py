@@ -1,0 +1,79 @@
+"""Memory pre-flight: estimate what a model will need before loading it, and compare with what is free.
+
+Running out of memory mid-load takes the whole process down on CPU and leaves a
+GPU fragmented; refusing first, with numbers, tells the user what to do. The
+weights are estimated from the model's config alone (accelerate's empty weights:
+no memory is touched), the KV cache from its shape and the column's context.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import torch
+from accelerate import init_empty_weights
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from playground.backends.local import kv_cache_bytes, sha256_file
+from playground.catalog import ModelSpec, bundled_file
+
+log = logging.getLogger(__name__)
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class Estimate:
+    weights_bytes: int
+    cache_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.weights_bytes + self.cache_bytes
+
+
+def free_bytes(device: str) -> int:
+    """Memory free for a new model: the GPU's free memory on CUDA, available RAM otherwise."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info()[0])
+    return int(psutil.virtual_memory().available)
+
+
+def estimate(spec: ModelSpec, data_dir: Path, dtype: torch.dtype, cache_tokens: int) -> Estimate | None:
+    """What loading `spec` will take (None when it cannot be told without loading, or is not local)."""
+    if spec.source == "openai":
+        return None  # another machine's memory
+    try:
+        if spec.source == "llama.cpp":
+            path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
+            return Estimate(path.stat().st_size, 0)  # llama.cpp maps the quantized file as it is
+        config = _config(spec, data_dir)
+        with init_empty_weights():
+            model = AutoModelForCausalLM.from_config(config)
+        model.tie_weights()  # tied input/output embeddings are one tensor once loaded: count them once
+        element = torch.finfo(dtype).bits // 8
+        weights = sum(p.numel() for p in model.parameters()) * element
+        return Estimate(weights, kv_cache_bytes(config, cache_tokens, element))
+    except Exception as exc:  # noqa: BLE001 - an estimate we cannot make never blocks a load
+        log.info("no memory estimate for %s: %s", spec.id, exc)
+        return None
+
+
+def _config(spec: ModelSpec, data_dir: Path) -> object:
+    if spec.source == "gguf":
+        path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
+        cache = data_dir / "cache" / sha256_file(path)
+        if (cache / "config.json").is_file():
+            return AutoConfig.from_pretrained(cache)
+        return AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    kwargs = {"revision": spec.revision} if spec.revision else {}
+    return AutoConfig.from_pretrained(spec.location, **kwargs)
+
+
+def refusal(spec: ModelSpec, need: Estimate, free: int, device: str, loaded: list[str]) -> str:
+    """The sentence a user sees instead of an out-of-memory crash."""
+    others = f"unload {', '.join(loaded)}" if loaded else "free some memory"
+    return (f"{spec.id}: needs ~{need.weights_bytes / GB:.1f} GB weights + {need.cache_bytes / GB:.1f} GB "
+            f"cache; {free / GB:.1f} GB free on {device}; {others} or pick a smaller or quantized model")

@@ -1,0 +1,61 @@
+"""Memory pre-flight on CPU: estimates from the config alone, refusals with numbers, idle models unloaded
+to make room. The machine's free memory is simulated; the models and estimates are real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from playground.backends.base import BackendError
+from playground.backends.local import LocalBackend
+from playground.backends.pool import ModelPool
+from playground.backends.preflight import GB, estimate
+from playground.catalog import GEMMA3, SMOLLM2, Catalog
+from playground.engine import ColumnRequest, Engine, RunRequest
+from playground.record import GenerationParams
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.mark.parametrize("which", ["smollm2", "gemma"])
+def test_the_estimate_matches_the_loaded_weights(request, which: str, data_dir: Path) -> None:
+    backend: LocalBackend = request.getfixturevalue(which)
+    spec = SMOLLM2 if which == "smollm2" else GEMMA3
+    need = estimate(spec, data_dir, torch.float32, cache_tokens=1000)
+    assert need is not None
+    assert abs(need.weights_bytes - backend.weights_bytes) <= 0.05 * backend.weights_bytes
+    assert need.cache_bytes == backend.kv_cache_bytes(1000)
+
+
+def test_a_model_that_cannot_fit_is_refused_with_numbers(data_dir: Path, smollm2: LocalBackend) -> None:
+    fresh = ModelPool(data_dir, device="cpu", free_memory=lambda _device: 100 * 2**20)
+    with pytest.raises(BackendError) as info:
+        fresh.get(SMOLLM2)
+    message = str(info.value)
+    assert "smollm2-135m: needs ~0.5 GB weights + " in message
+    assert "0.1 GB free on cpu; free some memory or pick a smaller or quantized model" in message
+    assert not fresh.is_loaded(SMOLLM2)
+
+
+def test_idle_models_are_unloaded_to_make_room(data_dir: Path, smollm2: LocalBackend) -> None:
+    fresh = ModelPool(data_dir, device="cpu")
+    fresh.get(GEMMA3)
+    room = smollm2.weights_bytes + GB // 4  # room for SmolLM2 only once Gemma is gone
+    fresh._free = lambda _device: room - (GB if fresh.is_loaded(GEMMA3) else 0)  # noqa: SLF001
+    fresh.get(SMOLLM2)
+    assert [i.id for i in fresh.loaded()] == ["smollm2-135m"]
+    assert fresh.evicted == ["gemma3-270m"]
+
+
+def test_a_model_in_use_is_named_in_the_refusal_not_unloaded(data_dir: Path, catalog: Catalog) -> None:
+    fresh = ModelPool(data_dir, device="cpu")
+    fresh.acquire(GEMMA3)
+    fresh._free = lambda _device: 10 * 2**20  # noqa: SLF001
+    engine = Engine(catalog, fresh)
+    run = engine.run(RunRequest("Hi", [ColumnRequest("smollm2-135m", GenerationParams(max_new_tokens=2))]))
+    (model,) = run.models
+    assert model.finish_reason == "error"
+    assert "free on cpu; unload gemma3-270m or pick a smaller" in model.error
+    assert fresh.is_loaded(GEMMA3)
