@@ -391,7 +391,7 @@ def load_backend(
         if spec.source == "gguf":
             model, tokenizer, from_cache = _load_gguf(spec, data_dir, dtype, device, identity, progress)
         else:
-            model, tokenizer = _load_pretrained(spec, dtype, device, progress)
+            model, tokenizer = _load_pretrained(spec, dtype, device, progress, data_dir)
     except (BackendError, CatalogError):
         raise
     except torch.OutOfMemoryError as exc:
@@ -422,13 +422,26 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-def _placement(device: str) -> dict[str, object]:
-    """accelerate places weights on the GPU(s) when there is one; plain CPU otherwise."""
-    return {"device_map": "auto"} if device == "cuda" else {}
+def _placement(device: str, spec: ModelSpec | None = None, data_dir: Path | None = None) -> dict[str, object]:
+    """On CUDA, the placement plan (backends/placement.py): whole on the GPU with the most free
+    memory, or spread over all GPUs when none can hold it; plain CPU otherwise."""
+    if device != "cuda":
+        return {}
+    from playground.backends.placement import PlacementError, plan_placement
+    from playground.backends.preflight import estimate
+
+    need = estimate(spec, data_dir, pick_dtype(device), 0) if spec is not None and data_dir else None
+    free = {i: int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())}
+    try:
+        plan = plan_placement(need.weights_bytes if need else 0, free)
+    except PlacementError as exc:
+        raise BackendError(f"{spec.id if spec else 'model'}: does not fit on the GPUs: {exc}") from exc
+    log.info("placing %s: %s", spec.id if spec else "model", plan.reason)
+    return plan.kwargs()
 
 
 def _load_pretrained(
-    spec: ModelSpec, dtype: torch.dtype, device: str, progress: Callable[[str], None]
+    spec: ModelSpec, dtype: torch.dtype, device: str, progress: Callable[[str], None], data_dir: Path
 ) -> tuple[torch.nn.Module, object]:
     kwargs: dict[str, object] = {}
     if spec.revision:
@@ -442,7 +455,7 @@ def _load_pretrained(
         progress(f"loading weights from {where}")
         with _weights_lock(progress):
             model = AutoModelForCausalLM.from_pretrained(
-                spec.location, dtype=dtype, **_placement(device), **kwargs
+                spec.location, dtype=dtype, **_placement(device, spec, data_dir), **kwargs
             )
     except OSError as exc:
         if spec.source == "hub":
@@ -479,7 +492,8 @@ def _load_gguf(
         tokenizer = AutoTokenizer.from_pretrained(cache)
         progress("loading weights from converted cache")
         with _weights_lock(progress):
-            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
+                                                         **_placement(device, spec, data_dir))
         return model, tokenizer, True
     _check_gguf_header(path, spec.id)
     progress("first load: converting GGUF tokenizer")
@@ -492,7 +506,8 @@ def _load_gguf(
     if dtype != torch.float32 or device != "cpu":
         progress("loading weights from converted cache")
         with _weights_lock(progress):
-            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype, **_placement(device))
+            model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
+                                                         **_placement(device, spec, data_dir))
     return model, tokenizer, False
 
 
