@@ -511,6 +511,18 @@ def _load_gguf(
     return model, tokenizer, False
 
 
+def pretrained_source(spec: ModelSpec, data_dir: Path) -> tuple[str | Path, dict[str, str]]:
+    """Where transformers reads a model's files from, with the keyword arguments it needs: a GGUF
+    file's converted cache when there is one, else the file itself; a directory or hub id as it is."""
+    if spec.source == "gguf":
+        path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
+        cache = data_dir / "cache" / sha256_file(path)
+        if (cache / "complete.json").is_file():
+            return cache, {}
+        return path.parent, {"gguf_file": path.name}
+    return spec.location, ({"revision": spec.revision} if spec.revision else {})
+
+
 def load_tokenizer(ref: str, data_dir: Path) -> object:
     """Only the tokenizer of a model (bundled id, .gguf path, directory or hub id): to count a served
     model's tokens locally. A GGUF file's converted cache is used when there is one."""
@@ -518,14 +530,8 @@ def load_tokenizer(ref: str, data_dir: Path) -> object:
 
     spec = spec_from_reference(ref, {s.id: s for s in BUNDLED})
     try:
-        if spec.source == "gguf":
-            path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
-            cache = data_dir / "cache" / sha256_file(path)
-            if (cache / "complete.json").is_file():
-                return AutoTokenizer.from_pretrained(cache)
-            return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        kwargs = {"revision": spec.revision} if spec.revision else {}
-        return AutoTokenizer.from_pretrained(spec.location, **kwargs)
+        where, kwargs = pretrained_source(spec, data_dir)
+        return AutoTokenizer.from_pretrained(where, **kwargs)
     except OSError as exc:
         raise BackendError(f"tokenizer {ref!r} could not be loaded: {_short(exc)}") from exc
 

@@ -17,7 +17,7 @@ import torch
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from playground.backends.local import kv_cache_bytes, sha256_file
+from playground.backends.local import kv_cache_bytes, pretrained_source
 from playground.catalog import ModelSpec, bundled_file
 
 log = logging.getLogger(__name__)
@@ -62,14 +62,8 @@ def estimate(spec: ModelSpec, data_dir: Path, dtype: torch.dtype, cache_tokens: 
 
 
 def _config(spec: ModelSpec, data_dir: Path) -> object:
-    if spec.source == "gguf":
-        path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
-        cache = data_dir / "cache" / sha256_file(path)
-        if (cache / "config.json").is_file():
-            return AutoConfig.from_pretrained(cache)
-        return AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
-    kwargs = {"revision": spec.revision} if spec.revision else {}
-    return AutoConfig.from_pretrained(spec.location, **kwargs)
+    where, kwargs = pretrained_source(spec, data_dir)
+    return AutoConfig.from_pretrained(where, **kwargs)
 
 
 def refusal(spec: ModelSpec, need: Estimate, free: int, device: str, loaded: list[str]) -> str:
