@@ -8,6 +8,7 @@ no memory is touched), the KV cache from its shape and the column's context.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,21 +50,24 @@ def estimate(spec: ModelSpec, data_dir: Path, dtype: torch.dtype, cache_tokens: 
         if spec.source == "llama.cpp":
             path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
             return Estimate(path.stat().st_size, 0)  # llama.cpp maps the quantized file as it is
-        config = _config(spec, data_dir)
-        with init_empty_weights():
-            model = AutoModelForCausalLM.from_config(config)
-        model.tie_weights()  # tied input/output embeddings are one tensor once loaded: count them once
+        config, parameters = _shape(spec, data_dir)
         element = torch.finfo(dtype).bits // 8
-        weights = sum(p.numel() for p in model.parameters()) * element
-        return Estimate(weights, kv_cache_bytes(config, cache_tokens, element))
+        return Estimate(parameters * element, kv_cache_bytes(config, cache_tokens, element))
     except Exception as exc:  # noqa: BLE001 - an estimate we cannot make never blocks a load
         log.info("no memory estimate for %s: %s", spec.id, exc)
         return None
 
 
-def _config(spec: ModelSpec, data_dir: Path) -> object:
+@functools.lru_cache(maxsize=64)
+def _shape(spec: ModelSpec, data_dir: Path) -> tuple[object, int]:
+    """A model's config and parameter count, built once per model (the pre-flight and the CUDA
+    placement both ask, on every load)."""
     where, kwargs = pretrained_source(spec, data_dir)
-    return AutoConfig.from_pretrained(where, **kwargs)
+    config = AutoConfig.from_pretrained(where, **kwargs)
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    model.tie_weights()  # tied input/output embeddings are one tensor once loaded: count them once
+    return config, sum(p.numel() for p in model.parameters())
 
 
 def refusal(spec: ModelSpec, need: Estimate, free: int, device: str, loaded: list[str]) -> str:
