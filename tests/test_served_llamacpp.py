@@ -185,3 +185,19 @@ def test_the_server_stops_with_its_model(data_dir: Path) -> None:
         for _ in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
+
+
+def test_one_served_model_in_several_columns_and_runs_at_once(engine: Engine, llamacpp) -> None:
+    import concurrent.futures
+
+    def one(marker: str):  # noqa: ANN202 - a Run
+        columns = [col("smollm2-135m-llamacpp", max_new_tokens=6) for _ in range(2)]
+        return engine.run(RunRequest(f"Say the word {marker}.", columns))
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(one, ["apple", "river", "cloud"]))
+    for run in runs:
+        first, second = run.models
+        assert first.error == "" and second.error == ""
+        assert first.text == second.text and first.prompt_token_ids == second.prompt_token_ids  # greedy
+    assert len({run.models[0].text for run in runs} | {""}) >= 2

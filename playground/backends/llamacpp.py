@@ -164,7 +164,9 @@ def start_server(
     log_path = Path(tempfile.mkstemp(prefix="playground-llamacpp-", suffix=".log")[1])
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
             "--port", str(port), "--model_alias", alias, "--n_ctx", str(context),
-            "--n_threads", str(threads or os.cpu_count() or 1)]
+            "--n_threads", str(threads or os.cpu_count() or 1),
+            # its default cuts a running stream when another request arrives: columns and users queue instead
+            "--interrupt_requests", "False"]
     progress("starting llama.cpp server")
     started = time.perf_counter()
     server = ManagedServer(_LAUNCHER.popen(argv, log_path), port, alias, log_path)
