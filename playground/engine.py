@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from playground.backends.activity import ACTIVITY
-from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
 from playground.backends.base import (
     AllocatorProbe,
     Backend,
@@ -35,72 +34,28 @@ from playground.inspect.tokens import find_anomalies
 from playground.params import MAX_NEW_TOKENS_LIMIT, validate_params  # noqa: F401 - re-exported
 from playground.record import (
     ColumnCapabilities,
-    GenerationParams,
     Metrics,
     ModelIdentity,
     ModelRun,
     Run,
-    SearchSnapshot,
     TokenStep,
 )
 from playground.redact import redact_paths
+from playground.requests import (  # noqa: F401 - re-exported: callers import them from the engine
+    AttentionLimits,
+    ColumnRequest,
+    Event,
+    RequestError,
+    RunRequest,
+    validate_request,
+)
+from playground.served import check_served_url
 from playground.streaming import IncrementalDecoder, StopScanner
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 2_000_000
 GROUNDING_MARGIN_TOKENS = 16  # slack between the fitted sources and the window
 DEFAULT_LOAD_TIMEOUT_S = 900.0
-
-
-class RequestError(ValueError):
-    """The request as a whole cannot run (e.g. empty prompt); nothing was started."""
-
-
-@dataclass
-class ColumnRequest:
-    model: str  # catalog id, .gguf path, directory or hub id
-    params: GenerationParams = field(default_factory=GenerationParams)
-
-
-@dataclass
-class RunRequest:
-    prompt: str
-    columns: list[ColumnRequest]
-    system_prompt: str = ""
-    specials_as_text: bool = False  # typed "<|im_end|>" etc. tokenized as plain text
-    tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
-    capture_attention: bool = True  # one extra forward pass per finished column
-    search: SearchSnapshot | None = None  # sources given to every model (searched once, by the caller)
-
-
-@dataclass(frozen=True)
-class AttentionLimits:
-    """How much attention a column may keep (see backends/attention.py)."""
-
-    token_cap: int = DEFAULT_TOKEN_CAP
-    byte_budget: int = DEFAULT_BYTE_BUDGET
-
-
-@dataclass
-class Event:
-    """Something changed in column `column` of the run (-1: the run as a whole)."""
-
-    kind: str  # status | started | token | generated (text complete) | finished | done
-    column: int = -1
-    message: str = ""
-    delta: str = ""
-
-
-def validate_request(request: RunRequest) -> None:
-    if not request.prompt.strip():
-        raise RequestError("the prompt is empty: type something to send to the models")
-    if len(request.prompt) > MAX_PROMPT_CHARS:
-        raise RequestError(
-            f"the prompt is {len(request.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
-        )
-    if not request.columns:
-        raise RequestError("no model picked: choose at least one model column")
 
 
 @dataclass
@@ -261,7 +216,8 @@ class Engine:
         record.identity = replace(backend.identity, catalog_id=col.spec.id, name=col.spec.name,
                                   reference=record.identity.reference)
         record.metrics.weights_bytes = backend.weights_bytes
-        record.capabilities = _capabilities(backend)
+        column_capabilities = getattr(backend, "column_capabilities", None)
+        record.capabilities = column_capabilities() if column_capabilities else ColumnCapabilities()
         record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
@@ -680,26 +636,6 @@ class Engine:
             m.memory_kind = col.probe.kind
 
 
-def check_served_url(url: str, allow: tuple[str, ...]) -> None:
-    """A served-model URL typed by a web user obeys the page fetcher's rules: no private, loopback or
-    link-local address unless PLAYGROUND_FETCH_ALLOW lists it (the server must not become a proxy)."""
-    import socket
-    import urllib.parse
-
-    from playground.grounding.fetch import address_allowed
-
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname or "", port)}
-    except (OSError, UnicodeError) as exc:
-        raise CatalogError(f"served model URL {url!r}: cannot resolve its host ({exc})") from exc
-    refused = sorted(a for a in addresses if not address_allowed(a, allow, port))
-    if refused:
-        raise CatalogError(f"served model URL {url!r} points at a private or local address ({refused[0]}); "
-                           "the operator can allow it with PLAYGROUND_FETCH_ALLOW")
-
-
 def _drain(events: queue.Queue, wait: float) -> Iterator[tuple[str, int, object]]:
     """Every event waiting now (after up to `wait` seconds for the first): a fast stream never lags."""
     try:
@@ -719,16 +655,3 @@ def _abort(info: StreamInfo) -> None:
             info.abort()
         except Exception:  # noqa: BLE001 - closing a stream that is already gone
             log.debug("closing a served stream failed", exc_info=True)
-
-
-def _capabilities(backend: Backend) -> ColumnCapabilities:
-    """What this column's backend gives, said plainly for the panels."""
-    if not backend.capabilities.remote:
-        return ColumnCapabilities()
-    tokenization = getattr(backend, "tokenization", None)
-    kind = getattr(tokenization, "kind", "approximate")
-    exactness = {"vllm": "server", "llama.cpp": "server", "tgi": "server", "extras": "server"}.get(kind, kind)
-    return ColumnCapabilities(
-        token_ids=exactness, token_ids_note=getattr(tokenization, "note", ""),
-        logprobs=True, attention=False, memory=False,
-    )

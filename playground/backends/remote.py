@@ -27,7 +27,14 @@ import openai
 
 from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
 from playground.catalog import ModelSpec
-from playground.record import GenerationParams, ModelIdentity, TokenAlt, TokenPiece, TokenStep
+from playground.record import (
+    ColumnCapabilities,
+    GenerationParams,
+    ModelIdentity,
+    TokenAlt,
+    TokenPiece,
+    TokenStep,
+)
 
 log = logging.getLogger(__name__)
 TOP_LOGPROBS = 5
@@ -102,6 +109,13 @@ class RemoteBackend:
             self.tokenization = Tokenization(
                 "approximate", "tokens: approximate, this server has no tokenize endpoint and the catalog "
                 "names no local tokenizer")
+
+    def column_capabilities(self) -> ColumnCapabilities:
+        """What a column on this server gives, said plainly for the panels (logprobs: until refused)."""
+        exactness = {"vllm": "server", "llama.cpp": "server", "tgi": "server", "extras": "server"}
+        kind = self.tokenization.kind
+        return ColumnCapabilities(token_ids=exactness.get(kind, kind), token_ids_note=self.tokenization.note,
+                                  logprobs=True, attention=False, memory=False)
 
     def _extras_available(self) -> bool:
         try:

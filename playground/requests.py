@@ -1,0 +1,63 @@
+"""What a caller asks the engine for, and what the engine reports back while it runs.
+
+Plain dataclasses shared by the engine, the run service, the UI and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
+from playground.record import GenerationParams, SearchSnapshot
+
+MAX_PROMPT_CHARS = 2_000_000
+
+
+class RequestError(ValueError):
+    """The request as a whole cannot run (e.g. empty prompt); nothing was started."""
+
+
+@dataclass
+class ColumnRequest:
+    model: str  # catalog id, .gguf path, directory or hub id
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass
+class RunRequest:
+    prompt: str
+    columns: list[ColumnRequest]
+    system_prompt: str = ""
+    specials_as_text: bool = False  # typed "<|im_end|>" etc. tokenized as plain text
+    tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
+    capture_attention: bool = True  # one extra forward pass per finished column
+    search: SearchSnapshot | None = None  # sources given to every model (searched once, by the caller)
+
+
+@dataclass(frozen=True)
+class AttentionLimits:
+    """How much attention a column may keep (see backends/attention.py)."""
+
+    token_cap: int = DEFAULT_TOKEN_CAP
+    byte_budget: int = DEFAULT_BYTE_BUDGET
+
+
+@dataclass
+class Event:
+    """Something changed in column `column` of the run (-1: the run as a whole)."""
+
+    kind: str  # status | started | token | generated (text complete) | finished | done
+    column: int = -1
+    message: str = ""
+    delta: str = ""
+
+
+def validate_request(request: RunRequest) -> None:
+    if not request.prompt.strip():
+        raise RequestError("the prompt is empty: type something to send to the models")
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise RequestError(
+            f"the prompt is {len(request.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}"
+        )
+    if not request.columns:
+        raise RequestError("no model picked: choose at least one model column")
