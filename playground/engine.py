@@ -82,6 +82,7 @@ class _Column:
     first_token_at: float = 0.0
     busy_s: float = 0.0
     capture: bool = False
+    parallel: bool = False  # its steps overlap other columns' (fast path): speed is its own wall pace
     sources: int = 0  # numbered sources this column's prompt carries
     done: bool = False
 
@@ -236,7 +237,13 @@ class Engine:
             return
         col.gen_started = time.perf_counter()
         should_stop = lambda: self._should_stop(col, cancel)  # noqa: E731 - read once per prefill chunk
-        col.steps = backend.stream(prepared[0], record.params, should_stop, col.info)
+        col.info.batch = run  # the run's columns of one model and prompt may decode as one batch
+        try:
+            col.steps = backend.stream(prepared[0], record.params, should_stop, col.info)
+        except BackendError as exc:
+            self._fail(col, str(exc))
+            return
+        col.parallel = col.info.decode_path.startswith("fast path")
         col.activity = ACTIVITY.enter()
         col.probe = backend.allocator_probe()
         col.decoder = IncrementalDecoder(backend.decode)
@@ -341,7 +348,8 @@ class Engine:
                         self._finish(col, "cancelled", "stopped by the user; partial output kept")
                         yield from self._finished(col)
                 break
-            active = [c for c in columns if c.steps is not None and not c.done and not c.pumped]
+            active = [c for c in columns if c.steps is not None and not c.done and not c.pumped
+                      and not _sibling_loading(c, columns)]
             for kind, index, payload in _drain(events, wait=0 if active else 0.1):
                 if kind in ("prepared", "unprepared", "step", "ended", "raised"):
                     yield from self._handle_stream_event(kind, columns[index], payload, run, tokenize_only,
@@ -349,6 +357,8 @@ class Engine:
                 else:
                     yield from self._handle_load_event(kind, columns[index], payload, run, tokenize_only,
                                                        cancel, events)
+            for col in active:  # the fast path starts every column's step before any is collected
+                _launch(col)
             for col in active:
                 yield from self._step(col, cancel)
             now = time.perf_counter()
@@ -425,7 +435,9 @@ class Engine:
         how = "already loaded" if m.load_s == 0 else (
             f"loaded in {m.load_s:.1f} s" + (" from converted cache" if m.loaded_from_cache else "")
         )
-        return f"{how} · {ident.device} {ident.dtype} · {ident.prompt_format} · generating"
+        path = col.info.decode_path.split(":")[0]
+        parts = (how, f"{ident.device} {ident.dtype}", ident.prompt_format, path, "generating")
+        return " · ".join(p for p in parts if p)
 
     def _handle_stream_event(
         self, kind: str, col: _Column, payload: object, run: Run, tokenize_only: bool, cancel: threading.Event
@@ -481,8 +493,8 @@ class Engine:
             col.first_token_at = now
             record.metrics.ttft_s = now - col.gen_started
             col.busy_s = 0.0  # decode speed counts the steps after the first token
-        elif col.pumped:
-            col.busy_s = now - col.first_token_at  # a served stream's own pace: time since its first token
+        elif col.pumped or col.parallel:
+            col.busy_s = now - col.first_token_at  # its own pace (steps overlap others'), since token 1
         record.steps.append(step)
         text = col.decoder.push(step.token_id) if col.decoder is not None else step.text
         shown = col.scanner.push(text)
@@ -598,6 +610,9 @@ class Engine:
         if m.output_tokens > 1 and col.busy_s > 0:
             m.decode_tok_s = (m.output_tokens - 1) / col.busy_s
         self._memory(col)
+        if col.info.decode_path:
+            record.identity.decode_path = col.info.decode_path
+            m.graph_capture_s = col.info.graph_capture_s
         if col.pumped:
             self._served_figures(col)
         if col.held and col.backend is not None:
@@ -634,6 +649,22 @@ class Engine:
         if col.probe is not None and alone:
             m.peak_memory_bytes = col.probe.peak_bytes()
             m.memory_kind = col.probe.kind
+
+
+def _sibling_loading(col: _Column, columns: list[_Column]) -> bool:
+    """Another column of this model still loading: wait for it, so the two can decode as one batch."""
+    return any(
+        other is not col and not other.done and other.backend is None and other.spec is not None
+        and col.spec is not None and other.spec.id == col.spec.id
+        for other in columns
+    )
+
+
+def _launch(col: _Column) -> None:
+    """Start a fast-path column's next step without waiting for it (errors surface at its next())."""
+    launch = getattr(col.steps, "launch", None)
+    if launch is not None:
+        launch()
 
 
 def _drain(events: queue.Queue, wait: float) -> Iterator[tuple[str, int, object]]:

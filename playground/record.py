@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 6  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
-# 5: model reference, weights + KV-cache memory; 6: served models (what a column has, server figures)
+SCHEMA_VERSION = 7  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
+# 5: model reference, weights + KV-cache memory; 6: served models (what a column has, server figures);
+# 7: decode path (fast path or eager) and graph capture time
 # (older files load: every field added since has a default)
 SUPPORTED_VERSIONS = range(1, SCHEMA_VERSION + 1)
 
@@ -58,6 +59,7 @@ class ModelIdentity:
     served_model: str = ""  # a served model's name as its server reports it
     fingerprint: str = ""  # the server's system_fingerprint, when it sends one
     engine: str = ""  # "transformers" | "llama.cpp (managed)" | "openai-compatible server"
+    decode_path: str = ""  # local models: "fast path: CUDA graph" | "eager: <why not>" (numerics differ)
 
 
 @dataclass
@@ -175,6 +177,7 @@ class Metrics:
     usage_prompt_tokens: int = 0  # token counts the server reports (usage)
     usage_output_tokens: int = 0
     cost_usd: float = 0.0  # from the catalog's prices per million tokens; 0 when unpriced
+    graph_capture_s: float = 0.0  # fast path: capturing the decode step's CUDA graph (0 when reused)
 
 
 @dataclass

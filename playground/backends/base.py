@@ -47,6 +47,9 @@ class StreamInfo:
     dropped: list[str] = field(default_factory=list)  # options the server refused (then sent without)
     elapsed_s: float = 0.0
     abort: Callable[[], None] | None = None  # ends the HTTP stream at once (Stop, timeout)
+    batch: object = None  # local columns with the same token (their run) and prompt may decode as one batch
+    decode_path: str = ""  # local models: "fast path: ..." or "eager: <why>"
+    graph_capture_s: float = 0.0  # the fast path's graph capture, when this column's run paid for it
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 One token per step, with the model's own log-probability of that token and its
 top-k alternatives (from the raw logits, before temperature or top-p reshape
-them). Sampling uses transformers' logits processors. This is where a static
-KV cache and CUDA graphs will go.
+them). Sampling uses transformers' logits processors and the counter-based draw
+of backends/sampling.py, which the fast path (backends/fast_decode.py: static
+KV cache, CUDA graphs) shares, so a seed gives the same tokens on both paths.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from playground.backends.sampling import gumbel_argmax, seed_words
 from playground.record import GenerationParams
 
 PREFILL_CHUNK = 512  # prompt tokens per prefill forward: Stop and the timeout are checked between chunks
@@ -97,14 +99,17 @@ def sample(
     seen_ids: torch.Tensor,
     processors: LogitsProcessorList,
     greedy: bool,
-    generator: torch.Generator | None,
+    seed: int,
+    step: int,
 ) -> torch.Tensor:
-    """Pick the next token: argmax when greedy, else a seeded draw from the processed distribution."""
+    """Pick the next token: argmax when greedy, else the draw keyed by (seed, step) from the
+    processed distribution (the same draw the fast path makes)."""
     scores = processors(seen_ids, logits) if len(processors) else logits
     if greedy:
         return scores.argmax(dim=-1)
-    probs = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+    lo, hi = seed_words(seed)
+    words = torch.tensor([[lo], [hi], [step]], dtype=torch.long, device=scores.device)
+    return gumbel_argmax(scores, words[0], words[1], words[2])
 
 
 @torch.inference_mode()
@@ -131,16 +136,12 @@ def generate_steps(
     device = model.device
     seen = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     processors = build_processors(params)
-    generator = None
-    if not params.greedy:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(params.seed)
     filled = prefill(model, seen, should_stop, lock, prefill_chunk)
     if filled is None:
         return
     logits, cache = filled
-    for _ in range(params.max_new_tokens):
-        token = sample(logits, seen, processors, params.greedy, generator)
+    for step in range(params.max_new_tokens):
+        token = sample(logits, seen, processors, params.greedy, params.seed, step)
         logprobs = torch.log_softmax(logits, dim=-1)[0]
         top = torch.topk(logprobs, top_k_alternatives)
         token_id = int(token.item())

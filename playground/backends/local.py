@@ -27,7 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from playground.backends.attention import capture_attention
 from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
-from playground.backends.decode import generate_steps
+from playground.backends.decode import StepOutput, generate_steps
+from playground.backends.fast_decode import FastDecoder
 from playground.catalog import CatalogError, ModelSpec, bundled_file
 from playground.inspect.tokens import SpecialLiteral
 from playground.record import (
@@ -148,6 +149,7 @@ class LocalBackend:
         # `encode_special_tokens` flag (shared Rust state) on every call.
         self.lock = threading.RLock()
         self.tokenizer_lock = threading.RLock()
+        self.fast = FastDecoder(identity.catalog_id, model, self.lock, self._eager, self.eos_ids)
 
     @property
     def context_window(self) -> int:
@@ -303,28 +305,71 @@ class LocalBackend:
     def stream(
         self, encoding: PromptEncoding | list[int], params: GenerationParams, should_stop: Callable[[], bool],
         info: StreamInfo | None = None,
-    ) -> Iterator[TokenStep]:
+    ) -> StepStream:
+        """The column's steps: the fast path where it applies (backends/fast_decode.py), else eager.
+
+        `info.decode_path` says which (the column header shows it); columns with the same
+        `info.batch` token and prompt decode as one batch on the fast path."""
         prompt_ids = encoding.token_ids if isinstance(encoding, PromptEncoding) else encoding
+        info = info if info is not None else StreamInfo()
+        reason = self.fast.unavailable(len(prompt_ids), params.max_new_tokens)
+        if reason:
+            info.decode_path = f"eager: {reason}"
+            return StepStream(self, self._eager(prompt_ids, params, should_stop))
+
+        def on_path(label: str, capture_s: float) -> None:
+            info.decode_path, info.graph_capture_s = label, capture_s
+
+        info.decode_path = "fast path"
+        return StepStream(self, self.fast.open_row(prompt_ids, params, should_stop, on_path, info.batch))
+
+    def _eager(
+        self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
+    ) -> Iterator[StepOutput]:
+        return generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop, lock=self.lock)
+
+    def token_step(self, out: StepOutput) -> TokenStep:
+        return TokenStep(
+            token_id=out.token_id,
+            text=self.token_text(out.token_id),
+            special=out.token_id in self.special_ids,
+            logprob=out.logprob,
+            top=[TokenAlt(i, self.token_text(i), lp)
+                 for i, lp in zip(out.top_ids, out.top_logprobs, strict=True)],
+        )
+
+
+class StepStream:
+    """A column's TokenSteps, from the fast path's row or the eager generator.
+
+    launch() starts the fast path's next step without waiting, so the engine can start every
+    column's step before it collects any; on the eager path it does nothing."""
+
+    def __init__(self, backend: LocalBackend, outputs: Iterator[StepOutput]) -> None:
+        self.backend = backend
+        self.outputs = outputs
+
+    def __iter__(self) -> StepStream:
+        return self
+
+    def __next__(self) -> TokenStep:
         try:
-            steps = generate_steps(self.model, prompt_ids, params, self.eos_ids, should_stop, lock=self.lock)
-            for out in steps:
-                yield TokenStep(
-                    token_id=out.token_id,
-                    text=self.token_text(out.token_id),
-                    special=out.token_id in self.special_ids,
-                    logprob=out.logprob,
-                    top=[
-                        TokenAlt(i, self.token_text(i), lp)
-                        for i, lp in zip(out.top_ids, out.top_logprobs, strict=True)
-                    ],
-                )
+            return self.backend.token_step(next(self.outputs))
         except torch.OutOfMemoryError as exc:
             raise BackendError(
-                f"out of memory on {self.identity.device} while generating: try fewer columns, "
+                f"out of memory on {self.backend.identity.device} while generating: try fewer columns, "
                 "a shorter prompt or fewer max new tokens"
             ) from exc
         except MemoryError as exc:
             raise BackendError("out of host memory while generating") from exc
+
+    def launch(self) -> None:
+        launch = getattr(self.outputs, "launch", None)
+        if launch is not None:
+            launch()
+
+    def close(self) -> None:
+        self.outputs.close()
 
 
 def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:

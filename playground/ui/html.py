@@ -95,6 +95,8 @@ def metrics_line(run: ModelRun) -> str:
         if m.load_s and m.loaded_from_cache:
             load += " (cache)"
         items.append(load)
+        if m.graph_capture_s:
+            items.append(f"graph capture {m.graph_capture_s:.2f} s")
     memory = memory_text(run)
     if memory:
         items.append(memory)
@@ -151,6 +153,10 @@ def column_header(run: ModelRun, status: str = "") -> str:
     badges = []
     if ident.prompt_format:
         badges.append(f'<span class="pg-badge">{html.escape(ident.prompt_format)}</span>')
+    if ident.decode_path:  # "fast path" or "eager"; the reason and details in the tooltip
+        short = ident.decode_path.split(":")[0]
+        badges.append(f'<span class="pg-badge pg-path" title="{html.escape(ident.decode_path)}">'
+                      f"{html.escape(short)}</span>")
     outcome = FINISH_LABELS.get(run.finish_reason, "") if run.finish_reason else status
     if outcome:
         kind = "error" if run.finish_reason in ("error", "timeout") else "state"

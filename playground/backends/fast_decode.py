@@ -1,0 +1,513 @@
+"""The fast decode path: a static KV cache and the whole decode step captured as one CUDA graph.
+
+On a GPU the eager loop is bound by the host: ~450 small kernels a step, each launched from
+Python (DESIGN.md, "what a fast path can reach"). Here one decode step - forward, repetition
+penalty, temperature, top-k, top-p, the draw, log-softmax and top-5 - is captured once per
+model and workspace shape and then replayed; the sampled token feeds the next step on the
+device, and the host synchronises once a step, to read one small result row per column.
+
+- Workspaces (static cache + input/output buffers + graph) are keyed by rows and cache
+  length (powers of two) and whether any row samples; an idle one is kept for the next run.
+  A CUDA graph keeps no Python references: the workspace owns every buffer the graph touches.
+- Columns of one model in one run with the same prompt decode as one batch (a group): one
+  prefill, then rows with their own sampling settings and seeds. The draw is keyed by
+  (seed, step, token), so a row gives the same tokens alone or batched (backends/sampling.py).
+- Each workspace replays on its own CUDA stream and launches its next step as soon as it has
+  read the last one, so several models' steps overlap and the host's per-token work overlaps
+  the GPU's (engine.py launches every active column's step, then collects them).
+- Prefill is the eager one (decode.prefill: chunked, interruptible, SDPA kernels); its cache
+  is copied into the static one, so the first token is the eager path's own.
+- On CPU there are no graphs: PLAYGROUND_FAST_PATH=on runs the same static-cache step eagerly
+  (the tests compare it with the eager loop token by token).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache, StaticCache
+
+from playground.backends.base import BackendError
+from playground.backends.decode import StepOutput, prefill
+from playground.backends.sampling import TOP_ALTERNATIVES, RowParams, pick
+from playground.record import GenerationParams
+
+log = logging.getLogger(__name__)
+
+FAST_PATH_ENV = "PLAYGROUND_FAST_PATH"  # auto (CUDA only) | on (CUDA, or CPU without graphs) | off
+ROW_BUCKETS = (1, 2, 4, 8)
+MIN_LENGTH = 256  # the smallest cache length bucket
+IDLE_WORKSPACES = 2  # per model: captured workspaces kept for later runs
+_RESULT_WIDTH = 2 + 2 * TOP_ALTERNATIVES  # token, logprob, top ids, top logprobs
+
+
+def fast_path_mode() -> str:
+    mode = os.environ.get(FAST_PATH_ENV, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "on", "off"):
+        raise BackendError(f"{FAST_PATH_ENV} must be auto, on or off, not {mode!r}")
+    return mode
+
+
+def length_bucket(tokens: int) -> int:
+    """The cache length for `tokens` positions: a power of two, at least MIN_LENGTH."""
+    length = MIN_LENGTH
+    while length < tokens:
+        length *= 2
+    return length
+
+
+def rows_bucket(rows: int) -> int:
+    return next(b for b in ROW_BUCKETS if b >= rows)
+
+
+class FastPathUnavailable(Exception):
+    """This model or request cannot take the fast path; the message says why (shown in the column)."""
+
+
+@dataclass(frozen=True)
+class WorkspaceKey:
+    rows: int
+    length: int
+    sampling: bool  # any row samples (an all-greedy batch skips the sorts)
+
+
+class Workspace:
+    """One decode step's static buffers, static KV cache and (on CUDA) its captured graph."""
+
+    def __init__(self, model: torch.nn.Module, key: WorkspaceKey) -> None:
+        self.model = model
+        self.key = key
+        device = model.device
+        self.cuda = device.type == "cuda"
+        text = model.config.get_text_config()
+        self.vocab = int(text.vocab_size)
+        types = set(getattr(text, "layer_types", None) or [])
+        self.mask_types = sorted(types) if len(types) > 1 else None  # hybrid models take one mask per kind
+        with torch.inference_mode():
+            self.cache = StaticCache(config=model.config, max_cache_len=key.length)
+            self.tokens = torch.zeros((key.rows, 1), dtype=torch.long, device=device)
+            self.position = torch.zeros((1,), dtype=torch.long, device=device)
+            self.step = torch.zeros((1,), dtype=torch.long, device=device)
+            self.slots = torch.arange(key.length, device=device)
+            self.presence = torch.zeros((key.rows, self.vocab), dtype=torch.bool, device=device)
+            self.rows = RowParams.empty(key.rows, device)
+            self.result = torch.zeros((key.rows, _RESULT_WIDTH), dtype=torch.float32, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        if self.cuda:
+            self.stream = torch.cuda.Stream(device)
+            self.host = torch.empty(self.result.shape, dtype=torch.float32, pin_memory=True)
+            self.done = torch.cuda.Event()
+
+    def nbytes(self) -> int:
+        layers = [t for layer in self.cache.layers for t in (getattr(layer, "keys", None),
+                                                            getattr(layer, "values", None)) if t is not None]
+        return sum(t.numel() * t.element_size() for t in [*layers, self.presence])
+
+    # -- the step ---------------------------------------------------------------
+
+    def _decode(self) -> None:
+        """Feed `tokens` at `position`, pick the next tokens into `tokens` and `result`."""
+        rows, length = self.key.rows, self.key.length
+        visible = (self.slots <= self.position).view(1, 1, 1, length).expand(rows, 1, 1, length)
+        mask = {kind: visible for kind in self.mask_types} if self.mask_types else visible
+        out = self.model(
+            input_ids=self.tokens, position_ids=self.position.view(1, 1).expand(rows, 1),
+            attention_mask=mask, past_key_values=self.cache, use_cache=True,
+        )
+        self.position.add_(1)
+        self._choose(out.logits[:, -1, :].float())
+
+    def _choose(self, logits: torch.Tensor) -> None:
+        picked = pick(logits, self.presence, self.rows, self.step, self.key.sampling)
+        self.tokens.copy_(picked.token[:, None])
+        self.presence.scatter_(1, picked.token[:, None], True)
+        self.result[:, 0].copy_(picked.token.float())  # ids stay exact in float32 below 2^24
+        self.result[:, 1].copy_(picked.logprob)
+        self.result[:, 2 : 2 + TOP_ALTERNATIVES].copy_(picked.top_ids.float())
+        self.result[:, 2 + TOP_ALTERNATIVES :].copy_(picked.top_logprobs)
+        self.step.add_(1)
+
+    @torch.inference_mode()
+    def prepare(self) -> float:
+        """Allocate the cache (outside any capture), warm up and capture the graph; seconds taken."""
+        started = time.perf_counter()
+        self._decode()  # the static cache's layers allocate on their first update
+        if self.cuda:
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                for _ in range(2):
+                    self._decode()
+            torch.cuda.current_stream().wait_stream(self.stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                self._decode()
+            self.stream.synchronize()
+            self.graph = graph
+        self.reset()
+        return time.perf_counter() - started
+
+    @torch.inference_mode()
+    def reset(self) -> None:
+        """Empty the cache in place (the graph holds these addresses) for the next group."""
+        if self.cuda:
+            self.stream.synchronize()  # a step launched ahead may still be running
+        self.cache.reset()
+        for buffer in (self.tokens, self.position, self.step, self.presence, self.result):
+            buffer.zero_()
+
+    @torch.inference_mode()
+    def load(self, filled: DynamicCache, prompt_ids: list[int], rows: list[GenerationParams]) -> None:
+        """Copy an eager prefill's cache into every row and set each row's sampling settings."""
+        length = len(prompt_ids)
+        for static, eager in zip(self.cache.layers, filled.layers, strict=True):
+            if eager.keys.shape[-2] != length:
+                raise FastPathUnavailable("the model's cache keeps fewer positions than the prompt")
+            static.keys[:, :, :length].copy_(eager.keys.expand(self.key.rows, -1, -1, -1))
+            static.values[:, :, :length].copy_(eager.values.expand(self.key.rows, -1, -1, -1))
+            static.cumulative_length.fill_(length)
+            if hasattr(static, "cumulative_length_int"):
+                static.cumulative_length_int = length
+        self.position.fill_(length)
+        self.presence[:, torch.tensor(prompt_ids, device=self.presence.device)] = True
+        padded = rows + [rows[0]] * (self.key.rows - len(rows))  # spare rows repeat the first
+        self.rows.fill(padded, self.vocab)
+
+    @torch.inference_mode()
+    def first(self, logits: torch.Tensor) -> list[list[float]]:
+        """Pick the first tokens from the prefill's logits [1, vocab] (eagerly); return the result."""
+        self._choose(logits.expand(self.key.rows, -1))
+        return self.result.tolist()
+
+    def launch(self, lock: AbstractContextManager) -> None:
+        """Start the next step without waiting for it (its own stream on CUDA)."""
+        with lock:
+            if not self.cuda:
+                with torch.inference_mode():
+                    self._decode()
+                return
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                self.graph.replay()
+                self.host.copy_(self.result, non_blocking=True)
+                self.done.record(self.stream)
+
+    def wait(self) -> list[list[float]]:
+        """The launched step's result: the one host synchronisation of a step."""
+        if not self.cuda:
+            return self.result.tolist()
+        self.done.synchronize()
+        return self.host.tolist()
+
+
+def _step_output(row: list[float]) -> StepOutput:
+    k = TOP_ALTERNATIVES
+    return StepOutput(
+        token_id=int(row[0]), logprob=row[1],
+        top_ids=[int(v) for v in row[2 : 2 + k]], top_logprobs=row[2 + k :],
+    )
+
+
+@dataclass
+class FastRow:
+    """One column's steps on the fast path; the engine calls launch() on every column, then next()."""
+
+    group: _Group
+    slot: int
+    params: GenerationParams
+    should_stop: Callable[[], bool]
+    on_path: Callable[[str, float], None]  # tells the column its decode path and graph capture time
+    wanted: int = 0  # the step index this row reads next
+    ended: bool = False  # after EOS, or when asked to stop: like the eager generator, it yields no more
+    closed: bool = False
+    fallback: object = None  # the eager generator, when the group could not take the fast path
+
+    def __iter__(self) -> FastRow:
+        return self
+
+    def launch(self) -> None:
+        if self.fallback is None and not self.closed:
+            self.group.launch_ahead()
+
+    def __next__(self) -> StepOutput:
+        if self.closed or self.ended:
+            raise StopIteration
+        if self.fallback is None:
+            self.group.start()
+        if self.fallback is not None:
+            return next(self.fallback)
+        if self.wanted >= self.params.max_new_tokens or (self.wanted and self.should_stop()):
+            raise StopIteration
+        out = _step_output(self.group.result(self.wanted, self.slot))
+        self.wanted += 1
+        self.ended = out.token_id in self.group.decoder.eos_ids
+        return out
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.fallback is not None:
+            self.fallback.close()
+        self.group.leave()
+
+
+@dataclass
+class _Group:
+    """Columns of one model and one run with the same prompt: one prefill, one batched step."""
+
+    decoder: FastDecoder
+    prompt_ids: list[int]
+    rows: list[FastRow] = field(default_factory=list)
+    started: bool = False
+    ended: bool = False
+    error: BaseException | None = None
+    workspace: Workspace | None = None
+    results: dict[int, list[list[float]]] = field(default_factory=dict)
+    launched: int = -1  # the last step index launched (its result may not be read yet)
+    read: int = -1  # the last step index whose result was read
+    steps: int = 0  # how many steps the longest row can take
+
+    def live(self) -> list[FastRow]:
+        return [r for r in self.rows if not r.closed]
+
+    def start(self) -> None:
+        """Prefill once, set up the workspace and read the first tokens (or fall back / fail)."""
+        if self.error is not None:
+            raise self.error
+        if self.started:
+            return
+        self.started = True
+        self.decoder.seal(self)
+        try:
+            self._start()
+        except FastPathUnavailable as exc:
+            self._fall_back(str(exc))
+        except torch.OutOfMemoryError as exc:
+            self._fail(BackendError(
+                "out of memory on the GPU while setting up the fast path: try fewer columns, "
+                "a shorter prompt or fewer max new tokens"), exc)
+        except BackendError as exc:
+            self._fail(exc, exc)
+        except Exception as exc:  # a prefill that raised: every row of the group ends with it
+            self.error = exc
+            self._give_back(keep=False)
+            raise
+
+    def _start(self) -> None:
+        decoder = self.decoder
+        self.steps = max(r.params.max_new_tokens for r in self.rows)
+        key = decoder.key_for(len(self.prompt_ids), self.steps, [r.params for r in self.rows])
+        workspace, capture_s = decoder.acquire(key)
+        self.workspace = workspace
+        label = "fast path: CUDA graph" if workspace.cuda else "fast path: static cache, no graph"
+        if len(self.rows) > 1:
+            label += f", {len(self.rows)} columns batched"
+        for row in self.rows:
+            row.on_path(label, capture_s)
+        ids = torch.tensor([self.prompt_ids], dtype=torch.long, device=decoder.model.device)
+        with torch.inference_mode():
+            filled = prefill(decoder.model, ids, lambda: all(r.should_stop() for r in self.live()),
+                             decoder.lock)
+        if filled is None:  # stopped during the prefill: the rows end with nothing
+            self.ended = True
+            for row in self.rows:
+                row.wanted = row.params.max_new_tokens
+            return
+        logits, cache = filled
+        with decoder.lock:
+            workspace.load(cache, self.prompt_ids, [r.params for r in self.rows])
+            self.results[0] = workspace.first(logits)
+        self.read = self.launched = 0
+        self.launch_ahead()
+
+    def _fall_back(self, reason: str) -> None:
+        """The fast path could not take this group: each row decodes on the eager path instead."""
+        log.warning("fast path unavailable for %s: %s", self.decoder.name, reason)
+        self._give_back(keep=False)
+        for row in self.rows:
+            row.on_path(f"eager: fast path unavailable, {reason}", 0.0)
+            row.fallback = self.decoder.eager(self.prompt_ids, row.params, row.should_stop)
+
+    def _fail(self, error: BackendError, cause: BaseException) -> None:
+        self.error = error
+        self.error.__cause__ = cause
+        self._give_back(keep=False)
+        raise self.error
+
+    def launch_ahead(self) -> None:
+        """Launch the next step if some live row will read it and none is in flight."""
+        if not self.started or self.error is not None or self.ended or self.workspace is None:
+            return
+        following = self.launched + 1
+        if self.launched > self.read or following >= self.steps:
+            return
+        if not any(r.wanted <= following < r.params.max_new_tokens and not r.ended for r in self.live()):
+            return
+        try:
+            self.workspace.launch(self.decoder.lock)
+            self.launched = following
+        except torch.OutOfMemoryError as exc:
+            self.error = BackendError("out of memory on the GPU while decoding")
+            self.error.__cause__ = exc
+            self._give_back(keep=False)
+
+    def result(self, index: int, slot: int) -> list[float]:
+        """Row `slot`'s result of step `index`, waiting for it (and launching the next) if needed."""
+        if self.error is not None:
+            raise self.error
+        if index not in self.results:
+            if self.launched < index:
+                self.launch_ahead()
+            if self.error is not None:
+                raise self.error
+            if self.launched < index:
+                raise BackendError(f"fast path: step {index} was never launched")
+            try:
+                self.results[index] = self.workspace.wait()
+            except torch.OutOfMemoryError as exc:
+                self._fail(BackendError("out of memory on the GPU while decoding"), exc)
+            self.read = index
+            self.launch_ahead()  # the GPU works on the next step while the host handles this one
+        oldest = min((r.wanted for r in self.live()), default=index)
+        for old in [i for i in self.results if i < oldest]:
+            del self.results[old]
+        return self.results[index][slot]
+
+    def leave(self) -> None:
+        if not self.live():
+            self.decoder.seal(self)  # a group whose rows all left before it started takes no others
+            self._give_back(keep=self.error is None)
+
+    def _give_back(self, keep: bool) -> None:
+        self.ended = True
+        workspace, self.workspace = self.workspace, None
+        if workspace is not None:
+            self.decoder.release(workspace, keep)
+
+
+class FastDecoder:
+    """A model's fast path: when it applies, its workspaces, and the groups still forming."""
+
+    def __init__(
+        self, name: str, model: torch.nn.Module, lock: AbstractContextManager,
+        eager: Callable[[list[int], GenerationParams, Callable[[], bool]], object], eos_ids: set[int],
+    ) -> None:
+        self.name = name
+        self.eos_ids = eos_ids
+        self.model = model
+        self.lock = lock
+        self.eager = eager  # the eager generator for one row: the fallback
+        self.broken = ""  # set when a capture failed: later runs go straight to eager
+        self._idle: dict[WorkspaceKey, list[Workspace]] = {}
+        self._forming: dict[tuple[int, tuple[int, ...]], _Group] = {}
+        self._guard = threading.Lock()
+
+    # -- when it applies --------------------------------------------------------
+
+    def unavailable(self, prompt_tokens: int, new_tokens: int) -> str:
+        """Why this request takes the eager path ('' when the fast path takes it)."""
+        mode = fast_path_mode()
+        device = self.model.device
+        if mode == "off":
+            return f"{FAST_PATH_ENV}=off"
+        if device.type != "cuda" and mode != "on":
+            return "no CUDA device" if device.type == "cpu" else f"not on CUDA ({device.type})"
+        if self.broken:
+            return self.broken
+        if len({str(d) for d in (getattr(self.model, "hf_device_map", None) or {}).values()}) > 1:
+            return "the model is spread over several devices"
+        if getattr(self.model.config, "_attn_implementation", "sdpa") != "sdpa":
+            return f"attention implementation {self.model.config._attn_implementation!r} (needs sdpa)"
+        text = self.model.config.get_text_config()
+        if getattr(text, "is_encoder_decoder", False):
+            return "encoder-decoder model"
+        length = length_bucket(prompt_tokens + new_tokens + 1)
+        window = int(getattr(text, "sliding_window", 0) or 0)
+        if window and "sliding_attention" in (getattr(text, "layer_types", None) or []) and length > window:
+            return f"prompt + new tokens past the {window}-token sliding window"
+        return ""
+
+    def key_for(self, prompt_tokens: int, steps: int, rows: list[GenerationParams]) -> WorkspaceKey:
+        length = length_bucket(prompt_tokens + steps + 1)
+        window = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        if window and length > window:
+            if prompt_tokens + steps + 1 > window:
+                raise FastPathUnavailable("prompt + new tokens past the context window")
+            length = window
+        return WorkspaceKey(rows_bucket(len(rows)), length, any(not p.greedy for p in rows))
+
+    # -- groups -----------------------------------------------------------------
+
+    def open_row(
+        self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool],
+        on_path: Callable[[str, float], None], batch: object = None,
+    ) -> FastRow:
+        """A row in a group that has not started yet (same batch token and prompt), or a new group."""
+        with self._guard:
+            key = (id(batch), tuple(prompt_ids))
+            group = self._forming.get(key) if batch is not None else None
+            if group is None or len(group.rows) >= ROW_BUCKETS[-1]:
+                group = _Group(self, list(prompt_ids))
+                if batch is not None:
+                    self._forming[key] = group
+            row = FastRow(group, len(group.rows), params, should_stop, on_path)
+            group.rows.append(row)
+            return row
+
+    def seal(self, group: _Group) -> None:
+        """A group that started takes no more rows."""
+        with self._guard:
+            for key, forming in list(self._forming.items()):
+                if forming is group:
+                    del self._forming[key]
+
+    # -- workspaces -------------------------------------------------------------
+
+    def acquire(self, key: WorkspaceKey) -> tuple[Workspace, float]:
+        """An idle workspace of this shape, or a new one captured now (its capture time returned)."""
+        with self._guard:
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop(), 0.0
+        try:
+            with self.lock:  # no other forward of this model (or attention switch) during capture
+                workspace = Workspace(self.model, key)
+                return workspace, workspace.prepare()
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any capture failure sends this model to the eager path
+            log.exception("capturing the fast path for %s failed", self.name)
+            self.broken = f"capture failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            raise FastPathUnavailable(self.broken) from exc
+
+    def release(self, workspace: Workspace, keep: bool) -> None:
+        if keep:
+            try:
+                workspace.reset()
+            except Exception:  # noqa: BLE001 - a workspace that cannot be reset is dropped
+                log.exception("resetting a fast-path workspace failed")
+                keep = False
+        with self._guard:
+            idle = self._idle.setdefault(workspace.key, [])
+            if keep and sum(len(v) for v in self._idle.values()) < IDLE_WORKSPACES:
+                idle.append(workspace)
+                return
+        del workspace
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def idle_bytes(self) -> int:
+        with self._guard:
+            return sum(w.nbytes() for ws in self._idle.values() for w in ws)
+
+    def close(self) -> None:
+        with self._guard:
+            self._idle.clear()
+            self._forming.clear()
