@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 FAST_PATH_ENV = "PLAYGROUND_FAST_PATH"  # auto (CUDA only) | on (CUDA, or CPU without graphs) | off
 ROW_BUCKETS = (1, 2, 4, 8)
 MIN_LENGTH = 256  # the smallest cache length bucket
-IDLE_WORKSPACES = 2  # per model: captured workspaces kept for later runs
+IDLE_WORKSPACES = 4  # per model: captured workspaces kept for later runs (each holds its static cache)
 _RESULT_WIDTH = 2 + 2 * TOP_ALTERNATIVES  # token, logprob, top ids, top logprobs
 
 

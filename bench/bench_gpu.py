@@ -1,0 +1,336 @@
+"""The GPU fast path against plain `generate()` and the eager path, on a lent GPU, in one process.
+
+Random-weight models of real shapes (SmolLM2-135M, Gemma3-270M, a 1.3B Llama; an 8B Llama for
+the bandwidth floor) are saved as local folders and loaded through the project's own catalog,
+pool and engine; `--gguf FILE` adds a real model (the bundled SmolLM2 GGUF). Every ratio
+compares figures from this same run. Greedy, 128 new tokens, EOS ignored (random weights
+would stop anywhere), so every method decodes the same number of tokens.
+
+    python3 bench/bench_gpu.py --out results.json [--gguf SmolLM2-135M-Instruct.Q4_1.gguf]
+        [--sections identity,alone,three,batch,attention,oom,preflight,floor]
+
+Sections (each recorded separately; one failing does not stop the others):
+- alone: decode tok/s alone for generate(), the eager path and the fast path, with greedy token
+  identity of the fast path against the eager path;
+- three: three models in one engine run vs the slowest alone (fast path, then eager);
+- batch: four columns of one model (four seeds, sampled) vs one column, each row checked
+  token-identical to its seed run alone;
+- attention: attention capture and token probabilities after a fast-path run;
+- oom: an out-of-memory during a run (forced with set_per_process_memory_fraction) ends that
+  column only; the other column finishes, and a later run works;
+- preflight: a model too big for the GPU is refused before loading, with numbers;
+- floor: the 8B shape's fast-path step time against the weight-bandwidth floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, LlamaConfig  # noqa: E402
+
+from playground.backends.base import StreamInfo  # noqa: E402
+from playground.backends.pool import ModelPool  # noqa: E402
+from playground.catalog import Catalog  # noqa: E402
+from playground.engine import ColumnRequest, Engine, RunRequest  # noqa: E402
+from playground.record import GenerationParams  # noqa: E402
+
+PROMPT = "Write a short story about a robot who learns to paint. Describe its first painting in detail."
+NEW_TOKENS = 128
+SHAPES = {
+    "smollm2-135m-shape": LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+    ),
+    "gemma3-270m-shape": Gemma3TextConfig(
+        vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=256, sliding_window=512,
+        max_position_embeddings=32768, query_pre_attn_scalar=256, bos_token_id=2, eos_token_id=1,
+        layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 3,
+    ),
+    "llama-1.3b-shape": LlamaConfig(
+        vocab_size=49152, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24,  # SmolLM2 tokenizer ids
+        num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=65536,
+        bos_token_id=1, eos_token_id=2,
+    ),
+}
+EIGHT_B = LlamaConfig(
+    vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0,
+)
+
+
+def log(*parts: object) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.fast_mode = "auto" if self.device == "cuda" else "on"  # a CPU dry run: static cache, no graphs
+        self.root = Path(tempfile.mkdtemp(prefix="bench-gpu-"))
+        self.tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        self.result: dict = {
+            "machine": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU",
+            "date": datetime.date.today().isoformat(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "new_tokens": NEW_TOKENS,
+            "sections": {},
+        }
+        import transformers
+        self.result["transformers"] = transformers.__version__
+        self.refs: list[str] = []
+        for name, config in SHAPES.items():
+            if name not in args.shapes.split(","):
+                continue
+            if args.tiny:  # a CPU dry run of the script itself
+                config.num_hidden_layers = 2
+                if hasattr(config, "layer_types"):
+                    config.layer_types = config.layer_types[:2]
+            self.refs.append(str(self.save_shape(name, config)))
+        if args.gguf:
+            self.refs.append(args.gguf)
+        self.catalog = Catalog.build(extra=self.refs)
+        self.pool = ModelPool(self.root / "data", device=self.device)
+        self.engine = Engine(self.catalog, self.pool)
+        self.ids = {Path(r).name: self.catalog.get(r).id for r in self.refs}
+
+    def save_shape(self, name: str, config: object) -> Path:
+        path = self.root / name
+        torch.manual_seed(0)
+        with torch.device(self.device):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        del model
+        torch.cuda.empty_cache()
+        return path
+
+    def backend(self, model_id: str):  # noqa: ANN201 - a LocalBackend
+        backend = self.pool.get(self.catalog.get(model_id))
+        backend.eos_ids.clear()  # random weights: decode all NEW_TOKENS (the fast path shares this set)
+        return backend
+
+    # -- measurements -------------------------------------------------------------
+
+    def timed_stream(self, backend, params: GenerationParams, fast: bool, info: StreamInfo | None = None):  # noqa: ANN001, ANN201
+        os.environ["PLAYGROUND_FAST_PATH"] = self.fast_mode if fast else "off"
+        encoding = backend.encode_prompt(PROMPT, "")
+        stamps, ids = [], []
+        for step in backend.stream(encoding, params, lambda: False, info):  # each token is on the host here
+            stamps.append(time.perf_counter())
+            ids.append(step.token_id)
+        return ids, (len(ids) - 1) / (stamps[-1] - stamps[0])
+
+    def generate_rate(self, backend) -> tuple[list[int], float]:  # noqa: ANN001
+        from transformers.generation.streamers import BaseStreamer
+
+        class Stamps(BaseStreamer):
+            def __init__(self) -> None:
+                self.times: list[float] = []
+
+            def put(self, value: torch.Tensor) -> None:
+                self.times.append(time.perf_counter())
+
+            def end(self) -> None:
+                pass
+
+        encoding = backend.encode_prompt(PROMPT, "")
+        ids = torch.tensor([encoding.token_ids], device=backend.model.device)
+        stamps = Stamps()
+        out = backend.model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
+                                     streamer=stamps, attention_mask=torch.ones_like(ids))
+        times = stamps.times[1:]  # the first put() is the prompt
+        return out[0, ids.shape[1]:].tolist(), (len(times) - 1) / (times[-1] - times[0])
+
+    def section_alone(self) -> dict:
+        rows = {}
+        greedy = GenerationParams(max_new_tokens=NEW_TOKENS)
+        for ref, model_id in self.ids.items():
+            backend = self.backend(model_id)
+            self.generate_rate(backend)  # warm-up
+            self.timed_stream(backend, greedy, fast=False)
+            info = StreamInfo()
+            self.timed_stream(backend, greedy, fast=True, info=info)  # captures the graph
+            gen_ids, gen = self.generate_rate(backend)
+            eager_ids, eager = self.timed_stream(backend, greedy, fast=False)
+            fast_ids, fast = self.timed_stream(backend, greedy, fast=True)
+            same = next((i for i, (a, b) in enumerate(zip(eager_ids, fast_ids, strict=True)) if a != b), len(fast_ids))
+            rows[ref] = {
+                "generate_tok_s": gen, "eager_tok_s": eager, "fast_tok_s": fast,
+                "fast_vs_generate": fast / gen, "eager_vs_generate": eager / gen,
+                "greedy_identical_tokens": same, "of": len(fast_ids),
+                "eager_equals_generate": eager_ids == gen_ids[: len(eager_ids)],
+                "graph_capture_s": info.graph_capture_s, "decode_path": info.decode_path,
+            }
+            log(ref, {k: round(v, 3) if isinstance(v, float) else v for k, v in rows[ref].items()})
+        return rows
+
+    def run_wall(self, columns: list[ColumnRequest], fast: bool, capture: bool = False):  # noqa: ANN201
+        os.environ["PLAYGROUND_FAST_PATH"] = self.fast_mode if fast else "off"
+        request = RunRequest(prompt=PROMPT, columns=columns, capture_attention=capture)
+        started = time.perf_counter()
+        run = self.engine.run(request)
+        return time.perf_counter() - started, run
+
+    def section_three(self) -> dict:
+        shapes = [self.ids[name] for name in SHAPES if name in self.ids]
+        for model_id in shapes:
+            self.backend(model_id)
+        cols = [ColumnRequest(m, GenerationParams(max_new_tokens=NEW_TOKENS)) for m in shapes]
+        out = {}
+        for fast in (True, False):
+            self.run_wall(cols, fast)  # warm-up (captures on the fast path)
+            alone = {c.model: self.run_wall([c], fast)[0] for c in cols}
+            together, run = self.run_wall(cols, fast)
+            errors = [m.error for m in run.models if m.error]
+            slowest = max(alone.values())
+            key = "fast" if fast else "eager"
+            out[key] = {"alone_s": alone, "three_s": together, "vs_slowest_alone": together / slowest,
+                        "vs_sum_alone": together / sum(alone.values()), "errors": errors,
+                        "decode_paths": [m.identity.decode_path for m in run.models]}
+            log("three", key, round(together, 3), "vs slowest", round(together / slowest, 3), errors)
+        return out
+
+    def section_batch(self) -> dict:
+        model_id = self.ids["smollm2-135m-shape"]
+        self.backend(model_id)
+        seeds = [11, 12, 13, 14]
+        cols = [ColumnRequest(model_id, GenerationParams(max_new_tokens=NEW_TOKENS, temperature=0.8, top_p=0.95,
+                                                         seed=s)) for s in seeds]
+        out = {}
+        for fast in (True, False):
+            self.run_wall(cols, fast)  # warm-up: captures the four-row and the one-row workspaces
+            self.run_wall(cols[:1], fast)
+            one, _ = self.run_wall(cols[:1], fast)
+            four, run = self.run_wall(cols, fast)
+            alone_ids = [self.run_wall([c], fast)[1].models[0].output_token_ids for c in cols]
+            identical = [m.output_token_ids == a for m, a in zip(run.models, alone_ids, strict=True)]
+            key = "fast" if fast else "eager"
+            out[key] = {"one_s": one, "four_s": four, "four_vs_one": four / one, "rows_identical_to_alone": identical,
+                        "decode_paths": [m.identity.decode_path for m in run.models]}
+            log("batch", key, round(four / one, 3), identical)
+        return out
+
+    def section_attention(self) -> dict:
+        model_id = self.ids["smollm2-135m-shape"]
+        cols = [ColumnRequest(model_id, GenerationParams(max_new_tokens=32))]
+        _, run = self.run_wall(cols, fast=True, capture=True)
+        m = run.models[0]
+        return {"decode_path": m.identity.decode_path, "attention": m.attention is not None,
+                "attention_note": m.attention_note, "steps_with_logprobs": sum(s.logprob <= 0 for s in m.steps),
+                "steps": len(m.steps), "top_alternatives": len(m.steps[0].top) if m.steps else 0}
+
+    def section_oom(self) -> dict:
+        small, big = self.ids["smollm2-135m-shape"], self.ids["llama-1.3b-shape"]
+        self.backend(small)
+        self.backend(big)
+        cols = [ColumnRequest(small, GenerationParams(max_new_tokens=64)),
+                ColumnRequest(big, GenerationParams(max_new_tokens=30000))]
+        self.run_wall(cols[:1], fast=True)  # the small model's workspace is captured before the squeeze
+        total = torch.cuda.get_device_properties(0).total_memory
+        used = torch.cuda.memory_reserved(0)
+        fraction = min(1.0, (used + 2 * 2**30) / total)  # 2 GB of room: the 1.3B's 30k-token cache needs ~12
+        torch.cuda.set_per_process_memory_fraction(fraction, 0)
+        try:
+            _, run = self.run_wall(cols, fast=True)
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        after, again = self.run_wall([ColumnRequest(big, GenerationParams(max_new_tokens=16))], fast=True)
+        return {"fraction": fraction,
+                "columns": [{"model": m.identity.catalog_id, "finish": m.finish_reason, "error": m.error,
+                             "tokens": len(m.steps)} for m in run.models],
+                "later_run": {"finish": again.models[0].finish_reason, "tokens": len(again.models[0].steps),
+                              "decode_path": again.models[0].identity.decode_path}}
+
+    def section_preflight(self) -> dict:
+        path = self.root / "llama-70b-shape"
+        config = LlamaConfig(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                             num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=8192)
+        config.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        catalog = Catalog.build(extra=[str(path)])
+        engine = Engine(catalog, self.pool)
+        run = engine.run(RunRequest(prompt=PROMPT, columns=[ColumnRequest(catalog.get(str(path)).id,
+                                                                          GenerationParams(max_new_tokens=8))]))
+        m = run.models[0]
+        return {"finish": m.finish_reason, "error": m.error, "free_gb": torch.cuda.mem_get_info()[0] / 2**30}
+
+    def section_floor(self) -> dict:
+        from playground.backends.local import LocalBackend
+        from playground.record import ModelIdentity
+
+        self.pool.close()
+        torch.cuda.empty_cache()
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            model = AutoModelForCausalLM.from_config(EIGHT_B, dtype=torch.bfloat16).eval()
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        backend = LocalBackend(ModelIdentity("llama-8b-shape", "llama-8b-shape", "dir", ""), model,
+                               self.tokenizer, 0.0, False)
+        backend.eos_ids.clear()
+        src = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")
+        dst = torch.empty_like(src)
+        for _ in range(3):
+            dst.copy_(src)
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(10):
+            dst.copy_(src)
+        torch.cuda.synchronize()
+        bandwidth = 2 * src.numel() * 10 / (time.perf_counter() - started)  # read + write
+        del src, dst
+        greedy = GenerationParams(max_new_tokens=NEW_TOKENS)
+        self.timed_stream(backend, greedy, fast=True)
+        _, fast = self.timed_stream(backend, greedy, fast=True)
+        _, gen = self.generate_rate(backend)
+        floor_ms = weights / bandwidth * 1e3
+        step_ms = 1e3 / fast
+        return {"weights_gb": weights / 1e9, "copy_bandwidth_tb_s": bandwidth / 1e12, "floor_ms": floor_ms,
+                "fast_step_ms": step_ms, "of_floor": floor_ms / step_ms, "fast_tok_s": fast,
+                "generate_tok_s": gen, "fast_vs_generate": fast / gen}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tokenizer", required=True, help="a tokenizer folder (SmolLM2's, from the converted cache)")
+    parser.add_argument("--gguf", default="", help="a real model to add (the bundled SmolLM2 GGUF)")
+    parser.add_argument("--sections", default="alone,three,batch,attention,oom,preflight,floor")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="which random-weight shapes to build")
+    parser.add_argument("--tiny", action="store_true", help="two-layer shapes, 8 tokens: a dry run on CPU")
+    args = parser.parse_args()
+    if args.tiny:
+        global NEW_TOKENS
+        NEW_TOKENS = 8
+    bench = Bench(args)
+    for name in args.sections.split(","):
+        log("section", name)
+        try:
+            bench.result["sections"][name] = getattr(bench, f"section_{name}")()
+        except Exception as exc:  # noqa: BLE001 - one section failing keeps the others' figures
+            traceback.print_exc()
+            bench.result["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        args.out.write_text(json.dumps(bench.result, indent=2, default=str))
+    print(json.dumps(bench.result, indent=1, default=str)[-6000:])
+
+
+if __name__ == "__main__":
+    main()
