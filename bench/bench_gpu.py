@@ -64,7 +64,8 @@ SHAPES = {
         layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 3,
     ),
     "llama-1.3b-shape": LlamaConfig(
-        vocab_size=49152, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24,  # SmolLM2 tokenizer ids
+        # vocabulary: SmolLM2's tokenizer (its ids must fit)
+        vocab_size=49152, hidden_size=2048, intermediate_size=5504, num_hidden_layers=24,
         num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=65536,
         bos_token_id=1, eos_token_id=2,
     ),
@@ -92,6 +93,7 @@ class Bench:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "new_tokens": NEW_TOKENS,
+            "compile": args.compile,
             "sections": {},
         }
         import transformers
@@ -155,8 +157,8 @@ class Bench:
         encoding = backend.encode_prompt(PROMPT, "")
         ids = torch.tensor([encoding.token_ids], device=backend.model.device)
         stamps = Stamps()
-        out = backend.model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
-                                     streamer=stamps, attention_mask=torch.ones_like(ids))
+        out = backend.model.generate(ids, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                     do_sample=False, streamer=stamps, attention_mask=torch.ones_like(ids))
         times = stamps.times[1:]  # the first put() is the prompt
         return out[0, ids.shape[1]:].tolist(), (len(times) - 1) / (times[-1] - times[0])
 
@@ -172,7 +174,8 @@ class Bench:
             gen_ids, gen = self.generate_rate(backend)
             eager_ids, eager = self.timed_stream(backend, greedy, fast=False)
             fast_ids, fast = self.timed_stream(backend, greedy, fast=True)
-            same = next((i for i, (a, b) in enumerate(zip(eager_ids, fast_ids, strict=True)) if a != b), len(fast_ids))
+            pairs = enumerate(zip(eager_ids, fast_ids, strict=True))
+            same = next((i for i, (a, b) in pairs if a != b), len(fast_ids))
             rows[ref] = {
                 "generate_tok_s": gen, "eager_tok_s": eager, "fast_tok_s": fast,
                 "fast_vs_generate": fast / gen, "eager_vs_generate": eager / gen,
@@ -213,8 +216,8 @@ class Bench:
         model_id = self.ids["smollm2-135m-shape"]
         self.backend(model_id)
         seeds = [11, 12, 13, 14]
-        cols = [ColumnRequest(model_id, GenerationParams(max_new_tokens=NEW_TOKENS, temperature=0.8, top_p=0.95,
-                                                         seed=s)) for s in seeds]
+        cols = [ColumnRequest(model_id, GenerationParams(max_new_tokens=NEW_TOKENS, temperature=0.8,
+                                                         top_p=0.95, seed=s)) for s in seeds]
         out = {}
         for fast in (True, False):
             self.run_wall(cols, fast)  # warm-up: captures the four-row and the one-row workspaces
@@ -224,7 +227,8 @@ class Bench:
             alone_ids = [self.run_wall([c], fast)[1].models[0].output_token_ids for c in cols]
             identical = [m.output_token_ids == a for m, a in zip(run.models, alone_ids, strict=True)]
             key = "fast" if fast else "eager"
-            out[key] = {"one_s": one, "four_s": four, "four_vs_one": four / one, "rows_identical_to_alone": identical,
+            out[key] = {"one_s": one, "four_s": four, "four_vs_one": four / one,
+                        "rows_identical_to_alone": identical,
                         "decode_paths": [m.identity.decode_path for m in run.models]}
             log("batch", key, round(four / one, 3), identical)
         return out
@@ -235,7 +239,8 @@ class Bench:
         _, run = self.run_wall(cols, fast=True, capture=True)
         m = run.models[0]
         return {"decode_path": m.identity.decode_path, "attention": m.attention is not None,
-                "attention_note": m.attention_note, "steps_with_logprobs": sum(s.logprob <= 0 for s in m.steps),
+                "attention_note": m.attention_note,
+                "steps_with_logprobs": sum(s.logprob <= 0 for s in m.steps),
                 "steps": len(m.steps), "top_alternatives": len(m.steps[0].top) if m.steps else 0}
 
     def section_oom(self) -> dict:
@@ -262,8 +267,9 @@ class Bench:
 
     def section_preflight(self) -> dict:
         path = self.root / "llama-70b-shape"
-        config = LlamaConfig(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                             num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=8192)
+        config = LlamaConfig(vocab_size=128256, hidden_size=8192, intermediate_size=28672,
+                             num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
+                             max_position_embeddings=8192)
         config.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         catalog = Catalog.build(extra=[str(path)])
@@ -311,12 +317,15 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--tokenizer", required=True, help="a tokenizer folder (SmolLM2's, from the converted cache)")
+    parser.add_argument("--tokenizer", required=True, help="a tokenizer folder (SmolLM2's converted cache)")
+    parser.add_argument("--compile", action="store_true", help="PLAYGROUND_COMPILE=1: the step fused first")
     parser.add_argument("--gguf", default="", help="a real model to add (the bundled SmolLM2 GGUF)")
     parser.add_argument("--sections", default="alone,three,batch,attention,oom,preflight,floor")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="which random-weight shapes to build")
     parser.add_argument("--tiny", action="store_true", help="two-layer shapes, 8 tokens: a dry run on CPU")
     args = parser.parse_args()
+    if args.compile:
+        os.environ["PLAYGROUND_COMPILE"] = "1"
     if args.tiny:
         global NEW_TOKENS
         NEW_TOKENS = 8

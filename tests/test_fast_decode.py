@@ -136,8 +136,9 @@ def test_greedy_fast_path_is_token_identical_to_the_eager_loop(pool, spec, promp
 def test_sampled_rows_match_the_eager_path_alone_and_batched(pool, spec) -> None:
     """A seed gives the same tokens on the eager path, on the fast path alone, and batched."""
     backend = pool.get(spec)
-    rows = [GenerationParams(max_new_tokens=12, temperature=t, top_k=40, top_p=0.9,
-                             seed=s, repetition_penalty=r) for t, s, r in ((1.0, 1, 1.2), (0.7, 2, 1.0), (1.3, 3, 1.0))]
+    settings = ((1.0, 1, 1.2), (0.7, 2, 1.0), (1.3, 3, 1.0))  # temperature, seed, repetition penalty
+    rows = [GenerationParams(max_new_tokens=12, temperature=t, top_k=40, top_p=0.9, seed=s,
+                             repetition_penalty=r) for t, s, r in settings]
     eager = [[t[0] for t in tokens(backend, QUESTION, p, "off")[0]] for p in rows]
     alone = [[t[0] for t in tokens(backend, QUESTION, p, "on")[0]] for p in rows]
     assert alone == eager

@@ -42,6 +42,7 @@ from playground.record import GenerationParams
 log = logging.getLogger(__name__)
 
 FAST_PATH_ENV = "PLAYGROUND_FAST_PATH"  # auto (CUDA only) | on (CUDA, or CPU without graphs) | off
+COMPILE_ENV = "PLAYGROUND_COMPILE"  # 1: fuse the step with torch.compile before capture (CUDA; minutes, once)
 ROW_BUCKETS = (1, 2, 4, 8)
 MIN_LENGTH = 256  # the smallest cache length bucket
 IDLE_WORKSPACES = 4  # per model: captured workspaces kept for later runs (each holds its static cache)
@@ -53,6 +54,10 @@ def fast_path_mode() -> str:
     if mode not in ("auto", "on", "off"):
         raise BackendError(f"{FAST_PATH_ENV} must be auto, on or off, not {mode!r}")
     return mode
+
+
+def compile_enabled() -> bool:
+    return os.environ.get(COMPILE_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def length_bucket(tokens: int) -> int:
@@ -100,6 +105,8 @@ class Workspace:
             self.rows = RowParams.empty(key.rows, device)
             self.result = torch.zeros((key.rows, _RESULT_WIDTH), dtype=torch.float32, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.compiled = self.cuda and compile_enabled()
+        self.note = ""  # why a compiled step was not used, when it was asked for
         if self.cuda:
             self.stream = torch.cuda.Stream(device)
             self.host = torch.empty(self.result.shape, dtype=torch.float32, pin_memory=True)
@@ -134,24 +141,70 @@ class Workspace:
         self.result[:, 2 + TOP_ALTERNATIVES :].copy_(picked.top_logprobs)
         self.step.add_(1)
 
+    def _hold(self) -> None:
+        """Sliding-window layers count positions in a Python int, which torch.compile would guard on
+        (one compilation per value): hold it at 0 while preparing; positions stay below the window."""
+        for layer in self.cache.layers:
+            if hasattr(layer, "cumulative_length_int"):
+                layer.cumulative_length_int = 0
+
     @torch.inference_mode()
     def prepare(self) -> float:
         """Allocate the cache (outside any capture), warm up and capture the graph; seconds taken."""
         started = time.perf_counter()
         self._decode()  # the static cache's layers allocate on their first update
+        step = self._compiled_step() if self.compiled else self._decode
         if self.cuda:
             self.stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.stream):
                 for _ in range(2):
-                    self._decode()
+                    self._hold()
+                    step()
             torch.cuda.current_stream().wait_stream(self.stream)
             graph = torch.cuda.CUDAGraph()
+            self._hold()
             with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-                self._decode()
+                step()
             self.stream.synchronize()
             self.graph = graph
         self.reset()
         return time.perf_counter() - started
+
+    def _compiled_step(self) -> Callable[[], None]:
+        """The step fused by torch.compile (inductor), checked against the plain step over a few
+        steps; the plain step when compiling fails or the check does not pass."""
+        import torch._dynamo
+
+        config = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit"):  # one compilation per workspace shape
+            if hasattr(config, name) and getattr(config, name) < 64:
+                setattr(config, name, 64)
+        compiled = torch.compile(self._decode, dynamic=False)
+        try:
+            plain = self._trace(self._decode)
+            fused = self._trace(compiled)
+        except Exception as exc:  # noqa: BLE001 - the plain step still works
+            log.exception("torch.compile of the decode step failed")
+            self.compiled, self.note = False, f"compile failed: {type(exc).__name__}"
+            return self._decode
+        tokens_match = torch.equal(plain[:, :, 0], fused[:, :, 0])
+        drift = float((plain[:, :, 1] - fused[:, :, 1]).abs().max())
+        if not tokens_match or drift > 0.05:
+            log.warning("compiled decode step disagrees with the plain one (drift %.4f); not used", drift)
+            self.compiled, self.note = False, f"compiled step disagreed (logprob drift {drift:.3f})"
+            return self._decode
+        return compiled
+
+    def _trace(self, step: Callable[[], None], steps: int = 4) -> torch.Tensor:
+        """Results of a few steps from an empty cache (the same start for any step function)."""
+        self.reset()
+        results = []
+        for _ in range(steps):
+            self._hold()
+            step()
+            results.append(self.result.clone())
+        self.reset()
+        return torch.stack(results)
 
     @torch.inference_mode()
     def reset(self) -> None:
@@ -307,6 +360,10 @@ class _Group:
         workspace, capture_s = decoder.acquire(key)
         self.workspace = workspace
         label = "fast path: CUDA graph" if workspace.cuda else "fast path: static cache, no graph"
+        if workspace.compiled:
+            label += ", compiled"
+        elif workspace.note:
+            label += f" ({workspace.note})"
         if len(self.rows) > 1:
             label += f", {len(self.rows)} columns batched"
         for row in self.rows:
