@@ -19,6 +19,7 @@ Sections (each recorded separately; one failing does not stop the others):
 - oom: an out-of-memory during a run (forced with set_per_process_memory_fraction) ends that
   column only; the other column finishes, and a later run works;
 - preflight: a model too big for the GPU is refused before loading, with numbers;
+- launch: the host's cost of launching one step, one step's time, and one round of all models;
 - floor: the 8B shape's fast-path step time against the weight-bandwidth floor.
 """
 
@@ -210,6 +211,42 @@ class Bench:
                         "vs_sum_alone": together / sum(alone.values()), "errors": errors,
                         "decode_paths": [m.identity.decode_path for m in run.models]}
             log("three", key, round(together, 3), "vs slowest", round(together / slowest, 3), errors)
+        return out
+
+    def section_launch(self) -> dict:
+        """Where a round's time goes: the host's cost of launching one graph, one step's wall time,
+        and one round of every model's step launched together then collected."""
+        from playground.backends.fast_decode import WorkspaceKey
+
+        workspaces = {}
+        for name in SHAPES:
+            if name in self.ids:
+                backend = self.backend(self.ids[name])
+                workspaces[name] = (backend, backend.fast.acquire(WorkspaceKey(1, 256, False))[0])
+        out = {}
+        for name, (backend, ws) in workspaces.items():
+            launch, step = [], []
+            for _ in range(40):
+                started = time.perf_counter()
+                ws.launch(backend.lock)
+                launched = time.perf_counter()
+                ws.wait()
+                launch.append(launched - started)
+                step.append(time.perf_counter() - started)
+            ws.reset()
+            out[name] = {"launch_ms": sorted(launch)[20] * 1e3, "step_ms": sorted(step)[20] * 1e3}
+        rounds = []
+        for _ in range(40):
+            started = time.perf_counter()
+            for backend, ws in workspaces.values():
+                ws.launch(backend.lock)
+            for _backend, ws in workspaces.values():
+                ws.wait()
+            rounds.append(time.perf_counter() - started)
+        out["round_all_ms"] = sorted(rounds)[20] * 1e3
+        for backend, ws in workspaces.values():
+            backend.fast.release(ws, keep=True)
+        log("launch", out)
         return out
 
     def section_batch(self) -> dict:
