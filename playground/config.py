@@ -8,6 +8,7 @@ Environment variables (all optional):
   PLAYGROUND_DEVICE       force "cpu" or "cuda" (default: cuda when present)
   PLAYGROUND_MAX_COLUMNS  columns the page offers (default 8)
   PLAYGROUND_DEFAULT_MODELS  comma-separated ids picked on first open
+  PLAYGROUND_PRELOAD      1/0: `serve` loads the default models in the background as it starts (default 1)
   PLAYGROUND_DB           SQLite file of saved runs (default: DATA_DIR/runs.sqlite3)
   PLAYGROUND_AUTH         user:password; puts the page behind a login
   PLAYGROUND_ATTN_TOKENS  attention kept per column: at most this many trailing positions (256)
@@ -97,6 +98,7 @@ class Settings:
     device: str = ""  # "" = auto
     max_columns: int = 8
     default_models: list[str] = field(default_factory=lambda: ["smollm2-135m", "gemma3-270m"])
+    preload: bool = True  # serve: load the default models in the background from the start
     db_path: Path | None = None
     auth: tuple[str, str] | None = None
     attention_tokens: int = 256
@@ -124,6 +126,7 @@ class Settings:
         settings.device = os.environ.get("PLAYGROUND_DEVICE", "").strip().lower()
         settings.max_columns = _env_int("PLAYGROUND_MAX_COLUMNS", settings.max_columns)
         settings.default_models = _env_list("PLAYGROUND_DEFAULT_MODELS") or settings.default_models
+        settings.preload = bool(_env_bool("PLAYGROUND_PRELOAD", True))
         if os.environ.get("PLAYGROUND_DB"):
             settings.db_path = Path(os.environ["PLAYGROUND_DB"]).expanduser()
         settings.attention_tokens = _env_int("PLAYGROUND_ATTN_TOKENS", settings.attention_tokens)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from playground.backends.base import Backend, BackendError
 from playground.backends.local import load_backend, load_tokenizer, sha256_file
-from playground.backends.remote import RemoteBackend
 from playground.catalog import ModelSpec, bundled_file
 from playground.record import ModelIdentity
+
+if TYPE_CHECKING:
+    from playground.backends.remote import RemoteBackend
 
 DEFAULT_LLAMACPP_CONTEXT = 4096
 
@@ -38,6 +41,8 @@ def _identity(spec: ModelSpec, engine: str, location: str) -> ModelIdentity:
 def load_served(spec: ModelSpec, data_dir: Path, progress: Callable[[str], None],
                 identity: ModelIdentity | None = None) -> RemoteBackend:
     """A served model: nothing to load but an optional local tokenizer; ask the server what it offers."""
+    from playground.backends.remote import RemoteBackend  # openai's SDK: 0.2 s to import, only when needed
+
     started = time.perf_counter()
     missing = spec.missing_key()
     if missing:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +19,9 @@ from pathlib import Path
 
 import torch
 import transformers
-from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from playground.backends import converted
 from playground.backends.attention import capture_attention
 from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
 from playground.backends.decode import StepOutput, generate_steps
@@ -41,7 +38,6 @@ from playground.record import (
 )
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1
 
 
 def pick_device(requested: str = "") -> str:
@@ -391,13 +387,17 @@ def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:
 # duration of a load (e.g. `no_tie_weights()` swaps out PreTrainedModel.tie_weights) and
 # sets torch's default dtype. Two loads in two threads restore each other's patches in the
 # wrong order, which left tied input embeddings randomly initialized for every model loaded
-# afterwards. So the process builds one model's weights at a time; hashing files, loading
-# tokenizers and warming up run outside this lock, in parallel with other loads.
+# afterwards. So the process builds one model's weights at a time (the memory pre-flight's
+# empty model too: accelerate's init_empty_weights patches nn.Module.register_parameter for the
+# whole process, which put another thread's freshly loaded weights on the meta device); hashing
+# files, loading tokenizers and warming up run outside this lock, in parallel with other loads.
+# From a converted cache the locked part is short (~0.1 s): see backends/converted.py.
 _WEIGHTS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _weights_lock(progress: Callable[[str], None]) -> Iterator[None]:
+def weights_lock(progress: Callable[[str], None] = lambda _msg: None) -> Iterator[None]:
+    """Held while transformers builds a model (from_pretrained, from_config): see _WEIGHTS_LOCK."""
     if not _WEIGHTS_LOCK.acquire(blocking=False):
         progress("waiting for another model's weights to finish loading")
         _WEIGHTS_LOCK.acquire()
@@ -498,7 +498,7 @@ def _load_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
         progress(f"loading weights from {where}")
-        with _weights_lock(progress):
+        with weights_lock(progress):
             model = AutoModelForCausalLM.from_pretrained(
                 spec.location, dtype=dtype, **_placement(device, spec, data_dir), **kwargs
             )
@@ -531,12 +531,12 @@ def _load_gguf(
     progress("checking file hash")
     identity.sha256 = sha256_file(path)
     cache = data_dir / "cache" / identity.sha256
-    if (cache / "complete.json").is_file():
+    if converted.is_complete(cache):
         progress("loading converted cache")
-        _ensure_architectures(cache)
-        tokenizer = AutoTokenizer.from_pretrained(cache)
+        converted.upgrade(cache)
+        tokenizer = converted.load_tokenizer(cache)
         progress("loading weights from converted cache")
-        with _weights_lock(progress):
+        with weights_lock(progress):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
                                                          **_placement(device, spec, data_dir))
         return model, tokenizer, True
@@ -544,13 +544,13 @@ def _load_gguf(
     progress("first load: converting GGUF tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     progress("first load: dequantizing GGUF weights")
-    with _weights_lock(progress):
+    with weights_lock(progress):
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     progress("first load: writing converted cache")
-    _write_cache(model, tokenizer, cache, path)
+    converted.write_cache(model, tokenizer, cache, path)
     if dtype != torch.float32 or device != "cpu":
         progress("loading weights from converted cache")
-        with _weights_lock(progress):
+        with weights_lock(progress):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
                                                          **_placement(device, spec, data_dir))
     return model, tokenizer, False
@@ -562,7 +562,7 @@ def pretrained_source(spec: ModelSpec, data_dir: Path) -> tuple[str | Path, dict
     if spec.source == "gguf":
         path = bundled_file(spec, data_dir) if spec.bundled else Path(spec.location)
         cache = data_dir / "cache" / sha256_file(path)
-        if (cache / "complete.json").is_file():
+        if converted.is_complete(cache):
             return cache, {}
         return path.parent, {"gguf_file": path.name}
     return spec.location, ({"revision": spec.revision} if spec.revision else {})
@@ -576,26 +576,11 @@ def load_tokenizer(ref: str, data_dir: Path) -> object:
     spec = spec_from_reference(ref, {s.id: s for s in BUNDLED})
     try:
         where, kwargs = pretrained_source(spec, data_dir)
+        if isinstance(where, Path) and not kwargs and converted.is_complete(where):
+            return converted.load_tokenizer(where)
         return AutoTokenizer.from_pretrained(where, **kwargs)
     except OSError as exc:
         raise BackendError(f"tokenizer {ref!r} could not be loaded: {_short(exc)}") from exc
-
-
-def _ensure_architectures(cache: Path) -> None:
-    """Older caches lack `architectures` in config.json; add it (`transformers serve` reads it)."""
-    path = cache / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if config.get("architectures"):
-        return
-    names = {"llama": "LlamaForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
-    if config.get("model_type") in names:
-        config["architectures"] = [names[config["model_type"]]]
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        tmp.replace(path)
 
 
 def _check_gguf_header(path: Path, model_id: str) -> None:
@@ -607,22 +592,3 @@ def _check_gguf_header(path: Path, model_id: str) -> None:
             f"{model_id}: {path} is not a GGUF file (it does not start with the GGUF magic bytes); "
             "it may be truncated, corrupt or another format"
         )
-
-
-def _write_cache(model: torch.nn.Module, tokenizer: object, cache: Path, source: Path) -> None:
-    """Write safetensors + config + tokenizer into a temp dir, then rename: never a half cache."""
-    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    model.config.architectures = [type(model).__name__]  # `transformers serve` needs it to load the folder
-    model.config.save_pretrained(tmp)
-    model.generation_config.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "complete.json").write_text(
-        json.dumps({"format": CACHE_FORMAT, "source": str(source), "created": time.time()})
-    )
-    try:
-        tmp.rename(cache)
-    except OSError:  # another process finished first: theirs is as good as ours
-        shutil.rmtree(tmp, ignore_errors=True)

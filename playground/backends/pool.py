@@ -155,15 +155,20 @@ class ModelPool:
 
     def _evict_over_budget(self, keep: ModelSpec) -> None:
         """Unload idle models, least recently used first, while the weights exceed the budget."""
+        evicted = False
         for spec in [s for s in self._idle() if s != keep]:
             if self.used_bytes() <= self.budget_bytes:
                 break
             _close(self._entries.pop(spec).backend)
             self.evicted.append(spec.id)
+            evicted = True
             log.info("unloaded idle model %s to stay under the memory budget", spec.id)
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        # A full collection costs ~0.2 s once transformers is loaded: only when it can free a model
+        # (one just unloaded, or the fp32 copy a first-launch conversion leaves behind).
+        if evicted or not getattr(self._entries[keep].backend, "loaded_from_cache", True):
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     def unload(self, spec: ModelSpec) -> bool:
         """Drop an idle model; False when it is not loaded or a column is using it."""

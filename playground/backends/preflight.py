@@ -18,7 +18,8 @@ import torch
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from playground.backends.local import kv_cache_bytes, pretrained_source
+from playground.backends import converted
+from playground.backends.local import kv_cache_bytes, pretrained_source, weights_lock
 from playground.catalog import ModelSpec, bundled_file
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,13 @@ def _shape(spec: ModelSpec, data_dir: Path) -> tuple[object, int]:
     placement both ask, on every load)."""
     where, kwargs = pretrained_source(spec, data_dir)
     config = AutoConfig.from_pretrained(where, **kwargs)
-    with init_empty_weights():
+    if isinstance(where, Path) and not kwargs:
+        counted = converted.parameter_count(where)  # a converted cache: its header says, at no cost
+        if counted is not None:
+            return config, counted
+    # Building even an empty model goes through transformers' class patches (and accelerate's
+    # patch of nn.Module.register_parameter): process-wide, so never beside another model's load.
+    with weights_lock(), init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
     model.tie_weights()  # tied input/output embeddings are one tensor once loaded: count them once
     return config, sum(p.numel() for p in model.parameters())

@@ -5,6 +5,10 @@ columns), runner.py (prompt area, Run / Stop / Tokenize only / Run again),
 session_bar.py (share link, export, import, delete, history), one module per
 evidence panel, api.py (the /compare endpoint). This module only lays them out,
 draws a whole run from its record (`Page.show`), and launches the server.
+
+Gradio and the page's parts are imported when the page is built, not with this module:
+`serve` starts loading the default models first (playground/startup.py), and the page
+is built while they load.
 """
 
 from __future__ import annotations
@@ -15,28 +19,32 @@ import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import gradio as gr
+from typing import TYPE_CHECKING, Any
 
 from playground.config import Settings
-from playground.engine import Engine
 from playground.record import Run
-from playground.service import RunService
-from playground.sessions.store import SessionStore
 from playground.ui import html as H
-from playground.ui.api import add_compare_endpoint
-from playground.ui.attention_view import AttentionPanel, build_attention_panel
-from playground.ui.columns import Columns, build_columns, pool_html
-from playground.ui.diff_view import ComparePanel, build_compare_panel
-from playground.ui.page import Shell, build_shell
-from playground.ui.prob_view import ProbsPanel, build_probs_panel
-from playground.ui.runner import PromptArea, build_prompt_area, wire_runs
-from playground.ui.session_bar import SessionBar, build_history, build_session_bar
-from playground.ui.sources_view import SourcesPanel, build_sources_panel
-from playground.ui.token_view import TokensPanel, build_tokens_panel
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from playground.engine import Engine
+    from playground.service import RunService
+    from playground.sessions.store import SessionStore
+    from playground.startup import Startup
+    from playground.ui.attention_view import AttentionPanel
+    from playground.ui.columns import Columns
+    from playground.ui.diff_view import ComparePanel
+    from playground.ui.page import Shell
+    from playground.ui.prob_view import ProbsPanel
+    from playground.ui.runner import PromptArea
+    from playground.ui.session_bar import SessionBar
+    from playground.ui.sources_view import SourcesPanel
+    from playground.ui.token_view import TokensPanel
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+# The most the page build waits for the default models' loads to finish (they run faster alone).
+HEAD_START_S = 6.0
 # Gradio copies every file it serves (an export) into its cache: sweep it every 10 minutes, removing
 # copies older than an hour, so a long-running server does not fill its disk.
 DELETE_CACHE = (600, 3600)
@@ -62,6 +70,8 @@ class Page:
         return [self.tokens, self.attention, self.probs, self.compare, self.sources]
 
     def pool_line(self) -> str:
+        from playground.ui.columns import pool_html
+
         return pool_html(self.shell.service.engine)
 
     def evidence(self, record: Run | None) -> dict[Any, Any]:
@@ -96,6 +106,19 @@ class Page:
 
 def build_page(service: RunService) -> gr.Blocks:
     """Lay the parts out in page order, then wire each one."""
+    import gradio as gr
+
+    from playground.ui.api import add_compare_endpoint
+    from playground.ui.attention_view import build_attention_panel
+    from playground.ui.columns import build_columns
+    from playground.ui.diff_view import build_compare_panel
+    from playground.ui.page import build_shell
+    from playground.ui.prob_view import build_probs_panel
+    from playground.ui.runner import build_prompt_area, wire_runs
+    from playground.ui.session_bar import build_history, build_session_bar
+    from playground.ui.sources_view import build_sources_panel
+    from playground.ui.token_view import build_tokens_panel
+
     with gr.Blocks(title="playground: compare language models", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("## playground · one prompt, several models, side by side", elem_id="pg-title")
         prompt = build_prompt_area()
@@ -122,10 +145,14 @@ def build_app(
 ) -> gr.Blocks:
     """Build the page. Pass an engine or store to share them with a caller (tests do); without an
     engine, the one for a web server (allow-list, redacted paths) is built."""
+    from playground.service import RunService
+
     return build_page(RunService(settings, engine=engine, store=store))
 
 
 def launch_kwargs() -> dict[str, Any]:
+    import gradio as gr
+
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     js = (ASSETS / "shortcuts.js").read_text(encoding="utf-8")
     return {"css": css, "head": f"<script>{js}</script>", "theme": gr.themes.Soft()}
@@ -171,14 +198,25 @@ def in_use(host: str, port: int) -> str:
 
 
 def launch(settings: Settings) -> None:
-    """Serve until interrupted (Ctrl+C or SIGTERM); say where only once the server answers."""
+    """Serve until interrupted (Ctrl+C or SIGTERM); say where only once the server answers.
+
+    The default models start loading before Gradio is imported and the page built (see
+    playground/startup.py), so the first Run finds them loaded."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     problem = port_taken(settings.host, settings.port)
     if problem:
         raise ServeError(problem)
-    service = RunService(settings)
+    service, startup = _start_loading(settings)
     try:
+        # Importing Gradio and building the page is ~2.5 s of Python that would share the GIL with
+        # the loads: let the loads go first, unless they turn out to be slow (see startup.py).
+        startup.head_start(HEAD_START_S)
+        startup.mark("page build started")
+        import gradio  # noqa: F401 - timed on its own
+
+        startup.mark("gradio imported")
         demo = build_page(service)
+        startup.mark("page built")
         demo.queue(default_concurrency_limit=4)
         try:
             demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
@@ -186,10 +224,27 @@ def launch(settings: Settings) -> None:
             raise ServeError(in_use(settings.host, settings.port)) from exc
         print(f"playground: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})",
               flush=True)
+        startup.mark("serving")
         signal.signal(signal.SIGTERM, _interrupt)
         demo.block_thread()  # returns after Ctrl+C / SIGTERM, the server closed
     finally:
         service.close()
+
+
+def _start_loading(settings: Settings) -> tuple[RunService, Startup]:
+    """The engine, and the default models loading in the background (unless PLAYGROUND_PRELOAD=0)."""
+    from playground.startup import Startup, default_specs
+
+    startup = Startup()
+    startup.mark("playground imported")
+    from playground.service import RunService  # the engine: torch and transformers
+
+    startup.mark("torch, transformers imported")
+    service = RunService(settings)
+    startup.mark("engine built")
+    if settings.preload:
+        startup.preload(service.engine.pool, default_specs(settings, service.engine.catalog))
+    return service, startup
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
