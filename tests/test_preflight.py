@@ -59,3 +59,24 @@ def test_a_model_in_use_is_named_in_the_refusal_not_unloaded(data_dir: Path, cat
     assert model.finish_reason == "error"
     assert "free on cpu; unload gemma3-270m or pick a smaller" in model.error
     assert fresh.is_loaded(GEMMA3)
+
+
+def test_on_gpus_the_usable_memory_is_every_gpus_share_and_the_refusal_names_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two simulated GPUs: what a plan may fill (backends/placement.py's headroom) on both counts,
+    and the refusal says where memory is free, GPU by GPU."""
+    from playground.backends import preflight
+    from playground.backends.placement import HEADROOM
+
+    monkeypatch.setattr(preflight.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(preflight, "gpu_free", lambda: {0: 80 * GB, 1: 40 * GB})
+    usable = preflight.free_bytes("cuda")
+    assert usable == int(80 * GB * HEADROOM) + int(40 * GB * HEADROOM)
+    need = preflight.Estimate(140 * GB, 2 * GB)
+    message = preflight.refusal(SMOLLM2, need, usable, "cuda", ["gemma3-270m"])
+    assert message == (
+        "smollm2-135m: needs ~140.0 GB weights + 2.0 GB cache; 108.0 GB usable (cuda:0 80.0 GB free, "
+        "cuda:1 40.0 GB free; a plan fills at most 90% of a GPU); unload gemma3-270m or pick a smaller "
+        "or quantized model"
+    )

@@ -46,7 +46,8 @@ def plan_placement(need_bytes: int, free_by_device: dict[int, int]) -> Plan:
     caps = {i: int(f * HEADROOM) for i, f in sorted(free_by_device.items())}
     if need_bytes > sum(caps.values()):
         shown = ", ".join(f"cuda:{i} {f / 2**30:.1f} GB" for i, f in sorted(free_by_device.items()))
-        raise PlacementError(f"needs ~{need_bytes / 2**30:.1f} GB; free: {shown}")
+        raise PlacementError(f"needs ~{need_bytes / 2**30:.1f} GB; free: {shown} "
+                             f"(a plan fills at most {HEADROOM:.0%} of each)")
     used = tuple(f"cuda:{i}" for i, cap in caps.items() if cap > 0)
     return Plan("auto", max_memory=dict(caps), devices=used,
                 reason=f"spread over {len(used)} GPUs: no single GPU has {need_bytes / 2**30:.1f} GB free")

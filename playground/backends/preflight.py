@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from playground.backends import converted
 from playground.backends.local import kv_cache_bytes, pretrained_source, weights_lock
+from playground.backends.placement import HEADROOM
 from playground.catalog import ModelSpec, bundled_file
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,24 @@ class Estimate:
 
 
 def free_bytes(device: str) -> int:
-    """Memory free for a new model: the GPU's free memory on CUDA, available RAM otherwise."""
+    """Memory a new model may take: on CUDA, each GPU's free memory up to the share a placement plan
+    fills (backends/placement.py; a model too big for one GPU is spread over all); else available RAM."""
     if device.startswith("cuda") and torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info()[0])
+        return sum(int(free * HEADROOM) for free in gpu_free().values())
     return int(psutil.virtual_memory().available)
+
+
+def gpu_free() -> dict[int, int]:
+    """Free bytes on each CUDA device."""
+    return {i: int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())}
+
+
+def where_free(free: int, device: str) -> str:
+    """What the refusal says about free memory: each GPU's on CUDA, so a user sees where room is."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        each = ", ".join(f"cuda:{i} {f / GB:.1f} GB free" for i, f in gpu_free().items())
+        return f"{free / GB:.1f} GB usable ({each}; a plan fills at most {HEADROOM:.0%} of a GPU)"
+    return f"{free / GB:.1f} GB free on {device}"
 
 
 def estimate(spec: ModelSpec, data_dir: Path, dtype: torch.dtype, cache_tokens: int) -> Estimate | None:
@@ -81,4 +96,4 @@ def refusal(spec: ModelSpec, need: Estimate, free: int, device: str, loaded: lis
     """The sentence a user sees instead of an out-of-memory crash."""
     others = f"unload {', '.join(loaded)}" if loaded else "free some memory"
     return (f"{spec.id}: needs ~{need.weights_bytes / GB:.1f} GB weights + {need.cache_bytes / GB:.1f} GB "
-            f"cache; {free / GB:.1f} GB free on {device}; {others} or pick a smaller or quantized model")
+            f"cache; {where_free(free, device)}; {others} or pick a smaller or quantized model")
