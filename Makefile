@@ -39,6 +39,7 @@ bench: install browser
 	$(BIN)/python bench/bench_decode.py
 	$(BIN)/python bench/bench_attention.py
 	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_cold_start.py
 
 lint: install
 	$(BIN)/ruff check .
