@@ -38,6 +38,22 @@ def test_column_header_escapes_names_and_errors() -> None:
     assert "pg-error" in out and "could not load &lt;script&gt;" in out
 
 
+def test_column_header_names_the_decode_path_once_with_the_reason_in_its_tooltip() -> None:
+    run = ModelRun(
+        column=0,
+        identity=ModelIdentity(catalog_id="m", name="m", source="dir", location="", device="cuda:0",
+                               decode_path=f"eager: capture failed: {XSS}"),
+        params=GenerationParams(),
+        finish_reason="length",
+        metrics=Metrics(output_tokens=3, graph_capture_s=0.25),
+    )
+    out = column_header(run)
+    assert "<script>" not in out and "<img" not in out
+    assert '<span class="pg-badge pg-path" title="eager: capture failed: &lt;script&gt;' in out
+    assert out.count(">eager</span>") == 1
+    assert "graph capture 0.25 s" in out
+
+
 def test_notice_escapes() -> None:
     assert "<img" not in notice(XSS, "error")
 

@@ -32,6 +32,7 @@ def _sample_run() -> Run:
         context_window=8192,
         prompt_format="chat template",
         libraries={"torch": "2.13.0", "transformers": "5.23.0"},
+        decode_path="fast path: CUDA graph, 2 columns batched",
     )
     steps = [
         TokenStep(
@@ -58,6 +59,7 @@ def _sample_run() -> Run:
         metrics=Metrics(
             load_s=1.5, loaded_from_cache=True, prompt_tokens=4, output_tokens=3, ttft_s=0.25,
             decode_tok_s=21.5, total_s=0.4, peak_memory_bytes=123_456_789, memory_kind="process RSS growth",
+            graph_capture_s=0.42,
         ),
     )
     second = ModelRun(

@@ -46,6 +46,7 @@ COMPILE_ENV = "PLAYGROUND_COMPILE"  # 1: fuse the step with torch.compile before
 ROW_BUCKETS = (1, 2, 4, 8)
 MIN_LENGTH = 256  # the smallest cache length bucket
 IDLE_WORKSPACES = 4  # per model: captured workspaces kept for later runs (each holds its static cache)
+IDLE_BYTES = 2 * 2**30  # per model: the most their static caches may hold while idle
 COMPILE_DRIFT = 0.25  # the most a fused step's logprob may differ from the plain step's (bf16 rounding)
 _RESULT_WIDTH = 2 + 2 * TOP_ALTERNATIVES  # token, logprob, top ids, top logprobs
 
@@ -553,9 +554,10 @@ class FastDecoder:
                 log.exception("resetting a fast-path workspace failed")
                 keep = False
         with self._guard:
-            idle = self._idle.setdefault(workspace.key, [])
-            if keep and sum(len(v) for v in self._idle.values()) < IDLE_WORKSPACES:
-                idle.append(workspace)
+            kept = [w for ws in self._idle.values() for w in ws]
+            room = sum(w.nbytes() for w in kept) + workspace.nbytes() <= IDLE_BYTES
+            if keep and room and len(kept) < IDLE_WORKSPACES:
+                self._idle.setdefault(workspace.key, []).append(workspace)
                 return
         del workspace
         if torch.cuda.is_available():
