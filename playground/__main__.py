@@ -284,6 +284,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         elif args.action == "export":
             Path(args.file).write_text(export_bundle(store.get(args.id)), encoding="utf-8")
             print(f"exported {args.id} to {args.file}", file=sys.stderr)
+        elif args.action == "report":
+            _write_report(store, args.id, args.file)
         elif args.action == "import":
             try:
                 data = Path(args.file).read_bytes()
@@ -304,6 +306,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     except (SessionError, BundleError) as exc:  # may quote text from the file or the database
         raise CliError(terminal_safe(str(exc))) from exc
     return 0
+
+
+def _write_report(store, run_id: str, file: str) -> None:  # noqa: ANN001 - a SessionStore
+    """`sessions report ID FILE`: the format from FILE's extension (.html or .md), checked first."""
+    from playground.report import ReportError, render_report, report_format
+
+    try:
+        fmt = report_format(file)
+    except ReportError as exc:
+        raise CliError(str(exc)) from exc
+    text = render_report(store.get(run_id), fmt)
+    try:
+        Path(file).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {file}: {exc.strerror}") from exc
+    print(f"wrote the {fmt} report of {run_id} to {file}", file=sys.stderr)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -406,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("text", help="the text ('-' reads stdin)")
     tokenize.set_defaults(func=cmd_tokenize)
 
-    sessions = sub.add_parser("sessions", help="saved runs: list, show, export, import, delete")
+    sessions = sub.add_parser("sessions", help="saved runs: list, show, export, report, import, delete")
     common(sessions)
     sessions.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     actions = sessions.add_subparsers(dest="action", required=True)
@@ -420,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = actions.add_parser("export", help="write one run to a JSON file")
     export.add_argument("id")
     export.add_argument("file")
+    report = actions.add_parser("report", help="write one run as a report: FILE.html (self-contained "
+                                "page) or FILE.md (Markdown for an issue tracker)")
+    report.add_argument("id")
+    report.add_argument("file")
     importing = actions.add_parser("import", help="validate a JSON export and save it")
     importing.add_argument("file")
     importing.add_argument("--json", action="store_true")

@@ -236,9 +236,19 @@ class RunService:
     def export_file(self, run_id: str) -> Path:
         """Write a run's export into a fresh temporary folder of its own, removed after EXPORT_TTL_S."""
         run = self.store.get(run_id)
+        return self._temp_file(f"playground-run-{run.id}.json", export_bundle(run))
+
+    def report_file(self, run_id: str, fmt: str) -> Path:
+        """A run's report ("html" or "markdown"), written like an export: own folder, removed later."""
+        from playground.report import render_report, report_filename
+
+        run = self.store.get(run_id)
+        return self._temp_file(report_filename(run, fmt), render_report(run, fmt))
+
+    def _temp_file(self, name: str, text: str) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
-        path = folder / f"playground-run-{run.id}.json"
-        path.write_text(export_bundle(run), encoding="utf-8")
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
         with self._exports_lock:
             self._exports.append(folder)
         timer = threading.Timer(EXPORT_TTL_S, self._remove_export, args=(folder,))
