@@ -31,7 +31,8 @@ pre.text { white-space: pre-wrap; word-break: break-word; background: #f6f7f9; b
   border-radius: 6px; padding: 10px 12px; font-size: 0.92em; max-height: 40em; overflow: auto; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9em; }
 th, td { border: 1px solid #dde; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f3f4f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f4f7; } td { overflow-wrap: anywhere; } .card table { width: 100%; }
+.card th { width: 34%; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 16px; }
 .card { border: 1px solid #dde; border-radius: 8px; padding: 8px 14px; min-width: 0; }
 details > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
@@ -320,7 +321,8 @@ def _heatmap(m: ModelRun) -> str:
     pieces = [p.raw for p in m.prompt_pieces] + [s.text for s in m.steps]
     first = cap.start + cap.tokens - n
     labels = [C.visible(pieces[i]) if i < len(pieces) else str(i) for i in range(first, first + n)]
-    title = f"{C.label(m)}: layer {cap.layers[-1]}, mean over heads, last {n} positions"
+    title = (f"{C.label(m)}: layer {cap.layers[-1]}, mean over heads, last {n} positions "
+             "(query down, key across; darker = more)")
     return svg.heatmap(title, sub, labels)
 
 

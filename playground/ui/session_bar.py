@@ -1,10 +1,10 @@
-"""The session bar and the history: share link, Run again, export, import, delete, saved runs.
+"""The session bar and the history: share link, Run again, export, reports, import, delete, saved runs.
 
 Every run belongs to whoever made it (the login name under --auth, else a random
 id kept in the browser): History lists one's own runs (everyone's with shared
 history) and only the owner may delete a run, while a share link opens for anyone.
-An export is written only when asked for, into a temporary folder of its own
-that the service removes after a while.
+An export or a report (HTML or Markdown) is written only when asked for, into a
+temporary folder of its own that the service removes after a while.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class SessionBar:
     export_file: Any  # hidden DownloadButton: the file written on the last Export click
     import_btn: Any
     delete_btn: Any
+    report_html_btn: Any = None  # "Report (HTML)": one self-contained page, written on click
+    report_md_btn: Any = None  # "Report (Markdown)": for an issue tracker
     history_query: Any = None
     history_btn: Any = None
     history: Any = None
@@ -65,7 +67,7 @@ class SessionBar:
     @property
     def outputs(self) -> list[Any]:
         return [self.current_id, self.share_link, self.copy_btn, self.again_btn, self.delete_btn,
-                self.export_btn]
+                self.export_btn, self.report_html_btn, self.report_md_btn]
 
     def updates(self, record: Run | None) -> dict[Any, Any]:
         """The bar for a saved run (or none). No file is written here: Export writes it on click."""
@@ -78,6 +80,8 @@ class SessionBar:
             self.again_btn: gr.update(interactive=saved),
             self.delete_btn: gr.update(interactive=saved),
             self.export_btn: gr.update(interactive=saved),
+            self.report_html_btn: gr.update(interactive=saved),
+            self.report_md_btn: gr.update(interactive=saved),
         }
 
     def listing(self, shell: Shell, owner: str, query: str = "") -> str:
@@ -135,6 +139,16 @@ class SessionBar:
                 return {notice: H.notice(str(exc), "error"), self.export_file: None}
             return {self.export_file: str(path)}
 
+        def report_run(run_id: str, fmt: str) -> dict[Any, Any]:
+            """Write the report now, like an export (own temporary folder, removed later)."""
+            if not run_id:
+                return {notice: H.notice("show a saved run first", "warn"), self.export_file: None}
+            try:
+                path = service.report_file(run_id, fmt)
+            except SessionError as exc:  # e.g. deleted meanwhile
+                return {notice: H.notice(str(exc), "error"), self.export_file: None}
+            return {self.export_file: str(path)}
+
         def delete_run(run_id: str, browser_id: object, query: str, request: gr.Request) -> dict[Any, Any]:
             if not run_id:  # the confirmation was declined
                 return {}
@@ -155,6 +169,10 @@ class SessionBar:
         written = self.export_btn.click(export_run, inputs=[self.current_id],
                                         outputs=[self.export_file, notice])
         written.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)  # then the browser saves it
+        for button, fmt in ((self.report_html_btn, "html"), (self.report_md_btn, "markdown")):
+            reported = button.click(lambda run_id, fmt=fmt: report_run(run_id, fmt), inputs=[self.current_id],
+                                    outputs=[self.export_file, notice])
+            reported.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
         self.delete_btn.click(delete_run, inputs=[self.current_id, shell.owner, self.history_query],
                               outputs=[*self.outputs, notice, self.history], js=CONFIRM_DELETE_JS)
         refresh = self.refresh_history(shell)
@@ -180,13 +198,17 @@ def build_session_bar() -> SessionBar:
                               min_width=100)
         export_btn = gr.Button("Export JSON", size="sm", interactive=False, elem_id="export-btn", scale=0,
                                min_width=110)
+        report_html_btn = gr.Button("Report (HTML)", size="sm", interactive=False, elem_id="report-html-btn",
+                                    scale=0, min_width=120)
+        report_md_btn = gr.Button("Report (Markdown)", size="sm", interactive=False, elem_id="report-md-btn",
+                                  scale=0, min_width=140)
         export_file = gr.DownloadButton("download", visible=False, elem_id="export-file")
         import_btn = gr.UploadButton("Import JSON", size="sm", file_types=[".json"], elem_id="import-btn",
                                      scale=0, min_width=110)
         delete_btn = gr.Button("Delete run", size="sm", variant="stop", interactive=False,
                                elem_id="delete-btn", scale=0, min_width=100)
     return SessionBar(gr.State(""), share_link, copy_btn, again_btn, export_btn, export_file, import_btn,
-                      delete_btn)
+                      delete_btn, report_html_btn=report_html_btn, report_md_btn=report_md_btn)
 
 
 def build_history(bar: SessionBar) -> None:
