@@ -324,6 +324,38 @@ def _write_report(store, run_id: str, file: str) -> None:  # noqa: ANN001 - a Se
     print(f"wrote the {fmt} report of {run_id} to {file}", file=sys.stderr)
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Models ranked from the blind votes (Bradley-Terry, bootstrap 95% intervals); --csv writes the votes."""
+    from playground.inspect.leaderboard import leaderboard, standings_json, votes_csv
+    from playground.sessions.store import SessionStore
+    from playground.sessions.votes import VoteBook
+
+    settings = _settings(args)
+    book = VoteBook(SessionStore(settings.database))
+    votes = book.votes(args.category or None)
+    if args.csv:
+        try:
+            Path(args.csv).write_text(votes_csv(votes), encoding="utf-8", newline="")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.csv}: {exc.strerror}") from exc
+        print(f"wrote {len(votes)} vote(s) to {args.csv}", file=sys.stderr)
+    standings = leaderboard(votes)
+    if args.json:
+        print(json.dumps(standings_json(standings), indent=2, ensure_ascii=False))
+        return 0
+    scope = f" in category {terminal_safe(args.category)!r}" if args.category else ""
+    if not standings:
+        print(f"no votes yet{scope}: vote on blind runs in the web page", file=sys.stderr)
+        return 0
+    print(f"{'#':>2}  {'model':<32} {'score':>6}  {'95% CI':>13}  {'votes':>5}")
+    for s in standings:
+        print(f"{s.rank:>2}  {terminal_safe(s.model)[:32]:<32} {s.score:>6.0f}  "
+              f"{f'{s.low:.0f}-{s.high:.0f}':>13}  {s.votes:>5}")
+    print(f"{len(votes)} vote(s){scope}; Bradley-Terry scores (1000 = the prior, 400 points = 10:1 odds)",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Assemble the bundled GGUF files and write their converted caches, so the first run is fast."""
     from playground.backends.base import BackendError
@@ -448,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete = actions.add_parser("delete", help="delete one run")
     delete.add_argument("id")
     sessions.set_defaults(func=cmd_sessions)
+
+    ranking = sub.add_parser("leaderboard", help="models ranked from blind votes (Bradley-Terry, 95%% CI)")
+    common(ranking)
+    ranking.add_argument("--category", default="", help="only votes of this prompt category")
+    ranking.add_argument("--json", action="store_true")
+    ranking.add_argument("--csv", metavar="FILE", help="also write the votes as CSV to FILE")
+    ranking.set_defaults(func=cmd_leaderboard)
 
     prepare = sub.add_parser("prepare", help="assemble bundled models and write their converted caches")
     common(prepare)

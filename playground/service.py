@@ -10,22 +10,25 @@ that nothing a user saved is overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, Event, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
+from playground.inspect.leaderboard import Standing, leaderboard, votes_csv
 from playground.record import Run
 from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from playground.sessions.rerun import ColumnMatch, compare_runs, request_from
 from playground.sessions.store import RunListing, SessionError, SessionStore
+from playground.sessions.votes import Cast, VoteBook, VoteError
 
 log = logging.getLogger(__name__)
 EXPORT_TTL_S = 600.0  # an export file lives this long: long enough to download, then it is removed
@@ -92,6 +95,11 @@ class Rerun:
     saved: Run
     outcome: Outcome
     matches: list[ColumnMatch] = field(default_factory=list)
+
+
+def pseudonym(voter: str) -> str:
+    """A stable stand-in for another voter's id in exported votes (not reversible: ids are random)."""
+    return "voter-" + hashlib.sha256(voter.encode("utf-8")).hexdigest()[:10] if voter else ""
 
 
 def build_engine(settings: Settings, web: bool = False) -> Engine:
@@ -245,6 +253,35 @@ class RunService:
         run = self.store.get(run_id)
         return self._temp_file(report_filename(run, fmt), render_report(run, fmt))
 
+    # -- blind comparison and leaderboard ---------------------------------------------
+
+    @property
+    def votes(self) -> VoteBook:
+        return VoteBook(self.store)
+
+    def vote(self, run_id: str, outcome: str, winner: int, voter: str, category: str = "") -> Cast:
+        """Store a vote on a saved blind run (VoteError, SessionError when it cannot be)."""
+        record = self.store.get(run_id)
+        order = self.votes.order(run_id, len(record.models))
+        if order is None:
+            raise VoteError(f"run {run_id} was not run blind: only blind runs take votes")
+        return self.votes.cast(record, order, outcome, winner, voter, category)
+
+    def leaderboard(self, category: str = "") -> list[Standing]:
+        return leaderboard(self.votes.votes(category or None))
+
+    def votes_csv_file(self, requester: str, category: str = "") -> Path:
+        """Every vote (of one category) as CSV in a temporary file, removed after EXPORT_TTL_S.
+
+        Other voters' owner ids are replaced by a pseudonym (an owner id lets its holder act as that
+        browser), and their run ids are left out unless history is shared team-wide (a run id opens
+        the run).
+        """
+        rows = [v if v.voter == requester else replace(
+            v, voter=pseudonym(v.voter), run_id=v.run_id if self.shared_history else "")
+            for v in self.votes.votes(category or None)]
+        return self._temp_file("playground-votes.csv", votes_csv(rows))
+
     def _temp_file(self, name: str, text: str) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
         path = folder / name
@@ -270,4 +307,5 @@ class RunService:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-__all__ = ["BundleError", "Imported", "LiveRun", "Outcome", "RunService", "SessionError", "build_engine"]
+__all__ = ["BundleError", "Cast", "Imported", "LiveRun", "Outcome", "RunService", "SessionError", "VoteError",
+           "build_engine"]

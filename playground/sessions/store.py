@@ -87,7 +87,37 @@ def _m003_owner(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_owner_created ON runs(owner, created_at DESC)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_search, _m003_owner]
+def _m004_votes(db: sqlite3.Connection) -> None:
+    """Blind comparisons: each blind run's letter order, and the votes (playground/sessions/votes.py).
+
+    Votes keep the models they compared, so the leaderboard outlives a deleted run.
+    """
+    db.execute(
+        """CREATE TABLE blind_runs (
+            run_id TEXT PRIMARY KEY,
+            letters TEXT NOT NULL,         -- JSON list: letters[i] = the run column shown as letter i
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE votes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            models TEXT NOT NULL,          -- JSON list of catalog ids, letter order (A first)
+            refs TEXT NOT NULL,            -- JSON list of what the user picked (catalog id, path), same order
+            outcome TEXT NOT NULL CHECK (outcome IN ('win', 'tie', 'both_bad')),
+            winner TEXT NOT NULL,          -- the winning model's catalog id, or 'tie' / 'both bad'
+            winner_letter INTEGER NOT NULL DEFAULT -1,
+            voter TEXT NOT NULL,           -- owner id, as runs.owner
+            category TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, voter)
+        )"""
+    )
+    db.execute("CREATE INDEX votes_category ON votes(category, created_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_search, _m003_owner, _m004_votes]
 
 
 def _outputs_text(record: dict) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from playground.sessions.store import SessionStore
     from playground.startup import Startup
     from playground.ui.attention_view import AttentionPanel
+    from playground.ui.blind import BlindPanel
     from playground.ui.columns import Columns
     from playground.ui.diff_view import ComparePanel
     from playground.ui.page import Shell
@@ -64,6 +65,7 @@ class Page:
     probs: ProbsPanel
     sources: SourcesPanel
     compare: ComparePanel
+    blind: BlindPanel | None = None
 
     @property
     def panels(self) -> list[Any]:
@@ -90,6 +92,7 @@ class Page:
             self.prompt.prompt: record.prompt, self.prompt.system: record.system_prompt, **columns,
             self.shell.notice: H.notice(message + note), self.rerun_report: "",
             **self.bar.updates(record), **self.evidence(record),
+            **(self.blind.replay(self, record) if self.blind else {}),
         }
 
     def run_outputs(self) -> list[Any]:
@@ -97,7 +100,8 @@ class Page:
         area = self.prompt
         return [area.run_btn, area.stop_btn, area.prompt, area.system, self.shell.notice, self.shell.shown,
                 self.columns.loaded, self.rerun_report, *self.bar.outputs, *self.columns.outputs(),
-                *(c for panel in self.panels for c in panel.outputs)]
+                *(c for panel in self.panels for c in panel.outputs),
+                *(self.blind.outputs if self.blind else [])]
 
     def show_outputs(self) -> list[Any]:
         """What drawing a saved run may update: a run's outputs, plus the columns' set-up."""
@@ -110,8 +114,10 @@ def build_page(service: RunService) -> gr.Blocks:
 
     from playground.ui.api import add_compare_endpoint
     from playground.ui.attention_view import build_attention_panel
+    from playground.ui.blind import build_blind_panel
     from playground.ui.columns import build_columns
     from playground.ui.diff_view import build_compare_panel
+    from playground.ui.leaderboard_view import build_leaderboard_panel
     from playground.ui.page import build_shell
     from playground.ui.prob_view import build_probs_panel
     from playground.ui.runner import build_prompt_area, wire_runs
@@ -126,9 +132,11 @@ def build_page(service: RunService) -> gr.Blocks:
         shell = build_shell(service)
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
         columns = build_columns(service.settings, service.engine)
+        blind = build_blind_panel(prompt.blind, columns.size)
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
-                    build_probs_panel(), build_sources_panel(), build_compare_panel())
+                    build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)
         build_history(bar)
+        leaderboard = build_leaderboard_panel()
 
         columns.wire(prompt.add_btn, shell.notice)
         wire_runs(page)
@@ -136,6 +144,8 @@ def build_page(service: RunService) -> gr.Blocks:
         for panel in (page.tokens, page.attention, page.probs, page.sources):
             panel.wire(shell.shown)
         page.compare.wire(shell.shown, service)
+        leaderboard.wire(shell)
+        blind.wire(page, leaderboard.after_vote(service))
         add_compare_endpoint(service)
     return demo
 

@@ -21,6 +21,7 @@ from playground.grounding.snapshot import SearchOptions
 from playground.record import Run
 from playground.service import SessionError
 from playground.ui import html as H
+from playground.ui.blind import BlindView, build_blind_toggle
 from playground.ui.page import owner_of, tab_key
 from playground.ui.text import REPAIRED_NOTICE, clean_text
 
@@ -58,6 +59,7 @@ class PromptArea:
     stop_btn: Any
     tokenize_btn: Any
     add_btn: Any
+    blind: Any = None  # the Blind checkbox (playground/ui/blind.py)
 
     def inputs(self) -> list[Any]:
         return [self.prompt, self.system, self.specials_as_text, self.grounding, self.n_sources,
@@ -85,11 +87,12 @@ def build_prompt_area() -> PromptArea:
             stop_btn = gr.Button("Stop ■", variant="stop", interactive=False, elem_id="stop-btn")
             tokenize_btn = gr.Button("Tokenize only", elem_id="tokenize-btn")
             add_btn = gr.Button("+ Add column", elem_id="add-btn")
+            blind = build_blind_toggle()
     found = examples()
     if found:
         gr.Examples(found, inputs=[prompt], label="Example prompts")
     return PromptArea(prompt, system, specials_as_text, grounding, n_sources, fetch_pages, run_btn, stop_btn,
-                      tokenize_btn, add_btn)
+                      tokenize_btn, add_btn, blind)
 
 
 def wire_runs(page: Page) -> None:
@@ -115,8 +118,11 @@ def wire_runs(page: Page) -> None:
         return request, chosen, repaired
 
     def execute(request: RunRequest, chosen: list[int], key: str, owner: str, search_notice: str = "",
-                note: str = "") -> Iterator[dict[Any, Any]]:
-        """Stream one run into the chosen slots, then save it; the saved record is the return value."""
+                note: str = "", blind: BlindView | None = None) -> Iterator[dict[Any, Any]]:
+        """Stream one run into the chosen slots, then save it; the saved record is the return value.
+
+        A blind run (`blind`) is drawn with letters in place of names (playground/ui/blind.py)."""
+        draw = page.blind.drawer(columns, blind)
         try:
             live = service.start(request, key, owner, search_notice)
         except RequestError as exc:
@@ -124,7 +130,8 @@ def wire_runs(page: Page) -> None:
             return None
         status = {c: "queued" for c in range(len(chosen))}
         record = live.record
-        yield {**columns.clear(), **columns.draw(record, chosen, set(status), status), page.rerun_report: "",
+        yield {**columns.clear(), **draw(record, chosen, set(status), status), page.rerun_report: "",
+               **page.blind.running(blind),
                area.run_btn: gr.update(interactive=False), area.stop_btn: gr.update(interactive=True),
                bar.again_btn: gr.update(interactive=False),
                notice: H.notice(f"running {len(chosen)} column(s)…")}
@@ -140,11 +147,11 @@ def wire_runs(page: Page) -> None:
                 now = time.monotonic()
                 urgent = event.kind in ("started", "generated", "finished")
                 if dirty and (urgent or now - last_push >= STREAM_INTERVAL_S):
-                    yield columns.draw(record, chosen, dirty, status)
+                    yield draw(record, chosen, dirty, status)
                     dirty.clear()
                     last_push = now
             if dirty:
-                yield columns.draw(record, chosen, dirty, status)
+                yield draw(record, chosen, dirty, status)
             finished = True
         finally:
             if not finished:  # the page went away mid-run: end the run (columns cancelled), keep it saved
@@ -153,12 +160,13 @@ def wire_runs(page: Page) -> None:
                     close()
                 service.finish(live)
         outcome = service.finish(live)
-        answered = any(not m.error for m in record.models)
+        failed = all(m.finish_reason in ("error", "timeout") for m in record.models)  # Stop is not a failure
         summary = outcome.summary + (f"; {note}" if note else "")
         yield {area.run_btn: gr.update(interactive=True), area.stop_btn: gr.update(interactive=False),
-               notice: H.notice(summary, "info" if answered and not outcome.save_error else "error"),
+               notice: H.notice(summary, "error" if failed or outcome.save_error else "info"),
                columns.loaded: page.pool_line(),
-               **bar.updates(record if outcome.saved_id else None), **page.evidence(record)}
+               **bar.updates(record if outcome.saved_id else None), **page.evidence(record),
+               **page.blind.finished(page, record, outcome.saved_id, blind)}
         return record
 
     def run_all(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
@@ -174,7 +182,8 @@ def wire_runs(page: Page) -> None:
             yield {notice: H.notice(f"searching ({data[area.grounding]})…")}
             search_notice = service.prepare(run_request, options)
         owner = owner_of(request, data[shell.owner])
-        yield from execute(run_request, chosen, tab_key(request), owner, search_notice, note)
+        blind = page.blind.begin(bool(data[area.blind]), chosen)
+        yield from execute(run_request, chosen, tab_key(request), owner, search_notice, note, blind)
 
     def tokenize_all(data: dict[Any, Any]) -> Iterator[dict[Any, Any]]:
         """Tokens and anomalies for every picked column, without generating or saving."""
@@ -191,6 +200,7 @@ def wire_runs(page: Page) -> None:
                    "nothing was generated" + (f"; {REPAIRED_NOTICE}" if repaired else ""))
         yield {**columns.draw(record, chosen, set(range(len(chosen))), {}),
                **page.tokens.render(record), shell.shown: record, page.tokens.box: gr.update(open=True),
+               **page.blind.hidden(),
                columns.loaded: page.pool_line(), notice: H.notice(message)}
 
     def run_again(run_id: str, browser_id: object, request: gr.Request) -> Iterator[dict[Any, Any]]:
@@ -211,7 +221,7 @@ def wire_runs(page: Page) -> None:
         stopped = service.stop(tab_key(request))
         return {notice: H.notice("stopping…" if stopped else "nothing is running")}
 
-    run_inputs = {*area.inputs(), *columns.inputs(), shell.owner}
+    run_inputs = {*area.inputs(), *columns.inputs(), shell.owner, area.blind}
     outputs = page.run_outputs()
     refresh = bar.refresh_history(shell)
     area.run_btn.click(run_all, inputs=run_inputs, outputs=outputs, concurrency_limit=4).then(**refresh)

@@ -1,0 +1,97 @@
+"""Blind comparison: a run's columns shuffled and shown as "Model A", "Model B", ... until a vote.
+
+Pure functions over the run record. Names are hidden by drawing from a copy of the record
+(dataclasses.replace) in which each column stands in its letter's place with an anonymous
+identity, so every panel that draws a record draws letters without knowing about blind mode.
+What would give a model away besides its name is hidden with it: its prompt format, its
+memory, load time and speed, and its name inside errors, notes and live status lines.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import replace
+
+from playground.record import Metrics, ModelIdentity, ModelRun, Run
+
+LETTERS = string.ascii_uppercase
+
+
+def letter(index: int) -> str:
+    """A, B, ... Z, then AA, AB, ... (for more columns than letters)."""
+    return LETTERS[index] if index < len(LETTERS) else letter(index // len(LETTERS) - 1) + letter(
+        index % len(LETTERS))
+
+
+def label(index: int) -> str:
+    return f"Model {letter(index)}"
+
+
+def shuffled_order(n: int, rng: random.Random | None = None) -> list[int]:
+    """order[i] = the run column shown as letter i; never the identity for two or more columns
+    (a blind run whose letters always follow the page order would not be blind)."""
+    rng = rng or random.SystemRandom()
+    order = list(range(n))
+    if n < 2:
+        return order
+    while order == sorted(order):
+        rng.shuffle(order)
+    return order
+
+
+def valid_order(order: object, n: int) -> bool:
+    return isinstance(order, list) and sorted(order) == list(range(n)) and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in order)
+
+
+def names_of(model: ModelRun) -> list[str]:
+    """Every string that names the model, longest first (so a path is replaced before its stem)."""
+    ident = model.identity
+    found = {ident.catalog_id, ident.name, ident.reference, ident.served_model, ident.location}
+    return sorted((n for n in found if n and len(n) > 2), key=len, reverse=True)
+
+
+def scrub(text: str, record: Run, order: list[int]) -> str:
+    """`text` with every column's model names replaced by its letter label."""
+    if not text:
+        return text
+    pairs = [(name, label(i)) for i, col in enumerate(order) if col < len(record.models)
+             for name in names_of(record.models[col])]
+    for name, to in sorted(pairs, key=lambda p: len(p[0]), reverse=True):
+        text = text.replace(name, to)
+    return text
+
+
+def mask(record: Run, order: list[int]) -> Run:
+    """A copy of the run with column i holding run column order[i], named label(i)."""
+    models = []
+    for i, col in enumerate(order):
+        m = record.models[col]
+
+        def clean(text: str) -> str:
+            return scrub(text, record, order)
+
+        name = label(i)
+        caps = replace(m.capabilities, token_ids_note=clean(m.capabilities.token_ids_note),
+                       logprobs_note=clean(m.capabilities.logprobs_note))
+        attention = m.attention and replace(m.attention, notice=clean(m.attention.notice))
+        models.append(replace(
+            m, column=i, identity=ModelIdentity(catalog_id=name, name=name, source="", location=""),
+            metrics=Metrics(prompt_tokens=m.metrics.prompt_tokens, output_tokens=m.metrics.output_tokens),
+            error=clean(m.error), attention_note=clean(m.attention_note), capabilities=caps,
+            attention=attention, grounding_notice=clean(m.grounding_notice),
+            anomalies=[replace(a, message=clean(a.message)) for a in m.anomalies],
+        ))
+    return replace(record, models=models)
+
+
+def letter_status(status: dict[int, str], record: Run, order: list[int]) -> dict[int, str]:
+    """Live status lines keyed by run column, re-keyed by letter and scrubbed of names."""
+    where = {col: i for i, col in enumerate(order)}
+    return {where[c]: scrub(text, record, order) for c, text in status.items() if c in where}
+
+
+def letter_columns(columns: set[int], order: list[int]) -> set[int]:
+    where = {col: i for i, col in enumerate(order)}
+    return {where[c] for c in columns if c in where}

@@ -1,0 +1,170 @@
+"""Blind votes in SQLite: the migration, persistence, one vote per voter, the service, CSV, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sample_runs import make_run
+
+from playground.config import Settings
+from playground.inspect.leaderboard import CSV_FIELDS
+from playground.service import RunService, VoteError
+from playground.sessions.store import MIGRATIONS, SessionError, SessionStore, migrate
+from playground.sessions.votes import MAX_CATEGORY, VoteBook, clean_category
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_an_existing_database_upgrades_without_losing_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db, upto=3) == 3  # a database from before votes existed
+    db.close()
+    old = SessionStore.__new__(SessionStore)  # save a run with the old schema in place
+    old.path = path
+    run = make_run()
+    old.save(run, owner="alice")
+
+    store = SessionStore(path)  # opening it applies the new migration
+    assert store.get(run.id).prompt == run.prompt and store.owner_of(run.id) == "alice"
+    with sqlite3.connect(path) as raw:
+        versions = [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        tables = {n for (n,) in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    assert {"votes", "blind_runs", "runs"} <= tables
+    assert store.recent()[0].id == run.id
+
+
+def test_votes_persist_in_the_file_with_their_models_and_category(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SessionStore(path)
+    run = make_run()
+    store.save(run)
+    book = VoteBook(store)
+    book.mark_blind(run.id, [1, 0])
+    cast = book.cast(run, [1, 0], "win", 0, voter="alice", category="  coding\n", now=1000.0)
+    assert cast.new and cast.vote.winner_model == "gemma3-270m"
+
+    again = VoteBook(SessionStore(path))  # a fresh process would see the same
+    assert again.order(run.id, 2) == [1, 0]
+    (vote,) = again.votes()
+    assert vote.models == ["gemma3-270m", "smollm2-135m"]  # letter order: A first
+    assert vote.outcome == "win" and vote.winner == 0 and vote.voter == "alice"
+    assert vote.category == "coding" and vote.created_at == 1000.0
+    assert again.categories() == ["coding"]
+    with sqlite3.connect(path) as raw:
+        row = raw.execute("SELECT run_id, winner, voter FROM votes").fetchone()
+    assert row == (run.id, "gemma3-270m", "alice")
+
+
+def test_one_vote_per_run_and_voter(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "runs.sqlite3")
+    run = make_run()
+    store.save(run)
+    book = VoteBook(store)
+    assert book.cast(run, [0, 1], "tie", -1, voter="alice").new
+    second = book.cast(run, [0, 1], "win", 1, voter="alice")
+    assert not second.new and second.vote.outcome == "tie"  # the first vote stands
+    assert book.cast(run, [0, 1], "both_bad", -1, voter="bob").new
+    assert [v.outcome for v in book.votes()] == ["tie", "both_bad"]
+
+
+def test_bad_votes_are_refused(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "runs.sqlite3")
+    run = make_run()
+    book = VoteBook(store)
+    with pytest.raises(VoteError, match="unknown vote"):
+        book.cast(run, [0, 1], "landslide", 0, voter="a")
+    with pytest.raises(VoteError, match="names no column"):
+        book.cast(run, [0, 1], "win", 2, voter="a")
+    with pytest.raises(VoteError, match="blind run"):
+        book.cast(run, [0, 0], "tie", -1, voter="a")
+    assert book.votes() == []
+    assert clean_category("a\x00b\tc\u202e" + "x" * 100) == ("a b c " + "x" * 100)[:MAX_CATEGORY]
+
+
+def _service(tmp_path: Path, shared: bool = False) -> RunService:
+    settings = Settings(data_dir=tmp_path, shared_history=shared)
+    return RunService(settings, engine=object(), store=SessionStore(tmp_path / "runs.sqlite3"))  # type: ignore[arg-type]
+
+
+def test_service_votes_only_on_blind_runs_and_ranks(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    run = make_run()
+    service.store.save(run)
+    with pytest.raises(VoteError, match="not run blind"):
+        service.vote(run.id, "win", 0, "alice")
+    with pytest.raises(SessionError):
+        service.vote("x" * 23, "win", 0, "alice")
+    service.votes.mark_blind(run.id, [1, 0])
+    service.vote(run.id, "win", 1, "alice", "math")  # B = smollm2
+    board = service.leaderboard()
+    assert [s.model for s in board] == ["smollm2-135m", "gemma3-270m"]
+    assert service.leaderboard("math")[0].votes == 1 and service.leaderboard("other") == []
+
+
+def test_votes_csv_file_hides_other_voters(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    runs = [make_run(), make_run()]
+    for run, voter in zip(runs, ["alice-browser-id-0000000", "bob-browser-id-00000000"], strict=True):
+        service.store.save(run)
+        service.votes.mark_blind(run.id, [0, 1])
+        service.vote(run.id, "tie", -1, voter, 'say "hi", ok')
+    path = service.votes_csv_file("alice-browser-id-0000000")
+    try:
+        rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+        assert tuple(rows[0]) == CSV_FIELDS
+        assert rows[0]["voter"] == "alice-browser-id-0000000" and rows[0]["run_id"] == runs[0].id
+        assert rows[1]["voter"].startswith("voter-") and "bob" not in rows[1]["voter"]
+        assert rows[1]["run_id"] == ""  # a run id opens the run: not handed to others
+        assert rows[1]["category"] == 'say "hi", ok'
+    finally:
+        service.close()
+    assert not path.exists()  # the service removes its temporary files
+    shared = _service(tmp_path, shared=True)
+    rows = list(csv.DictReader(shared.votes_csv_file("carol").open(encoding="utf-8", newline="")))
+    assert [r["run_id"] for r in rows] == [runs[0].id, runs[1].id]
+    shared.close()
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+
+def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PLAYGROUND_DB": str(db),
+           "PLAYGROUND_DATA_DIR": str(db.parent), "PLAYGROUND_DEVICE": "cpu"}
+    return subprocess.run([sys.executable, "-m", "playground", "leaderboard", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_leaderboard(tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite3"
+    empty = cli(db)
+    assert empty.returncode == 0 and "no votes yet" in empty.stderr
+    store = SessionStore(db)
+    book = VoteBook(store)
+    for i in range(3):
+        run = make_run()
+        store.save(run)
+        book.cast(run, [0, 1], "win", 0, voter=f"v{i}", category="coding" if i else "")
+    human = cli(db)
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    assert "model" in lines[0] and lines[1].split()[:2] == ["1", "smollm2-135m"]
+    data = json.loads(cli(db, "--json", "--category", "coding").stdout)
+    assert [r["model"] for r in data] == ["smollm2-135m", "gemma3-270m"]
+    assert data[0]["votes"] == 2 and data[0]["ci95"][0] <= data[0]["score"] <= data[0]["ci95"][1]
+    out = tmp_path / "votes.csv"
+    written = cli(db, "--csv", str(out))
+    assert written.returncode == 0 and "wrote 3 vote(s)" in written.stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert len(rows) == 3 and {r["winner"] for r in rows} == {"smollm2-135m"}
+    bad = cli(db, "--csv", str(tmp_path / "missing" / "dir" / "v.csv"))
+    assert bad.returncode == 2 and "cannot write" in bad.stderr
