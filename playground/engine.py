@@ -219,7 +219,9 @@ class Engine:
         record.metrics.weights_bytes = backend.weights_bytes
         column_capabilities = getattr(backend, "column_capabilities", None)
         record.capabilities = column_capabilities() if column_capabilities else ColumnCapabilities()
-        record.metrics.load_s = 0.0 if already else time.perf_counter() - col.load_started
+        # a model's own load time: not the wait for another model's weights (LocalBackend.load_s)
+        record.metrics.load_s = 0.0 if already else getattr(
+            backend, "load_s", time.perf_counter() - col.load_started)
         record.metrics.loaded_from_cache = backend.loaded_from_cache
         col.backend = backend
         col.capture = run.capture_attention
@@ -262,6 +264,8 @@ class Engine:
         record = col.record
         record.prompt_token_ids = encoding.token_ids
         record.prompt_pieces = encoding.pieces
+        if encoding.stop:  # the prompt's frame ends the answer too (a base model's new "Question:")
+            col.scanner = StopScanner([*record.params.stop, *encoding.stop])
         record.user_text_tokens = user_tokens
         record.metrics.prompt_tokens = len(encoding.token_ids)
         record.anomalies = find_anomalies(
@@ -436,7 +440,7 @@ class Engine:
             f"loaded in {m.load_s:.1f} s" + (" from converted cache" if m.loaded_from_cache else "")
         )
         path = col.info.decode_path.split(":")[0]
-        parts = (how, f"{ident.device} {ident.dtype}", ident.prompt_format, path, "generating")
+        parts = (how, f"{ident.device} {ident.dtype}", path, "generating")  # the header badges say the format
         return " · ".join(p for p in parts if p)
 
     def _handle_stream_event(

@@ -53,7 +53,7 @@ class ModelIdentity:
     dtype: str = ""
     device: str = ""
     context_window: int = 0
-    prompt_format: str = ""  # "chat template" | "raw completion"
+    prompt_format: str = ""  # "chat template" | "question/answer frame" | "raw completion"
     libraries: dict[str, str] = field(default_factory=dict)
     reference: str = ""  # what the user picked (catalog id, path or hub id): Run again loads this
     served_model: str = ""  # a served model's name as its server reports it

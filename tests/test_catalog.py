@@ -205,6 +205,15 @@ def test_bad_source_is_refused(tmp_path: Path) -> None:
         load_catalog_file(catalog_file)
 
 
+def test_a_frame_can_be_chosen_for_a_model_without_a_chat_template(tmp_path: Path) -> None:
+    body = '[[model]]\nid = "base"\nlocation = "a/b"\nframe = "raw"\n[[model]]\nid = "qa"\nlocation = "a/c"\n'
+    raw, qa = load_catalog_file(_write(tmp_path / "models.toml", body))
+    assert (raw.frame, qa.frame) == ("raw", "")
+    bad = _write(tmp_path / "bad.toml", '[[model]]\nid = "x"\nlocation = "a/b"\nframe = "chat"\n')
+    with pytest.raises(CatalogError, match="`frame` must be \"qa\" .* or \"raw\", got 'chat'"):
+        load_catalog_file(bad)
+
+
 def test_model_must_be_an_array_of_tables(tmp_path: Path) -> None:
     catalog_file = _write(tmp_path / "models.toml", '[model]\nid = "x"\nlocation = "a/b"\n')
     with pytest.raises(CatalogError, match=r"array of tables"):

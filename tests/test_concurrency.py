@@ -9,6 +9,7 @@ fast tokenizer's per-call `encode_special_tokens` flag leaked between users.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from playground.backends.local import LocalBackend
@@ -83,3 +84,33 @@ def test_concurrent_prompt_encodings_match_the_sequential_ones(smollm2: LocalBac
         results = list(pool.map(encode, cases))
     for want, got in zip(expected, results, strict=True):
         assert all(ids == want for ids in got)
+
+
+def test_a_load_waiting_for_another_models_weights_names_it_and_does_not_count_the_wait() -> None:
+    """Two loads: the second waits for the first's weights, says whose, and its own load time
+    leaves that wait out (the engine shows LocalBackend.load_s)."""
+    from playground.backends import local
+
+    held, release, messages, waited = threading.Event(), threading.Event(), [], []
+
+    def first() -> None:
+        with local.weights_lock(name="Gemma 3 270M"):
+            held.set()
+            release.wait(5)
+
+    def second() -> None:
+        local._WAITED.seconds = 0.0
+        with local.weights_lock(messages.append, name="SmolLM2"):
+            waited.append(local._WAITED.seconds)
+
+    a = threading.Thread(target=first)
+    a.start()
+    held.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    time.sleep(0.3)
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert messages == ["waiting for Gemma 3 270M to finish loading"]
+    assert waited and waited[0] >= 0.25

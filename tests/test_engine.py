@@ -53,7 +53,7 @@ def assert_answered(model: ModelRun) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "prompt", "prompt_format"),
-    [(SMOLLM2, FRANCE, "chat template"), (GEMMA3, FRANCE_RAW, "raw completion")],
+    [(SMOLLM2, FRANCE, "chat template"), (GEMMA3, FRANCE, "question/answer frame")],
     ids=["smollm2", "gemma3"],
 )
 def test_bundled_model_loads_and_answers(engine: Engine, spec, prompt: str, prompt_format: str) -> None:
@@ -138,7 +138,9 @@ def test_greedy_tokens_and_logprobs_match_the_model(engine: Engine, pool: ModelP
         )
         # one forward pass over prompt + output: the model's own logits at every position
         logits = backend.model(torch.tensor([prompt_ids + out_ids])).logits[0].float()
-    assert reference[0, len(prompt_ids):].tolist() == out_ids
+    # the same tokens (the engine may end sooner: a base model's answer ends at its frame's next "Question:")
+    assert reference[0, len(prompt_ids) : len(prompt_ids) + len(out_ids)].tolist() == out_ids
+    assert len(out_ids) == n or model.finish_reason in ("stop", "eos")
 
     logprobs = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
     assert logprobs.shape[0] == len(out_ids)

@@ -54,6 +54,15 @@ def test_column_header_names_the_decode_path_once_with_the_reason_in_its_tooltip
     assert "graph capture 0.25 s" in out
 
 
+def test_a_stopped_column_says_so_without_error_styling() -> None:
+    run = ModelRun(column=0, identity=ModelIdentity(catalog_id="m", name="m", source="dir", location=""),
+                   params=GenerationParams(), finish_reason="cancelled",
+                   error="stopped by the user; partial output kept", metrics=Metrics())
+    out = column_header(run)
+    assert '<div class="pg-stopped">stopped by the user; partial output kept</div>' in out
+    assert "pg-error" not in out and "role=\"alert\"" not in out
+
+
 def test_notice_escapes() -> None:
     assert "<img" not in notice(XSS, "error")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -54,6 +55,37 @@ def test_default_encoding_is_exactly_what_the_chat_template_gives(smollm2: Local
     expected = smollm2.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                      return_dict=True)["input_ids"]
     assert smollm2.encode_prompt("Q <|im_end|>", "S").token_ids == list(expected)
+
+
+def test_a_base_model_runs_in_a_question_answer_frame_the_tokens_show(gemma: LocalBackend) -> None:
+    encoding = gemma.encode_prompt("Why is the sky blue?", "Be brief.")
+    text = "".join(p.text for p in encoding.pieces)
+    assert text == "<bos>Be brief.\n\nQuestion: Why is the sky blue?\nAnswer:"
+    assert encoding.prompt_format == gemma.identity.prompt_format == "question/answer frame"
+    assert encoding.stop == ["\nQuestion:"]
+    assert "question/answer frame" in encoding.note and "system prompt prepended" in encoding.note
+    ids = gemma.tokenizer("Be brief.\n\nQuestion: Why is the sky blue?\nAnswer:", add_special_tokens=True)
+    assert encoding.token_ids == list(ids["input_ids"])
+    assert encoding.user_tokens == gemma.count_tokens("Why is the sky blue?")
+
+
+def test_a_catalog_frame_raw_feeds_the_text_as_it_is(gemma: LocalBackend) -> None:
+    identity = dataclasses.replace(gemma.identity)
+    raw = LocalBackend(identity, gemma.model, gemma.tokenizer, 0.0, True, frame="raw")
+    encoding = raw.encode_prompt("The capital of France is", "")
+    assert "".join(p.text for p in encoding.pieces) == "<bos>The capital of France is"
+    assert encoding.prompt_format == "raw completion" and encoding.stop == []
+
+
+def test_the_base_model_answers_the_question_and_stops_at_the_next_one(engine: Engine) -> None:
+    run = engine.run(RunRequest(prompt="What is the capital of France?",
+                                columns=[ColumnRequest("gemma3-270m", GenerationParams(max_new_tokens=40))],
+                                capture_attention=False))
+    model = run.models[0]
+    assert model.error == "" and model.identity.prompt_format == "question/answer frame"
+    assert "Paris" in model.text
+    assert "Question" not in model.text and "What is the capital" not in model.text  # no parroting
+    assert model.finish_reason in ("stop", "eos")
 
 
 # -- special-token strings typed by the user ----------------------------------------------

@@ -55,12 +55,13 @@ class StreamInfo:
 @dataclass(frozen=True)
 class PromptEncoding:
     token_ids: list[int]
-    prompt_format: str  # "chat template" | "raw completion"
+    prompt_format: str  # "chat template" | "question/answer frame" | "raw completion"
     note: str = ""  # e.g. "no chat template: system prompt prepended as plain text"
     pieces: list[TokenPiece] = field(default_factory=list)
     user_tokens: int = 0  # the user's prompt alone
     special_literals: list[SpecialLiteral] = field(default_factory=list)
     unk_id: int | None = None
+    stop: list[str] = field(default_factory=list)  # stop strings the prompt's frame adds (a new "Question:")
     messages: list[dict[str, str]] = field(default_factory=list)  # the chat sent to a served model
 
 

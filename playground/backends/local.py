@@ -114,6 +114,14 @@ def kv_cache_bytes(config: object, tokens: int, element_size: int) -> int:
     return 2 * positions * kv_heads * head_dim * element_size
 
 
+# A model without a chat template would continue the user's text (a base model parrots a question
+# back); framed as a question and an answer it answers, and a new "Question:" ends the answer.
+# The Tokens panel shows the frame; a catalog entry with `frame = "raw"` feeds the text as is.
+QA_FRAME = ("Question: ", "\nAnswer:")
+QA_STOP = "\nQuestion:"
+FORMATS = {"chat": "chat template", "qa": "question/answer frame", "raw": "raw completion"}
+
+
 class LocalBackend:
     """A loaded transformers model + tokenizer, shared by every column that picks it."""
 
@@ -124,6 +132,7 @@ class LocalBackend:
         tokenizer: object,
         load_s: float,
         loaded_from_cache: bool,
+        frame: str = "",
     ) -> None:
         self.identity = identity
         self.model = model
@@ -132,7 +141,8 @@ class LocalBackend:
         self.loaded_from_cache = loaded_from_cache
         has_template = bool(getattr(tokenizer, "chat_template", None))
         self.capabilities = Capabilities(chat_template=has_template)
-        self.identity.prompt_format = "chat template" if has_template else "raw completion"
+        self.frame = "chat" if has_template else (frame or "qa")  # qa: QA_FRAME below; raw: the text as is
+        self.identity.prompt_format = FORMATS[self.frame]
         self.identity.context_window = self.context_window
         self.eos_ids = _eos_ids(model, tokenizer)
         self.special_ids = set(tokenizer.all_special_ids) | {
@@ -181,7 +191,7 @@ class LocalBackend:
             ids = self._direct_ids(prompt, system_prompt)  # what the library itself would feed
         if self._bos_needed(prompt_format) and (not ids or ids[0] != self.tokenizer.bos_token_id):
             ids = [self.tokenizer.bos_token_id, *ids]
-        if prompt_format == "raw completion" and ids and ids[0] == self.tokenizer.bos_token_id:
+        if prompt_format != "chat template" and ids and ids[0] == self.tokenizer.bos_token_id:
             literals = [replace(lit, position=lit.position + 1) for lit in literals]  # after the BOS
         return PromptEncoding(
             token_ids=ids,
@@ -191,6 +201,7 @@ class LocalBackend:
             user_tokens=len(self._ids(prompt, split=specials_as_text)),
             special_literals=literals,
             unk_id=self.tokenizer.unk_token_id,
+            stop=[QA_STOP] if self.frame == "qa" else [],
         )
 
     def count_tokens(self, text: str, specials_as_text: bool = False) -> int:
@@ -227,8 +238,8 @@ class LocalBackend:
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=split)["input_ids"])
 
     def _bos_needed(self, prompt_format: str) -> bool:
-        """Raw completion starts with BOS when the tokenizer would add one (Gemma does)."""
-        if prompt_format != "raw completion" or self.tokenizer.bos_token_id is None:
+        """Text without a chat template starts with BOS when the tokenizer would add one (Gemma does)."""
+        if prompt_format == "chat template" or self.tokenizer.bos_token_id is None:
             return False
         probe = self.tokenizer("x", add_special_tokens=True)["input_ids"]
         return bool(probe) and probe[0] == self.tokenizer.bos_token_id
@@ -240,7 +251,7 @@ class LocalBackend:
                 return_dict=True,
             )
             return list(encoded["input_ids"])
-        text = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+        text = "".join(part for part, _typed in self._segments(prompt, system_prompt)[0])
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     @staticmethod
@@ -251,10 +262,16 @@ class LocalBackend:
     def _segments(self, prompt: str, system_prompt: str) -> tuple[list[tuple[str, bool]], str, str]:
         """The prompt text as (text, typed-by-the-user) pieces, in order."""
         if not self.capabilities.chat_template:
-            note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
+            head = [(system_prompt, True), ("\n\n", False)] if system_prompt else []
+            if self.frame == "raw":
+                note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
+                return [*head, (prompt, True)], FORMATS["raw"], note
+            note = ("no chat template: the prompt runs in a question/answer frame and the answer ends "
+                    "at a new \"Question:\"")
             if system_prompt:
-                return [(system_prompt, True), ("\n\n", False), (prompt, True)], "raw completion", note
-            return [(prompt, True)], "raw completion", note
+                note += " (system prompt prepended as plain text)"
+            framed = [(QA_FRAME[0], False), (prompt, True), (QA_FRAME[1], False)]
+            return [*head, *framed], FORMATS["qa"], note
         marks = {"\ue000PG-SYSTEM\ue000": system_prompt, "\ue000PG-USER\ue000": prompt}
         sys_mark, user_mark = marks
         rendered = self.tokenizer.apply_chat_template(
@@ -395,15 +412,26 @@ def _eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:
 _WEIGHTS_LOCK = threading.Lock()
 
 
+_HOLDER: list[str] = []  # the model whose weights are being built, named to whoever waits for it
+_WAITED = threading.local()  # seconds this thread spent waiting for another model's load
+
+
 @contextlib.contextmanager
-def weights_lock(progress: Callable[[str], None] = lambda _msg: None) -> Iterator[None]:
-    """Held while transformers builds a model (from_pretrained, from_config): see _WEIGHTS_LOCK."""
+def weights_lock(progress: Callable[[str], None] = lambda _msg: None, name: str = "") -> Iterator[None]:
+    """Held while transformers builds a model (from_pretrained, from_config): see _WEIGHTS_LOCK.
+
+    The time spent waiting is the other model's, not this one's: load_backend leaves it out of load_s."""
     if not _WEIGHTS_LOCK.acquire(blocking=False):
-        progress("waiting for another model's weights to finish loading")
+        holder = _HOLDER[0] if _HOLDER else "another model"
+        progress(f"waiting for {holder} to finish loading")
+        started = time.perf_counter()
         _WEIGHTS_LOCK.acquire()
+        _WAITED.seconds = getattr(_WAITED, "seconds", 0.0) + time.perf_counter() - started
+    _HOLDER[:] = [name] if name else []
     try:
         yield
     finally:
+        _HOLDER.clear()
         _WEIGHTS_LOCK.release()
 
 
@@ -419,6 +447,7 @@ def load_backend(
     (LoadCancelled) from it, which abandons the load at the next stage boundary.
     """
     started = time.perf_counter()
+    _WAITED.seconds = 0.0
     device = pick_device(device)
     dtype = pick_dtype(device)
     identity = ModelIdentity(
@@ -448,7 +477,8 @@ def load_backend(
         identity.device = str(model.device)
     progress("warming up")
     _warm_up(model)
-    return LocalBackend(identity, model, tokenizer, time.perf_counter() - started, from_cache)
+    own = time.perf_counter() - started - _WAITED.seconds  # waiting for another model's load is not ours
+    return LocalBackend(identity, model, tokenizer, own, from_cache, spec.frame)
 
 
 @torch.inference_mode()
@@ -498,7 +528,7 @@ def _load_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
         progress(f"loading weights from {where}")
-        with weights_lock(progress):
+        with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(
                 spec.location, dtype=dtype, **_placement(device, spec, data_dir), **kwargs
             )
@@ -536,7 +566,7 @@ def _load_gguf(
         converted.upgrade(cache)
         tokenizer = converted.load_tokenizer(cache)
         progress("loading weights from converted cache")
-        with weights_lock(progress):
+        with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
                                                          **_placement(device, spec, data_dir))
         return model, tokenizer, True
@@ -544,13 +574,13 @@ def _load_gguf(
     progress("first load: converting GGUF tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     progress("first load: dequantizing GGUF weights")
-    with weights_lock(progress):
+    with weights_lock(progress, spec.name):
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     progress("first load: writing converted cache")
     converted.write_cache(model, tokenizer, cache, path)
     if dtype != torch.float32 or device != "cpu":
         progress("loading weights from converted cache")
-        with weights_lock(progress):
+        with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
                                                          **_placement(device, spec, data_dir))
     return model, tokenizer, False

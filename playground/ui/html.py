@@ -167,7 +167,9 @@ def column_header(run: ModelRun, status: str = "") -> str:
         "".join(badges),
         "</div>",
     ]
-    if run.error:
+    if run.error and run.finish_reason == "cancelled":  # a deliberate Stop: said plainly, not as a failure
+        parts.append(f'<div class="pg-stopped">{html.escape(run.error)}</div>')
+    elif run.error:
         parts.append(f'<div class="pg-error" role="alert">{html.escape(run.error)}</div>')
     missing = lacks(run)
     if missing:
