@@ -153,5 +153,6 @@ def test_mask_hides_every_name_and_keeps_the_answers() -> None:
     blob = json.dumps(masked.to_dict())
     for name in ("smollm2", "gemma3", "/models/", "chat template"):
         assert name not in blob.replace(run.prompt, "")
+    assert masked.models[0].metrics.output_tokens == 0  # counts, speed and memory hint at the model
     assert run.models[0].identity.catalog_id == "smollm2-135m"  # the record itself is untouched
     assert scrub("loading gemma3-270m…", run, [1, 0]) == f"loading {label(0)}…"

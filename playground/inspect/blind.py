@@ -4,7 +4,8 @@ Pure functions over the run record. Names are hidden by drawing from a copy of t
 (dataclasses.replace) in which each column stands in its letter's place with an anonymous
 identity, so every panel that draws a record draws letters without knowing about blind mode.
 What would give a model away besides its name is hidden with it: its prompt format, its
-memory, load time and speed, and its name inside errors, notes and live status lines.
+metrics (token counts, speed, memory, load time), and its name inside errors, notes and live
+status lines.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def mask(record: Run, order: list[int]) -> Run:
         attention = m.attention and replace(m.attention, notice=clean(m.attention.notice))
         models.append(replace(
             m, column=i, identity=ModelIdentity(catalog_id=name, name=name, source="", location=""),
-            metrics=Metrics(prompt_tokens=m.metrics.prompt_tokens, output_tokens=m.metrics.output_tokens),
+            metrics=Metrics(),  # token counts, speed, memory and load time all hint at the model
             error=clean(m.error), attention_note=clean(m.attention_note), capabilities=caps,
             attention=attention, grounding_notice=clean(m.grounding_notice),
             anomalies=[replace(a, message=clean(a.message)) for a in m.anomalies],
