@@ -116,7 +116,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from playground.service import RunService, build_engine
 
     settings = _settings(args)
-    _catalog_with(settings, args.model)
+    if args.continue_id:
+        if args.model or args.system is not None:
+            raise CliError("--continue keeps the saved run's models and system prompts: "
+                           "leave out --model and --system")
+    else:
+        _catalog_with(settings, args.model)
     params = GenerationParams(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -131,13 +136,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if problems:
         raise CliError("; ".join(problems))
     prompt = _text_arg(_read_stdin() if args.prompt == "-" else args.prompt, "prompt")
-    request = RunRequest(
-        prompt=prompt,
-        system_prompt=_text_arg(args.system or "", "system prompt"),
-        columns=[ColumnRequest(m, params) for m in args.model],
-        specials_as_text=args.specials_as_text,
-        capture_attention=not args.no_attention,
-    )
+    if args.continue_id:
+        request = _follow_up(settings, args.continue_id, prompt)
+    else:
+        request = RunRequest(
+            prompt=prompt,
+            system_prompt=_text_arg(args.system or "", "system prompt"),
+            columns=[ColumnRequest(m, params) for m in args.model],
+            specials_as_text=args.specials_as_text,
+            capture_attention=not args.no_attention,
+        )
     options = None
     if args.search != "none":
         from playground.grounding.providers import SearchError
@@ -180,6 +188,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if saved_id:
             print(f"saved as {saved_id} (python -m playground sessions show {saved_id})", file=sys.stderr)
     return 0 if any(not m.error for m in run.models) else 1
+
+
+def _follow_up(settings: Settings, run_id: str, prompt: str):  # noqa: ANN202 - a RunRequest
+    """The next turn of a saved run's conversation: each column continues its own, with its model,
+    parameters and system prompt (the generation flags apply to new runs only)."""
+    from playground.sessions.rerun import follow_up_from
+    from playground.sessions.store import SessionError, SessionStore
+
+    try:
+        parent = SessionStore(settings.database).get(run_id)
+    except (SessionError, KeyError) as exc:
+        raise CliError(f"cannot continue {run_id!r}: {exc}") from exc
+    _catalog_with(settings, [m.identity.reference or m.identity.catalog_id for m in parent.models])
+    return follow_up_from(parent, prompt)
 
 
 def _print_human(run, streamed: bool) -> None:  # noqa: ANN001
@@ -440,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--timelimit", choices=["d", "w", "m", "y"],
                          help="web results of the last day/week/month/year (env PLAYGROUND_SEARCH_TIMELIMIT)")
     compare.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
+    compare.add_argument("--continue", dest="continue_id", metavar="RUN_ID",
+                         help="a follow-up: every column of the saved run continues its own conversation "
+                              "(saved as a new run linked to it)")
     compare.add_argument("prompt", help="the prompt ('-' reads stdin)")
     compare.set_defaults(func=cmd_compare)
 

@@ -127,7 +127,7 @@ class Engine:
         validate_request(request)
         run = Run(prompt=request.prompt, system_prompt=request.system_prompt,
                   specials_as_text=request.specials_as_text, capture_attention=request.capture_attention,
-                  search=request.search)
+                  search=request.search, history=list(request.history), parent_id=request.parent_id)
         columns = [self._open_column(i, c, run) for i, c in enumerate(request.columns)]
         return run, self._events(run, columns, cancel or threading.Event(), request.tokenize_only)
 
@@ -160,10 +160,12 @@ class Engine:
     def _open_column(self, index: int, request: ColumnRequest, run: Run) -> _Column:
         identity = ModelIdentity(catalog_id=request.model, name=request.model, source="", location="",
                                  reference=request.model)
-        record = ModelRun(column=index, identity=identity, params=request.params)
+        record = ModelRun(column=index, identity=identity, params=request.params,
+                          system_prompt=request.system_prompt)
         run.models.append(record)
         col = _Column(index, record)
-        col.cache_tokens = len(run.prompt) // 2 + request.params.max_new_tokens  # <= 2 characters a token
+        chars = len(run.prompt) + sum(len(user) + len(answer) for user, answer in _exchanges(run, index))
+        col.cache_tokens = chars // 2 + request.params.max_new_tokens  # <= 2 characters a token
         problems = validate_params(request.params)
         try:
             col.spec = self.catalog.get(request.model, allow_any=self.allow_any_model)
@@ -253,7 +255,9 @@ class Engine:
     def _prompt(self, col: _Column, backend: Backend, run: Run) -> tuple[PromptEncoding, str, int]:
         """The encoded prompt (grounded, templated), the text it came from, and the user text's tokens."""
         prompt_text = self._grounded_prompt(col, backend, run)
-        encoding = backend.encode_prompt(prompt_text, run.system_prompt, run.specials_as_text)
+        system = run.column_system_prompt(col.record)
+        encoding = backend.encode_prompt(prompt_text, system, run.specials_as_text,
+                                         history=_exchanges(run, col.index))
         return encoding, prompt_text, backend.count_tokens(run.prompt, run.specials_as_text)
 
     def _accept_prompt(
@@ -330,7 +334,9 @@ class Engine:
         """The run's sources, numbered, fitted to this model's window by its own tokenizer."""
         if run.search is None or not run.search.results:
             return run.prompt
-        frame = len(backend.encode_prompt("", run.system_prompt).token_ids) + GROUNDING_MARGIN_TOKENS
+        system = run.column_system_prompt(col.record)
+        empty = backend.encode_prompt("", system, history=_exchanges(run, col.index))
+        frame = len(empty.token_ids) + GROUNDING_MARGIN_TOKENS  # the conversation so far, templated
         budget = backend.context_window - col.record.params.max_new_tokens - frame
         results = [SearchResult(s.title, s.url, s.snippet, s.text) for s in run.search.results]
         grounded = build_grounded_prompt(run.prompt, results, backend.count_tokens, budget)
@@ -653,6 +659,11 @@ class Engine:
         if col.probe is not None and alone:
             m.peak_memory_bytes = col.probe.peak_bytes()
             m.memory_kind = col.probe.kind
+
+
+def _exchanges(run: Run, column: int) -> list[tuple[str, str]]:
+    """Column `column`'s own conversation so far: each earlier prompt with this column's answer."""
+    return [(turn.prompt, turn.models[column].text) for turn in run.history]
 
 
 def _sibling_loading(col: _Column, columns: list[_Column]) -> bool:

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 7  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
+SCHEMA_VERSION = 8  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
 # 5: model reference, weights + KV-cache memory; 6: served models (what a column has, server figures);
-# 7: decode path (fast path or eager) and graph capture time
+# 7: decode path (fast path or eager) and graph capture time; 8: conversations (earlier turns, the
+# parent run) and a system prompt per column
 # (older files load: every field added since has a default)
 SUPPORTED_VERSIONS = range(1, SCHEMA_VERSION + 1)
 
@@ -202,10 +203,23 @@ class ModelRun:
     cited: list[int] = field(default_factory=list)  # source numbers the answer cites that exist
     invalid_citations: list[int] = field(default_factory=list)  # cited numbers with no such source
     capabilities: ColumnCapabilities = field(default_factory=ColumnCapabilities)
+    system_prompt: str | None = None  # this column's own system prompt; None: the run's
 
     @property
     def output_token_ids(self) -> list[int]:
         return [s.token_id for s in self.steps]
+
+
+@dataclass
+class Turn:
+    """An earlier exchange of a conversation: its prompt and every column's result, evidence included.
+
+    Column i of every turn is one model's own conversation: each model sees its own earlier answers."""
+
+    prompt: str
+    models: list[ModelRun] = field(default_factory=list)
+    search: SearchSnapshot | None = None
+    created_at: float = 0.0
 
 
 def new_run_id() -> str:
@@ -224,12 +238,22 @@ class Run:
     specials_as_text: bool = False  # literal "<|im_end|>" etc. in typed text tokenized as plain text
     capture_attention: bool = True
     search: SearchSnapshot | None = None
+    history: list[Turn] = field(default_factory=list)  # earlier turns, oldest first; this run is the latest
+    parent_id: str = ""  # the saved run this one continues ("" for a first turn)
     id: str = field(default_factory=lambda: new_run_id())
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def column_system_prompt(self, model: ModelRun) -> str:
+        """The system prompt a column ran with: its own, else the run's."""
+        return self.system_prompt if model.system_prompt is None else model.system_prompt
+
+    def next_turn(self) -> Turn:
+        """This run as the latest earlier turn of a follow-up."""
+        return Turn(prompt=self.prompt, models=self.models, search=self.search, created_at=self.created_at)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -305,6 +329,6 @@ def _convert(type_name: Any, value: Any, path: str) -> Any:
 
 _RECORD_TYPES = (
     GenerationParams, ModelIdentity, TokenAlt, TokenStep, TokenPiece, Anomaly, AttentionCapture, Metrics,
-    ModelRun, Source, SearchSnapshot, ColumnCapabilities,
+    ModelRun, Source, SearchSnapshot, ColumnCapabilities, Turn,
 )
 _NESTED.update({c.__name__: c for c in _RECORD_TYPES})

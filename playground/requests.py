@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
-from playground.record import GenerationParams, SearchSnapshot
+from playground.record import GenerationParams, SearchSnapshot, Turn
 
 MAX_PROMPT_CHARS = 2_000_000
 
@@ -21,6 +21,7 @@ class RequestError(ValueError):
 class ColumnRequest:
     model: str  # catalog id, .gguf path, directory or hub id
     params: GenerationParams = field(default_factory=GenerationParams)
+    system_prompt: str | None = None  # this column's own system prompt; None: the run's
 
 
 @dataclass
@@ -32,6 +33,8 @@ class RunRequest:
     tokenize_only: bool = False  # stop after the pre-flight: tokens and anomalies, no generation
     capture_attention: bool = True  # one extra forward pass per finished column
     search: SearchSnapshot | None = None  # sources given to every model (searched once, by the caller)
+    history: list[Turn] = field(default_factory=list)  # earlier turns: column i continues its own answers
+    parent_id: str = ""  # the saved run a follow-up continues
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,13 @@ def validate_request(request: RunRequest) -> None:
         )
     if not request.columns:
         raise RequestError("no model picked: choose at least one model column")
+    for number, turn in enumerate(request.history, start=1):
+        if len(turn.models) != len(request.columns):
+            raise RequestError(
+                f"turn {number} of the conversation has {len(turn.models)} column(s) and this run "
+                f"{len(request.columns)}: a follow-up keeps the conversation's columns"
+            )
+    total = len(request.prompt) + sum(len(t.prompt) + max((len(m.text) for m in t.models), default=0)
+                                      for t in request.history)
+    if total > MAX_PROMPT_CHARS:
+        raise RequestError(f"the conversation is {total:,} characters; the limit is {MAX_PROMPT_CHARS:,}")

@@ -26,7 +26,7 @@ from playground.grounding.snapshot import SearchOptions, SearchProviders
 from playground.inspect.leaderboard import Standing, leaderboard, votes_csv
 from playground.record import Run
 from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
-from playground.sessions.rerun import ColumnMatch, compare_runs, request_from
+from playground.sessions.rerun import ColumnMatch, compare_runs, follow_up_from, request_from
 from playground.sessions.store import RunListing, SessionError, SessionStore
 from playground.sessions.votes import Cast, VoteBook, VoteError
 
@@ -222,6 +222,11 @@ class RunService:
         """A saved run and the request that repeats it (same models, parameters, seeds, sources)."""
         saved = self.store.get(run_id)
         return saved, request_from(saved)
+
+    def follow_up_request(self, run_id: str, prompt: str) -> tuple[Run, RunRequest]:
+        """A saved run and the request for its conversation's next turn (saved as a new run, linked)."""
+        saved = self.store.get(run_id)
+        return saved, follow_up_from(saved, prompt)
 
     @staticmethod
     def compare_rerun(saved: Run, new: Run) -> list[ColumnMatch]:

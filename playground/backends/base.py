@@ -6,7 +6,7 @@ token ids the model will see, and streams TokenSteps for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,17 @@ class StreamInfo:
     graph_capture_s: float = 0.0  # the fast path's graph capture, when this column's run paid for it
 
 
+Exchange = tuple[str, str]  # an earlier turn of a conversation: (the user's prompt, this model's answer)
+
+
+def chat_messages(prompt: str, system_prompt: str, history: Sequence[Exchange] = ()) -> list[dict[str, str]]:
+    """The conversation as chat messages: system, then each earlier exchange, then the new prompt."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    for user, answer in history:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    return [*messages, {"role": "user", "content": prompt}]
+
+
 @dataclass(frozen=True)
 class PromptEncoding:
     token_ids: list[int]
@@ -75,7 +86,8 @@ class Backend(Protocol):
     def context_window(self) -> int: ...
 
     def encode_prompt(
-        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False,
+        history: Sequence[Exchange] = (),
     ) -> PromptEncoding: ...
 
     def count_tokens(self, text: str, specials_as_text: bool = False) -> int: ...

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +23,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from playground.backends import converted
 from playground.backends.attention import capture_attention
-from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
+from playground.backends.base import (
+    BackendError,
+    Capabilities,
+    Exchange,
+    PromptEncoding,
+    StreamInfo,
+    chat_messages,
+)
 from playground.backends.decode import StepOutput, generate_steps
 from playground.backends.fast_decode import FastDecoder
 from playground.catalog import CatalogError, ModelSpec, bundled_file
@@ -162,9 +169,13 @@ class LocalBackend:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
 
     def encode_prompt(
-        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False,
+        history: Sequence[Exchange] = (),
     ) -> PromptEncoding:
         """The exact ids the model will see, with per-token pieces and typed special-token strings.
+
+        `history` holds a conversation's earlier exchanges (this model's own answers): the whole
+        conversation is templated, and the Tokens panel shows all of it.
 
         Normally the chat template is applied by the tokenizer itself. With
         specials_as_text, the template is rendered around placeholders and the
@@ -173,10 +184,12 @@ class LocalBackend:
         control tokens stay control tokens.
         """
         with self.tokenizer_lock:
-            return self._encode_prompt(prompt, system_prompt, specials_as_text)
+            return self._encode_prompt(prompt, system_prompt, specials_as_text, tuple(history))
 
-    def _encode_prompt(self, prompt: str, system_prompt: str, specials_as_text: bool) -> PromptEncoding:
-        segments, prompt_format, note = self._segments(prompt, system_prompt)
+    def _encode_prompt(
+        self, prompt: str, system_prompt: str, specials_as_text: bool, history: tuple[Exchange, ...]
+    ) -> PromptEncoding:
+        segments, prompt_format, note = self._segments(prompt, system_prompt, history)
         ids: list[int] = []
         literals: list[SpecialLiteral] = []
         for text, typed in segments:
@@ -188,7 +201,7 @@ class LocalBackend:
                 ]
             ids += self._ids(text, split=True) if typed and specials_as_text else normal
         if not specials_as_text:
-            ids = self._direct_ids(prompt, system_prompt)  # what the library itself would feed
+            ids = self._direct_ids(prompt, system_prompt, history)  # what the library itself would feed
         if self._bos_needed(prompt_format) and (not ids or ids[0] != self.tokenizer.bos_token_id):
             ids = [self.tokenizer.bos_token_id, *ids]
         if prompt_format != "chat template" and ids and ids[0] == self.tokenizer.bos_token_id:
@@ -244,44 +257,52 @@ class LocalBackend:
         probe = self.tokenizer("x", add_special_tokens=True)["input_ids"]
         return bool(probe) and probe[0] == self.tokenizer.bos_token_id
 
-    def _direct_ids(self, prompt: str, system_prompt: str) -> list[int]:
+    def _direct_ids(self, prompt: str, system_prompt: str, history: tuple[Exchange, ...] = ()) -> list[int]:
         if self.capabilities.chat_template:
             encoded = self.tokenizer.apply_chat_template(
-                self._messages(prompt, system_prompt), add_generation_prompt=True, tokenize=True,
+                chat_messages(prompt, system_prompt, history), add_generation_prompt=True, tokenize=True,
                 return_dict=True,
             )
             return list(encoded["input_ids"])
-        text = "".join(part for part, _typed in self._segments(prompt, system_prompt)[0])
+        text = "".join(part for part, _typed in self._segments(prompt, system_prompt, history)[0])
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    @staticmethod
-    def _messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return [*messages, {"role": "user", "content": prompt}]
-
-    def _segments(self, prompt: str, system_prompt: str) -> tuple[list[tuple[str, bool]], str, str]:
-        """The prompt text as (text, typed-by-the-user) pieces, in order."""
+    def _segments(
+        self, prompt: str, system_prompt: str, history: tuple[Exchange, ...] = ()
+    ) -> tuple[list[tuple[str, bool]], str, str]:
+        """The conversation as (text, typed-by-the-user) pieces, in order (earlier answers: not typed)."""
         if not self.capabilities.chat_template:
             head = [(system_prompt, True), ("\n\n", False)] if system_prompt else []
             if self.frame == "raw":
                 note = "no chat template: system prompt prepended as plain text" if system_prompt else ""
+                for user, answer in history:  # a raw conversation is one running text
+                    head += [(user, True), (answer, False), ("\n\n", False)]
                 return [*head, (prompt, True)], FORMATS["raw"], note
+            for user, answer in history:  # the answer follows "Answer:" as the model wrote it
+                head += [(QA_FRAME[0], False), (user, True), (QA_FRAME[1], False), (answer, False),
+                         ("\n", False)]
             note = ("no chat template: the prompt runs in a question/answer frame and the answer ends "
                     "at a new \"Question:\"")
             if system_prompt:
                 note += " (system prompt prepended as plain text)"
             framed = [(QA_FRAME[0], False), (prompt, True), (QA_FRAME[1], False)]
             return [*head, *framed], FORMATS["qa"], note
-        marks = {"\ue000PG-SYSTEM\ue000": system_prompt, "\ue000PG-USER\ue000": prompt}
-        sys_mark, user_mark = marks
+        # The template is rendered around placeholders, then each placeholder becomes its text.
+        sys_mark, user_mark = "\ue000PG-SYSTEM\ue000", "\ue000PG-USER\ue000"
+        marks = {sys_mark: (system_prompt, True), user_mark: (prompt, True)}
+        marked_history = []
+        for k, (user, answer) in enumerate(history):
+            u, a = f"\ue000PG-U{k}\ue000", f"\ue000PG-A{k}\ue000"
+            marks |= {u: (user, True), a: (answer, False)}
+            marked_history.append((u, a))
         rendered = self.tokenizer.apply_chat_template(
-            self._messages(user_mark, sys_mark if system_prompt else ""), add_generation_prompt=True,
-            tokenize=False,
+            chat_messages(user_mark, sys_mark if system_prompt else "", marked_history),
+            add_generation_prompt=True, tokenize=False,
         )
         segments: list[tuple[str, bool]] = []
-        for part in re.split("(\ue000PG-(?:SYSTEM|USER)\ue000)", rendered):
+        for part in re.split("(\ue000PG-[A-Z0-9]+\ue000)", rendered):
             if part in marks:
-                segments.append((marks[part], True))
+                segments.append(marks[part])
             elif part:
                 segments.append((part, False))
         return segments, "chat template", ""

@@ -18,14 +18,21 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import openai
 
-from playground.backends.base import BackendError, Capabilities, PromptEncoding, StreamInfo
+from playground.backends.base import (
+    BackendError,
+    Capabilities,
+    Exchange,
+    PromptEncoding,
+    StreamInfo,
+    chat_messages,
+)
 from playground.catalog import ModelSpec
 from playground.record import (
     ColumnCapabilities,
@@ -152,15 +159,15 @@ class RemoteBackend:
     # -- prompts -----------------------------------------------------------------
 
     @staticmethod
-    def messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
-        head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return [*head, {"role": "user", "content": prompt}]
+    def messages(prompt: str, system_prompt: str, history: Sequence[Exchange] = ()) -> list[dict[str, str]]:
+        return chat_messages(prompt, system_prompt, history)
 
     def encode_prompt(
-        self, prompt: str, system_prompt: str, specials_as_text: bool = False
+        self, prompt: str, system_prompt: str, specials_as_text: bool = False,
+        history: Sequence[Exchange] = (),
     ) -> PromptEncoding:
         """The prompt's tokens as well as this server lets us know them (see Tokenization)."""
-        messages = self.messages(prompt, system_prompt)
+        messages = self.messages(prompt, system_prompt, history)
         ids, pieces = self._prompt_tokens(messages)
         note = self.tokenization.note
         if specials_as_text:

@@ -47,13 +47,15 @@ class RunDiff:
     identity: list[FieldChange] = field(default_factory=list)
     params: list[FieldChange] = field(default_factory=list)
     specials_as_text: FieldChange | None = None
+    conversation: FieldChange | None = None  # the earlier turns this column saw differ
     outcome: list[FieldChange] = field(default_factory=list)  # finish_reason, output token count
     output: ColumnDiff | None = None
 
     @property
     def same_setup(self) -> bool:
         """Same prompt, model and parameters: any output difference is the model's (or sampling's)."""
-        changes = (self.prompt, self.system_prompt, self.identity, self.params, self.specials_as_text)
+        changes = (self.prompt, self.system_prompt, self.identity, self.params, self.specials_as_text,
+                   self.conversation)
         return not any(changes)
 
     def summary(self) -> list[str]:
@@ -67,6 +69,8 @@ class RunDiff:
         lines += [f"parameter {c.describe()}" for c in self.params]
         if self.specials_as_text:
             lines.append(self.specials_as_text.describe())
+        if self.conversation:
+            lines.append(self.conversation.describe())
         lines += [c.describe() for c in self.outcome]
         return lines
 
@@ -80,16 +84,31 @@ def compare_runs(a: Run, b: Run, column_a: int, column_b: int) -> RunDiff:
         column_a=column_a,
         column_b=column_b,
         prompt=_text_change(a.prompt, b.prompt),
-        system_prompt=_text_change(a.system_prompt, b.system_prompt),
+        # each column's own system prompt (a column may have its own; else the run's)
+        system_prompt=_text_change(a.column_system_prompt(model_a), b.column_system_prompt(model_b)),
         identity=identity_changes(model_a.identity, model_b.identity),
         params=param_changes(model_a.params, model_b.params),
         specials_as_text=(
             FieldChange("specials_as_text", a.specials_as_text, b.specials_as_text)
             if a.specials_as_text != b.specials_as_text else None
         ),
+        conversation=_conversation_change(a, b, model_a, model_b),
         outcome=_outcome_changes(model_a, model_b),
         output=_output_diff(model_a, model_b),
     )
+
+
+def _conversation_change(a: Run, b: Run, model_a: ModelRun, model_b: ModelRun) -> FieldChange | None:
+    """Earlier turns as each column saw them (the prompts and its own answers), when they differ."""
+    def seen(run: Run, model: ModelRun) -> list[tuple[str, str]]:
+        index = run.models.index(model)
+        return [(turn.prompt, turn.models[index].text) for turn in run.history]
+
+    before, after = seen(a, model_a), seen(b, model_b)
+    if before == after:
+        return None
+    return FieldChange("earlier turns", f"{len(before)} turn(s)", f"{len(after)} turn(s), not the same"
+                       if len(before) == len(after) else f"{len(after)} turn(s)")
 
 
 def _column(run: Run, column: int, which: str) -> ModelRun:

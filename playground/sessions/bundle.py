@@ -14,7 +14,15 @@ import json
 from typing import Any
 
 from playground.params import MAX_STOP_STRINGS, validate_params
-from playground.record import SCHEMA_VERSION, SUPPORTED_VERSIONS, AttentionCapture, ModelRun, RecordError, Run
+from playground.record import (
+    SCHEMA_VERSION,
+    SUPPORTED_VERSIONS,
+    AttentionCapture,
+    ModelRun,
+    RecordError,
+    Run,
+    Turn,
+)
 from playground.sessions.store import MAX_CREATED_AT, SessionError, check_id, valid_time
 
 FORMAT = "playground-run"
@@ -29,7 +37,8 @@ MAX_CITATIONS = 1000
 MAX_LIBRARIES = 32
 MAX_LAYERS = 1024  # attention layers and per-layer sink figures
 MAX_LOGPROB = 1e-3  # a log-probability is at most 0; this much above it is float rounding
-MAX_DEPTH = 16  # a run record nests 6 deep; anything deeper is not one
+MAX_DEPTH = 16  # a run record nests 8 deep (history turns included); anything deeper is not one
+MAX_TURNS = 200  # earlier turns of a conversation
 INT_RANGE = (-(2**63), 2**63 - 1)  # what SQLite, numpy and the UI's arithmetic take
 
 
@@ -115,11 +124,22 @@ def _field(value: object, key: str) -> object:
 
 def _check_counts(run: object) -> None:
     """Every list a file can make long, by its length alone: cheap, and before building anything."""
-    models = _field(run, "models")
+    history = _field(run, "history")
+    _count(history, "history", MAX_TURNS)
+    for t, turn in enumerate(history if isinstance(history, list) else []):
+        _check_turn_counts(turn, f"history[{t}].")
+        _count(_field(_field(turn, "search"), "results"), f"history[{t}].search.results", MAX_SEARCH_RESULTS)
+    _check_turn_counts(run, "")
+    _count(_field(_field(run, "search"), "results"), "search.results", MAX_SEARCH_RESULTS)
+
+
+def _check_turn_counts(turn: object, prefix: str) -> None:
+    """One turn's columns (the run itself is the latest turn)."""
+    models = _field(turn, "models")
     if isinstance(models, list) and len(models) > MAX_MODELS:
         raise BundleError(f"the export has {len(models)} model columns; at most {MAX_MODELS} are allowed")
     for i, model in enumerate(models if isinstance(models, list) else []):
-        where = f"models[{i}]"
+        where = f"{prefix}models[{i}]"
         for key in ("prompt_token_ids", "steps", "prompt_pieces"):
             _count(_field(model, key), f"{where}.{key}", MAX_TOKENS_PER_MODEL)
         _count(_field(model, "anomalies"), f"{where}.anomalies", MAX_ANOMALIES)
@@ -133,7 +153,6 @@ def _check_counts(run: object) -> None:
         steps = _field(model, "steps")
         for j, step in enumerate(steps if isinstance(steps, list) else []):
             _count(_field(step, "top"), f"{where}.steps[{j}].top", MAX_TOP_ALTERNATIVES)
-    _count(_field(_field(run, "search"), "results"), "search.results", MAX_SEARCH_RESULTS)
 
 
 class _Bad(Exception):
@@ -202,13 +221,25 @@ def _walk(value: Any, depth: int) -> None:
 
 def _check_values(run: Run) -> None:
     _check_time(run.created_at, "run.created_at")
-    if run.search is not None:
-        _check_time(run.search.created_at, "run.search.created_at")
-    for i, model in enumerate(run.models):
-        where = f"run.models[{i}]"
+    for t, turn in enumerate(run.history):
+        if len(turn.models) != len(run.models):
+            raise BundleError(f"run.history[{t}] has {len(turn.models)} column(s) and the run "
+                              f"{len(run.models)}: each column is one model's own conversation")
+        if turn.created_at:
+            _check_time(turn.created_at, f"run.history[{t}].created_at")
+        _check_turn_values(turn, f"run.history[{t}].")
+    _check_turn_values(run, "run.")
+
+
+def _check_turn_values(turn: Run | Turn, prefix: str) -> None:
+    """One turn's search time and columns (the run itself is the latest turn)."""
+    if turn.search is not None:
+        _check_time(turn.search.created_at, f"{prefix}search.created_at")
+    for i, model in enumerate(turn.models):
+        where, short = f"{prefix}models[{i}]", f"{prefix.removeprefix('run.')}models[{i}]"
         problems = validate_params(model.params)
         if problems and not _refused_by_the_engine(model, problems):
-            raise BundleError(f"models[{i}].params (column {model.column}): {'; '.join(problems)}")
+            raise BundleError(f"{short}.params (column {model.column}): {'; '.join(problems)}")
         for j, step in enumerate(model.steps):
             _check_logprob(step.logprob, f"{where}.steps[{j}].logprob")
             for k, alt in enumerate(step.top):
@@ -217,7 +248,7 @@ def _check_values(run: Run) -> None:
             if not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0:
                 raise BundleError(f"{where}.metrics.{name} is {value}: a measurement cannot be negative")
         if model.attention is not None:
-            _check_attention(model.attention, model, f"models[{i}].attention")
+            _check_attention(model.attention, model, f"{short}.attention")
 
 
 def _refused_by_the_engine(model: ModelRun, problems: list[str]) -> bool:

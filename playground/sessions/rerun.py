@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.engine import ColumnRequest, RunRequest
-from playground.record import ModelIdentity, Run
+from playground.record import ModelIdentity, Run, SearchSnapshot
 
 SNIPPET = 40
 
@@ -34,8 +34,9 @@ def model_reference(identity: ModelIdentity) -> str:
 
 
 def request_from(run: Run) -> RunRequest:
-    """The same prompt, models, parameters and seeds as a saved run."""
-    columns = [ColumnRequest(model_reference(m.identity), m.params) for m in run.models]
+    """The same prompt, models, parameters, seeds and system prompts as a saved run; for a turn of a
+    conversation, the same earlier turns (the answers as they were), so the turn itself is repeated."""
+    columns = [ColumnRequest(model_reference(m.identity), m.params, m.system_prompt) for m in run.models]
     return RunRequest(
         prompt=run.prompt,
         system_prompt=run.system_prompt,
@@ -43,7 +44,20 @@ def request_from(run: Run) -> RunRequest:
         specials_as_text=run.specials_as_text,
         capture_attention=run.capture_attention,
         search=run.search,  # the saved snapshot: Run again never searches again
+        history=list(run.history),
+        parent_id=run.parent_id,
     )
+
+
+def follow_up_from(run: Run, prompt: str, search: SearchSnapshot | None = None) -> RunRequest:
+    """A next turn of a saved run's conversation: every column continues its own conversation
+    (same model, parameters and system prompt; it sees its own earlier answers)."""
+    request = request_from(run)
+    request.prompt = prompt
+    request.search = search
+    request.history = [*run.history, run.next_turn()]
+    request.parent_id = run.id
+    return request
 
 
 def compare_runs(saved: Run, new: Run) -> list[ColumnMatch]:
