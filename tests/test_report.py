@@ -261,3 +261,20 @@ def test_service_writes_reports_like_exports_and_removes_them(tmp_path: Path) ->
     assert ESCAPED in page.read_text(encoding="utf-8")
     service.close()
     assert not page.exists() and not md.exists()
+
+
+def test_a_conversation_and_column_system_prompts_are_in_both_reports() -> None:
+    """Earlier turns with each column's own answer, then this run's prompt; a column's own
+    system prompt by name; everything typed or generated escaped (HTML) or fenced (Markdown)."""
+    earlier = xss_run()
+    run = make_run(prompt="And then?", outputs=("Then bees.", "Then honey."))
+    run.history = [earlier.next_turn()]
+    run.models[1].system_prompt = f"Pirate {XSS}"
+    page = render_report(run, "html")
+    assert "<h3>Turn 1</h3>" in page and "<h3>Turn 2 (this run)</h3>" in page
+    assert f"Explain {ESCAPED}" in page and f"Answer {ESCAPED}" in page and f"Pirate {ESCAPED}" in page
+    assert "<script" not in page and parsed(page).tags <= ALLOWED_TAGS
+    text = render_report(run, "markdown")
+    assert "**Turn 1**" in text and "**Turn 2 (this run)**" in text
+    assert code_block(f"Explain {XSS}") in text and code_block(f"Pirate {XSS}") in text
+    assert code_block(FENCED_OUTPUT) in text  # the earlier answer with ``` runs stays inside its fence

@@ -98,7 +98,17 @@ def _prompt(run: Run) -> str:
         parts.append(f"<h3>System prompt</h3>{_pre(run.system_prompt)}")
     else:
         parts.append(_none("No system prompt."))
-    parts.append(f"<h3>Prompt</h3>{_pre(run.prompt)}")
+    for m in run.models:
+        if m.system_prompt is not None:
+            parts.append(f"<h3>System prompt of {e(C.label(m))}</h3>{_pre(m.system_prompt)}")
+    for number, turn in enumerate(run.history, start=1):  # a conversation: the earlier turns first
+        parts.append(f"<h3>Turn {number}</h3>{_pre(turn.prompt)}")
+        for m in turn.models:
+            parts.append(f"<h4>{e(C.label(m))} answered</h4>{_pre(m.text or m.error or '(no output)')}")
+    if run.history:
+        parts.append(f"<h3>Turn {len(run.history) + 1} (this run)</h3>{_pre(run.prompt)}")
+    else:
+        parts.append(f"<h3>Prompt</h3>{_pre(run.prompt)}")
     if run.specials_as_text:
         parts.append(_none("Special-token strings in the typed text were tokenized as plain text."))
     return "".join(parts) + "</section>"

@@ -71,7 +71,15 @@ def _prompt(run: Run) -> list[str]:
         out += ["**System prompt**", code_block(run.system_prompt)]
     else:
         out.append("No system prompt.")
-    out += ["**Prompt**", code_block(run.prompt)]
+    for m in run.models:
+        if m.system_prompt is not None:
+            out += [f"**System prompt of {inline(C.label(m))}**", code_block(m.system_prompt)]
+    for number, turn in enumerate(run.history, start=1):  # a conversation: the earlier turns first
+        out += [f"**Turn {number}**", code_block(turn.prompt)]
+        for m in turn.models:
+            out += [f"*{inline(C.label(m))} answered*", code_block(m.text or m.error or "(no output)")]
+    title = f"**Turn {len(run.history) + 1} (this run)**" if run.history else "**Prompt**"
+    out += [title, code_block(run.prompt)]
     if run.specials_as_text:
         out.append("Special-token strings in the typed text were tokenized as plain text.")
     return out
