@@ -130,6 +130,15 @@ def test_csv_round_trips_names_with_commas_quotes_and_newlines() -> None:
     assert len(rows) == 3
 
 
+def test_csv_fields_a_spreadsheet_would_run_as_formulas_are_made_inert() -> None:
+    evil = '=HYPERLINK("http://x","y")'
+    votes = [Vote("r", [evil, "b"], "win", 0, voter="@me", category="+cmd|' /C calc'!A0")]
+    row = dict(zip(CSV_FIELDS, list(csv.reader(io.StringIO(votes_csv(votes), newline="")))[1], strict=True))
+    assert row["winner"] == '\'=HYPERLINK("http://x","y")'
+    assert row["voter"] == "'@me" and row["category"].startswith("'+cmd")
+    assert json.loads(row["models"])[0] == '=HYPERLINK("http://x","y")'  # the JSON list keeps the name
+
+
 # -- blind masking --------------------------------------------------------------------------
 
 

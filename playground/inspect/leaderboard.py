@@ -186,10 +186,16 @@ def votes_csv(votes: Iterable[Vote]) -> str:
     writer.writerow(CSV_FIELDS)
     for v in votes:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v.created_at))
-        writer.writerow([when, v.run_id, v.voter, v.category, v.outcome, v.winner_model,
-                         json.dumps(v.models, ensure_ascii=False),
+        writer.writerow([when, v.run_id, _inert(v.voter), _inert(v.category), v.outcome,
+                         _inert(v.winner_model), json.dumps(v.models, ensure_ascii=False),
                          json.dumps(v.references, ensure_ascii=False)])
     return out.getvalue()
+
+
+def _inert(text: str) -> str:
+    """A typed field a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading
+    apostrophe, OWASP's advice for CSV injection; the JSON list columns start with '[' already."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def standings_json(standings: Sequence[Standing]) -> list[dict]:
