@@ -179,3 +179,20 @@ def test_a_host_that_does_not_resolve_is_named(data_dir) -> None:  # noqa: ANN00
     (model,) = _run(engine, "openai:m@http://no-such-host.invalid/v1").models
     assert model.finish_reason == "error"
     assert "DNS lookup failed for no-such-host.invalid" in model.error, model.error
+
+
+def test_a_follow_up_sends_the_whole_conversation_with_the_column_system_prompt(
+    hosted: Engine, fake: FakeOpenAI,
+) -> None:
+    from playground.sessions.rerun import follow_up_from
+
+    poet = ColumnRequest("gpt-5-mini", GenerationParams(), system_prompt="Be a poet.")
+    first = hosted.run(RunRequest("What is the capital of France?", [poet], system_prompt="Be brief."))
+    second = hosted.run(follow_up_from(first, "And of Italy?"))
+    assert second.models[0].error == "" and second.parent_id == first.id
+    assert fake.requests[-1]["messages"] == [
+        {"role": "system", "content": "Be a poet."},
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris is the capital of France."},
+        {"role": "user", "content": "And of Italy?"},
+    ]
