@@ -1,7 +1,7 @@
 """Renderers escape everything typed by a user or a model."""
 
 from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun
-from playground.ui.html import column_header, markdown_safe, notice
+from playground.ui.html import column_header, conversation_markdown, markdown_safe, notice
 
 XSS = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
 
@@ -157,3 +157,20 @@ def test_a_served_column_says_what_it_lacks_and_what_the_server_reported() -> No
     assert "openai-compatible server" in head and "mem " not in head
     assert "no token probabilities: this server did not return logprobs" in column_html(run)
     assert 'data-tokens="approximate"' in anomalies_html(run)
+
+
+def test_a_conversation_shows_each_turn_in_the_column_escaped() -> None:
+    from playground.record import Run, Turn
+
+    def column(text: str) -> ModelRun:
+        identity = ModelIdentity("m", "m", "dir", "")
+        return ModelRun(column=0, identity=identity, params=GenerationParams(), text=text)
+
+    run = Run(prompt=f"And {XSS}?", models=[column("Then bees.")],
+              history=[Turn(f"Hi\nthere {XSS}", [column(f"Hello {XSS}")])])
+    out = conversation_markdown(run, 0)
+    assert "<script>" not in out and "<img" not in out
+    assert out.startswith("> **You:** Hi\n> there &lt;script&gt;")
+    assert "Hello &lt;script&gt;" in out and out.endswith("Then bees.")
+    assert out.count("**You:**") == 2
+    assert conversation_markdown(Run(prompt="x", models=[column("plain")]), 0) == "plain"

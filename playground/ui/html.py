@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from playground.record import ModelRun
+from playground.record import ModelRun, Run
 
 _FENCE = re.compile(r"(^```.*?(?:^```[ \t]*$|\Z))", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
@@ -38,6 +38,26 @@ def _prose(text: str) -> str:
     """Markdown prose made inert: tags and entities shown as text, `![alt](url)` / `![alt][ref]`
     turned into a plain link (the `!` is escaped), so nothing is fetched when it is displayed."""
     return _IMAGE_START.sub(r"\1\\![", html.escape(text, quote=False))
+
+
+def conversation_markdown(run: Run, column: int) -> str:
+    """A column's output; in a conversation, its earlier turns first: each prompt (quoted, as typed)
+    and this column's own answer, then the latest prompt and the answer streaming now."""
+    current = markdown_safe(run.models[column].text)
+    if not run.history:
+        return current
+    parts = []
+    for turn in run.history:
+        answer = turn.models[column].text or turn.models[column].error or "(no answer)"
+        parts.append(f"{_quoted(turn.prompt)}\n\n{markdown_safe(answer)}")
+    parts.append(f"{_quoted(run.prompt)}\n\n{current}")
+    return "\n\n---\n\n".join(parts)
+
+
+def _quoted(prompt: str) -> str:
+    """A user's turn as a Markdown quote, every line escaped like any typed text."""
+    lines = markdown_safe(prompt).replace("`", "\\`").split("\n")
+    return "\n".join(f"> {'**You:** ' if i == 0 else ''}{line}" for i, line in enumerate(lines))
 
 
 def markdown_safe(text: str) -> str:
