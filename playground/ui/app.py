@@ -85,15 +85,28 @@ class Page:
             updates.update(panel.render(record))
         return updates
 
-    def show(self, record: Run, message: str) -> dict[Any, Any]:
-        """Draw a saved run into the whole page from its record alone (no model is touched)."""
+    def show(self, record: Run, message: str, replay: bool = False) -> dict[Any, Any]:
+        """Draw a saved run into the whole page from its record alone (no model is touched).
+
+        A replay (a share link, an import) is read-only: a banner says so, every setting shows what the
+        run was made with and cannot be changed, and Edit and run takes Run's place."""
+        from playground.ui.runner import replay_banner
+
         columns, note = self.columns.show(record)
-        return {
-            self.prompt.prompt: record.prompt, self.prompt.system: record.system_prompt, **columns,
+        drawn = {
+            **self.prompt.show(record), **columns,
             self.shell.notice: H.notice(message + note), self.rerun_report: "",
             **self.bar.updates(record), **self.evidence(record),
             **(self.blind.replay(self, record) if self.blind else {}),
         }
+        return merge_updates(drawn, self.editable(not replay, replay_banner(record) if replay else ""))
+
+    def editable(self, on: bool, banner: str = "") -> dict[Any, Any]:
+        """The settings editable with Run (on), or locked under the replay banner with Edit and run."""
+        return {**self.prompt.editable(on, banner), **self.columns.editable(on)}
+
+    def lock_outputs(self) -> list[Any]:
+        return [*self.prompt.lock_outputs(), *self.columns.lock_outputs()]
 
     def run_outputs(self) -> list[Any]:
         """What a run may update while it streams and when it ends."""
@@ -104,8 +117,22 @@ class Page:
                 *(self.blind.outputs if self.blind else [])]
 
     def show_outputs(self) -> list[Any]:
-        """What drawing a saved run may update: a run's outputs, plus the columns' set-up."""
-        return [*self.run_outputs(), *self.columns.fill_outputs()]
+        """What drawing a saved run may update: a run's outputs, the columns' set-up and the locks."""
+        return list(dict.fromkeys([*self.run_outputs(), *self.columns.fill_outputs(), *self.lock_outputs()]))
+
+
+def merge_updates(first: dict[Any, Any], then: dict[Any, Any]) -> dict[Any, Any]:
+    """Both sets of updates: a component in both gets the second's properties on top of the first's value
+    (a plain dict merge would drop the value, e.g. a replayed setting when it is also locked)."""
+    merged = dict(first)
+    for component, update in then.items():
+        before = merged.get(component)
+        if component in merged and isinstance(update, dict):
+            base = dict(before) if isinstance(before, dict) else {"value": before}
+            merged[component] = {**base, **update}
+        else:
+            merged[component] = update
+    return merged
 
 
 def build_page(service: RunService) -> gr.Blocks:
@@ -125,8 +152,11 @@ def build_page(service: RunService) -> gr.Blocks:
     from playground.ui.sources_view import build_sources_panel
     from playground.ui.token_view import build_tokens_panel
 
-    with gr.Blocks(title="playground: compare language models", delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown("## playground · one prompt, several models, side by side", elem_id="pg-title")
+    # Page order: a compact prompt bar and one settings row, the share bar, the notice, then the columns
+    # (visible without scrolling on a laptop screen), then the evidence panels that read the run.
+    with gr.Blocks(title="playground: compare language models", delete_cache=DELETE_CACHE,
+                   fill_width=True) as demo:
+        gr.Markdown("### playground · one prompt, several models, side by side", elem_id="pg-title")
         prompt = build_prompt_area()
         bar = build_session_bar()
         shell = build_shell(service)

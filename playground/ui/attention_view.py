@@ -76,7 +76,8 @@ class AttentionPanel:
             self.note: H.attention_note(notes, windowed),
             self.model_a: gr.update(choices=labels, value=a),
             self.model_b: gr.update(choices=[NO_MODEL_B, *labels], value=b or NO_MODEL_B),
-            self.plot_a: None, self.plot_b: None, self.sinks: None,
+            # Model B's plot shows only once B is picked: until then A's heatmap takes the whole width.
+            self.plot_a: None, self.plot_b: gr.update(value=None, visible=False), self.sinks: None,
         }
         if a is None:
             return updates | {self.layer: gr.update(choices=[], value=None)}
@@ -92,7 +93,8 @@ class AttentionPanel:
         if b is not None:
             model_b = captured[labels.index(b)]
             layer_b = model_b.attention.layers[min(depth, len(model_b.attention.layers) - 1)]
-            updates[self.plot_b] = attention_figure(model_b, layer_b, mode, head, first, last)
+            figure_b = attention_figure(model_b, layer_b, mode, head, first, last)
+            updates[self.plot_b] = gr.update(value=figure_b, visible=True)
             series.append((b, model_b.attention.sink_first, model_b.attention.sink_special))
         updates[self.sinks] = sink_figure(series)
         return updates
@@ -125,6 +127,6 @@ def build_attention_panel() -> AttentionPanel:
             last = gr.Number(None, label="to token", precision=0, elem_id="attn-to")
         with gr.Row():
             plot_a = gr.Plot(elem_id="attn-plot-a", show_label=False)
-            plot_b = gr.Plot(elem_id="attn-plot-b", show_label=False)
+            plot_b = gr.Plot(elem_id="attn-plot-b", show_label=False, visible=False)
         sinks = gr.Plot(elem_id="attn-sinks", show_label=False)
     return AttentionPanel(note, model_a, model_b, layer, mode, head, first, last, plot_a, plot_b, sinks)

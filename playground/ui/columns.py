@@ -94,29 +94,61 @@ def model_info(settings: Settings) -> str:
     return "catalog models only: this server does not load other paths or hub ids"
 
 
+# Focus: one column full width, the others hidden, until its button is pressed again. Only the browser
+# changes (data attributes Gradio does not redraw); assets/style.css does the rest.
+FOCUS_JS = """() => {
+  const row = document.querySelector('#columns');
+  const col = document.querySelector('#col-%d');
+  if (!row || !col) return;
+  const on = col.dataset.focus !== '1';
+  row.querySelectorAll('[data-focus]').forEach((c) => { delete c.dataset.focus; });
+  row.querySelectorAll('.pg-focus-btn').forEach((b) => b.setAttribute('aria-pressed', 'false'));
+  if (on) {
+    row.dataset.focused = '1';
+    col.dataset.focus = '1';
+    document.querySelector('#focus-%d')?.setAttribute('aria-pressed', 'true');
+  } else {
+    delete row.dataset.focused;
+  }
+}"""
+
+
 def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings: Settings) -> Slot:
     d = GenerationParams()
     with gr.Column(visible=visible, min_width=300, elem_classes=["pg-column"], elem_id=f"col-{index}") as box:
-        with gr.Row(elem_classes=["pg-col-top"]):
+        with gr.Row(elem_classes=["pg-col-top"], equal_height=True):
             dropdown = gr.Dropdown(
                 choices=model_choices(catalog), value=model or None, label=f"Model {index + 1}",
                 allow_custom_value=settings.allows_any_model, scale=5, elem_id=f"model-{index}",
-                info=model_info(settings),
+                container=False,
             )
+            focus = gr.Button("⤢ Focus", size="sm", scale=0, min_width=70, elem_id=f"focus-{index}",
+                              elem_classes=["pg-focus-btn"])
             remove = gr.Button("✕", size="sm", scale=0, min_width=40, elem_id=f"remove-{index}",
                                elem_classes=["pg-remove"])
-        header = gr.HTML(elem_id=f"head-{index}")
-        output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"], min_height=120,
-                             max_height=560, buttons=["copy"], latex_delimiters=[], line_breaks=True)
-        with gr.Accordion("Parameters", open=False):
-            max_new = gr.Number(d.max_new_tokens, label="Max new tokens", precision=0, minimum=1)
-            temperature = gr.Slider(0, 2, d.temperature, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1, d.top_p, step=0.05, label="Top-p")
-            top_k = gr.Number(d.top_k, label="Top-k (0 = off)", precision=0, minimum=0)
-            rep = gr.Slider(0.5, 2, d.repetition_penalty, step=0.05, label="Repetition penalty")
-            seed = gr.Number(d.seed, label="Seed", precision=0)
-            stop = gr.Textbox("", label="Stop strings (one per line; \\n \\t \\\\ are escapes)", lines=2)
-            timeout = gr.Number(d.timeout_s, label="Request timeout (s)", minimum=1)
+        focus.click(None, js=FOCUS_JS % (index, index))
+        header = gr.HTML(elem_id=f"head-{index}", padding=False)
+        # A steady height with its own scroll (assets/style.css: --pg-output-height), so streaming never
+        # moves the page; the copy button sits in a strip of its own above the first line.
+        output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"],
+                             height="var(--pg-output-height)", buttons=["copy"], latex_delimiters=[],
+                             line_breaks=True)
+        with gr.Accordion("Parameters", open=False, elem_classes=["pg-params-box"]):
+            gr.HTML(f'<div class="pg-muted">Model box: {model_info(settings)}</div>', padding=False,
+                    elem_id=f"model-info-{index}")
+            with gr.Row(elem_classes=["pg-params"]):
+                max_new = gr.Number(d.max_new_tokens, label="Max new tokens", precision=0, minimum=1,
+                                    min_width=110)
+                temperature = gr.Number(d.temperature, label="Temperature (0 = greedy)", minimum=0, maximum=2,
+                                        step=0.05, min_width=110)
+                top_p = gr.Number(d.top_p, label="Top-p", minimum=0.05, maximum=1, step=0.05, min_width=110)
+                top_k = gr.Number(d.top_k, label="Top-k (0 = off)", precision=0, minimum=0, min_width=110)
+                rep = gr.Number(d.repetition_penalty, label="Repetition penalty", minimum=0.5, maximum=2,
+                                step=0.05, min_width=110)
+                seed = gr.Number(d.seed, label="Seed", precision=0, min_width=110)
+                timeout = gr.Number(d.timeout_s, label="Request timeout (s)", minimum=1, min_width=110)
+                stop = gr.Textbox("", label="Stop strings (one per line; \\n \\t \\\\ are escapes)", lines=1,
+                                  max_lines=4, elem_classes=["pg-stop"])
     return Slot(box, dropdown, remove, header, output, max_new, temperature, top_p, top_k, rep, seed,
                 stop, timeout)
 
@@ -149,6 +181,13 @@ class Columns:
     def fill_outputs(self) -> list[Any]:
         """What a replay updates besides: which columns show, their models and parameters."""
         return [self.active, *(c for s in self.slots for c in (s.box, *s.param_inputs()))]
+
+    def lock_outputs(self) -> list[Any]:
+        """What a replay locks: every column's model, parameters and ✕."""
+        return [c for s in self.slots for c in (*s.param_inputs(), s.remove)]
+
+    def editable(self, on: bool) -> dict[Any, Any]:
+        return {c: gr.update(interactive=on) for c in self.lock_outputs()}
 
     def chosen(self, data: dict[Any, Any]) -> list[int]:
         """Slots shown and with a model picked, in page order."""

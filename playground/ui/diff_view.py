@@ -152,8 +152,11 @@ def build_compare_panel() -> ComparePanel:
         with gr.Row():
             lexical = gr.Plot(elem_id="agree-lexical", show_label=False)
             semantic = gr.Plot(elem_id="agree-semantic", show_label=False)
-        semantic_btn = gr.Button("Compute semantic similarity (loads a small embedding model)",
-                                 size="sm", elem_id="semantic-btn")
+        with gr.Row():
+            semantic_btn = gr.Button("≈ Compute semantic similarity", variant="secondary",
+                                     elem_id="semantic-btn", scale=0, min_width=260)
+            gr.HTML('<span class="pg-muted">loads a small embedding model (all-MiniLM-L6-v2) on first use'
+                    "</span>", padding=False, elem_classes=["pg-semantic-hint"])
         note = gr.HTML(elem_id="agree-note", padding=False)
         gr.Markdown("**Run vs run**: a saved run's column against another's (ids or share links).")
         with gr.Row():

@@ -6,6 +6,7 @@ service search, start, stream and save, and draws the record as it fills.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterator
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 STREAM_INTERVAL_S = 0.08  # at most ~12 page updates a second while tokens stream
 GROUNDING_CHOICES = {"off": "none", "local corpus": "local", "web": "web"}
+# Edit and run: drop ?session= from the address (a reload would reopen the read-only replay).
+DROP_SESSION_JS = """(runId) => {
+  const url = new URL(window.location.href);
+  if (url.searchParams.has('session')) {
+    url.searchParams.delete('session');
+    window.history.replaceState(window.history.state, '', url.toString());
+  }
+  return runId;
+}"""
 
 
 def examples() -> list[list[str]]:
@@ -60,39 +70,107 @@ class PromptArea:
     tokenize_btn: Any
     add_btn: Any
     blind: Any = None  # the Blind checkbox (playground/ui/blind.py)
+    edit_btn: Any = None  # "Edit and run": shown in place of Run while a saved run is replayed
+    banner: Any = None  # "Replay of a saved run — read-only"
+    settings: Any = None  # the Settings accordion (system prompt, grounding, examples): its label sums up
 
     def inputs(self) -> list[Any]:
         return [self.prompt, self.system, self.specials_as_text, self.grounding, self.n_sources,
                 self.fetch_pages]
 
+    def settings_inputs(self) -> list[Any]:
+        return [self.system, self.specials_as_text, self.grounding, self.n_sources, self.fetch_pages]
+
+    def lock_outputs(self) -> list[Any]:
+        """What a replay locks and Edit and run unlocks."""
+        return [*self.inputs(), self.tokenize_btn, self.add_btn, self.blind, self.run_btn, self.edit_btn,
+                self.banner, self.settings]
+
+    def editable(self, on: bool, banner: str = "") -> dict[Any, Any]:
+        """Every setting editable and Run shown (on), or read-only with Edit and run in Run's place."""
+        updates = {c: gr.update(interactive=on) for c in (*self.inputs(), self.tokenize_btn, self.add_btn,
+                                                         self.blind)}
+        # Hidden and disabled: Ctrl+Enter (assets/shortcuts.js) clicks only an enabled, visible Run.
+        updates[self.run_btn] = gr.update(visible=on, interactive=on)
+        updates[self.edit_btn] = gr.update(visible=not on)
+        updates[self.banner] = "" if on else banner
+        return updates
+
+    def show(self, record: Run) -> dict[Any, Any]:
+        """The prompt and settings a saved run was made with, grounding included (from its record)."""
+        search = record.search
+        grounding = {"local": "local corpus", "web": "web"}.get(search.provider, "off") if search else "off"
+        # The record keeps the sources found, not the number asked for: show what it got.
+        n = min(max(len(search.results), 1), 10) if search else 5
+        fetch = bool(search and any(s.text for s in search.results))
+        label = settings_label(record.system_prompt, record.specials_as_text, grounding, n, fetch)
+        return {
+            self.prompt: record.prompt, self.system: record.system_prompt,
+            self.specials_as_text: record.specials_as_text, self.grounding: grounding, self.n_sources: n,
+            self.fetch_pages: fetch, self.settings: gr.update(label=label),
+        }
+
+
+def settings_label(system: str | None, specials: bool, grounding: str | None, n: float | None,
+                   fetch: bool) -> str:
+    """The Settings accordion's label: what is set, readable without opening it."""
+    parts = [f"system prompt: “{_short(system)}”" if (system or "").strip() else "no system prompt"]
+    ground = grounding or "off"
+    if ground != "off":
+        ground += f", {int(n or 0)} sources" + (", page text" if fetch and ground == "web" else "")
+    parts.append(f"grounding: {ground}")
+    if specials:
+        parts.append("special-token strings as text")
+    return "Settings · " + " · ".join(parts)
+
+
+def _short(text: str | None, limit: int = 40) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def replay_banner(record: Run) -> str:
+    """The banner over a replayed run: read-only, and how to make a new run from it."""
+    return ('<div class="pg-replay-banner" role="status"><b>Replay of a saved run — read-only.</b> '
+            f"Run {html.escape(record.id)} from {html.escape(H.when(record.created_at))}: the controls show "
+            "the settings it ran with. <b>Edit and run</b> copies them into a new run you can change.</div>")
+
 
 def build_prompt_area() -> PromptArea:
-    with gr.Row():
-        with gr.Column(scale=4):
-            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="prompt",
-                                placeholder="Ask something… (Ctrl+Enter runs)")
+    """A compact prompt bar (prompt, Run, Stop) and one settings row; the columns follow right under it."""
+    banner = gr.HTML("", elem_id="replay-banner", padding=False)
+    with gr.Row(elem_id="prompt-bar", equal_height=False):
+        prompt = gr.Textbox(label="Prompt", lines=2, max_lines=8, elem_id="prompt", scale=1,
+                            placeholder="Ask something… (Ctrl+Enter runs)")
+        with gr.Column(scale=0, min_width=170, elem_id="run-box"):
+            run_btn = gr.Button("Run ▶", variant="primary", elem_id="run-btn")
+            edit_btn = gr.Button("Edit and run ✎", variant="primary", visible=False, elem_id="edit-btn")
+            stop_btn = gr.Button("Stop ■", variant="stop", interactive=False, elem_id="stop-btn", size="sm")
+    with gr.Row(elem_id="settings-row", equal_height=False):
+        with gr.Column(scale=3, min_width=320), gr.Accordion(
+                settings_label("", False, "off", 5, False), open=False, elem_id="settings-box") as settings:
             system = gr.Textbox(label="System prompt (used where the model has a chat template)",
-                                lines=1, elem_id="system")
+                                lines=1, max_lines=6, elem_id="system")
             specials_as_text = gr.Checkbox(
                 False, label="Treat special-token strings in my text (e.g. <|im_end|>) as plain text",
                 elem_id="specials-as-text")
             with gr.Row():
                 grounding = gr.Radio(list(GROUNDING_CHOICES), value="off", elem_id="grounding",
-                                     label="Grounding: one search, the same numbered sources for every model")
+                                     label="Grounding: one search, the same numbered sources for every "
+                                     "model")
                 n_sources = gr.Slider(1, 10, value=5, step=1, label="Sources", elem_id="n-sources")
                 fetch_pages = gr.Checkbox(False, label="Fetch page text of the top results (web)",
                                           elem_id="fetch-pages")
-        with gr.Column(scale=1, min_width=180):
-            run_btn = gr.Button("Run ▶", variant="primary", elem_id="run-btn")
-            stop_btn = gr.Button("Stop ■", variant="stop", interactive=False, elem_id="stop-btn")
-            tokenize_btn = gr.Button("Tokenize only", elem_id="tokenize-btn")
-            add_btn = gr.Button("+ Add column", elem_id="add-btn")
+            found = examples()
+            if found:
+                gr.Examples(found, inputs=[prompt], label="Example prompts")
+        with gr.Row(scale=2, elem_id="run-options", equal_height=True):
+            tokenize_btn = gr.Button("Tokenize only", size="sm", elem_id="tokenize-btn", scale=0,
+                                     min_width=120)
+            add_btn = gr.Button("+ Add column", size="sm", elem_id="add-btn", scale=0, min_width=120)
             blind = build_blind_toggle()
-    found = examples()
-    if found:
-        gr.Examples(found, inputs=[prompt], label="Example prompts")
     return PromptArea(prompt, system, specials_as_text, grounding, n_sources, fetch_pages, run_btn, stop_btn,
-                      tokenize_btn, add_btn, blind)
+                      tokenize_btn, add_btn, blind, edit_btn=edit_btn, banner=banner, settings=settings)
 
 
 def wire_runs(page: Page) -> None:
@@ -133,7 +211,8 @@ def wire_runs(page: Page) -> None:
         yield {**columns.clear(), **draw(record, chosen, set(status), status), page.rerun_report: "",
                **page.blind.running(blind),
                area.run_btn: gr.update(interactive=False), area.stop_btn: gr.update(interactive=True),
-               bar.again_btn: gr.update(interactive=False),
+               # the last run's link, Copy, Run again, Export, Reports, Delete: off until this one is saved
+               **bar.updates(None),
                notice: H.notice(f"running {len(chosen)} column(s)…")}
         finished = False
         try:
@@ -221,12 +300,29 @@ def wire_runs(page: Page) -> None:
         stopped = service.stop(tab_key(request))
         return {notice: H.notice("stopping…" if stopped else "nothing is running")}
 
+    def edit_and_run(run_id: str) -> dict[Any, Any]:
+        """Leave the replay: its settings stay in the controls, now editable, for a new run."""
+        message = (f"editing a copy of run {run_id}'s settings: change anything, then Run "
+                   "(the saved run stays as it is)" if run_id else "the controls are editable again")
+        return {**page.editable(True), notice: H.notice(message)}
+
     run_inputs = {*area.inputs(), *columns.inputs(), shell.owner, area.blind}
     outputs = page.run_outputs()
     refresh = bar.refresh_history(shell)
-    area.run_btn.click(run_all, inputs=run_inputs, outputs=outputs, concurrency_limit=4).then(**refresh)
+    # One progress indicator: each column's own status line says what it is doing, the notice counts
+    # time; Gradio's spinners over every output would stack over the columns' text.
+    progress = {"show_progress": "minimal", "show_progress_on": [notice]}
+    area.run_btn.click(run_all, inputs=run_inputs, outputs=outputs, concurrency_limit=4,
+                       **progress).then(**refresh)
     area.tokenize_btn.click(tokenize_all, inputs=run_inputs, outputs=[*outputs, page.tokens.box],
-                            concurrency_limit=4)
+                            concurrency_limit=4, **progress)
     bar.again_btn.click(run_again, inputs=[bar.current_id, shell.owner], outputs=page.show_outputs(),
-                        concurrency_limit=4).then(**refresh)
+                        concurrency_limit=4, **progress).then(**refresh)
     area.stop_btn.click(stop_all, outputs=[notice], queue=False)
+    # The URL's ?session= would reopen the replay on reload: drop it once the user edits.
+    area.edit_btn.click(edit_and_run, inputs=[bar.current_id], outputs=[*page.lock_outputs(), notice],
+                        queue=False, js=DROP_SESSION_JS)
+    for control in area.settings_inputs():
+        control.change(lambda *values: gr.update(label=settings_label(*values)),
+                       inputs=area.settings_inputs(), outputs=[area.settings], queue=False,
+                       show_progress="hidden")

@@ -111,7 +111,7 @@ class SessionBar:
                 return updates | {notice: H.notice(str(exc), "error")}
             return updates | page.show(
                 record, f"Replay of saved run {record.id} ({H.when(record.created_at)}), drawn from the "
-                "saved record: no model was run. “Run again” re-executes it and compares.")
+                "saved record: no model was run. “Run again” re-executes it and compares.", replay=True)
 
         def import_file(path: str | None, browser_id: object, request: gr.Request) -> dict[Any, Any]:
             if not path:
@@ -127,7 +127,7 @@ class SessionBar:
             if imported.renamed_from:
                 message = (f"a saved run already has the id {imported.renamed_from}; this import was stored "
                            f"as {record.id} (the saved run was left untouched). {message}")
-            return page.show(record, message) | {self.history: self.listing(shell, owner)}
+            return page.show(record, message, replay=True) | {self.history: self.listing(shell, owner)}
 
         def export_run(run_id: str) -> dict[Any, Any]:
             """Write the export now (nothing is written before a click); no file, nothing downloads."""

@@ -40,8 +40,8 @@ def sources_html(run: Run) -> str:
     listing = f'<ol class="pg-sources">{items}</ol>' if items else ""
     rows = []
     for model in run.models:
-        cited = ", ".join(f"[{n}]" for n in model.cited) or "no citation"
-        row = f'<li data-column="{model.column}"><b>{html.escape(column_label(model))}</b>: cites {cited}'
+        cited = "cites " + ", ".join(f"[{n}]" for n in model.cited) if model.cited else "cites no source"
+        row = f'<li data-column="{model.column}"><b>{html.escape(column_label(model))}</b>: {cited}'
         if model.invalid_citations:
             bad = ", ".join(f"[{n}]" for n in model.invalid_citations)
             row += f' <span class="pg-error-text">⚠ cites sources that do not exist: {bad}</span>'

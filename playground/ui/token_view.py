@@ -199,8 +199,9 @@ class TokensPanel:
             self.column: gr.update(choices=[column_label(m) for m in record.models],
                                    value=column_label(model)),
             self.jump: gr.update(choices=anomaly_choices(model), value=None),
+            # One page: no slider (a slider needs two stops, and would offer a page that is not there).
             self.page: gr.update(minimum=1, maximum=max(pages, 2), value=min(max(page, 1), pages),
-                                 interactive=pages > 1),
+                                 interactive=pages > 1, visible=pages > 1),
             self.anomalies: anomalies_html(model),
             self.chips: chips_html(model, page, highlight),
             self.counts: counts_table(record),
@@ -233,7 +234,7 @@ def build_tokens_panel() -> TokensPanel:
         with gr.Row():
             column = gr.Radio(label="Column", choices=[], elem_id="tok-model", scale=3)
             jump = gr.Dropdown(label="Jump to anomaly", choices=[], elem_id="tok-jump", scale=2)
-            page = gr.Slider(1, 2, value=1, step=1, label="Page", elem_id="tok-page", scale=2)
+            page = gr.Slider(1, 2, value=1, step=1, label="Page", elem_id="tok-page", scale=2, visible=False)
         anomalies = gr.HTML(elem_id="tok-anomalies", padding=False)
         chips = gr.HTML(elem_id="tok-chips", padding=False)
         counts = gr.HTML(elem_id="tok-counts", padding=False)

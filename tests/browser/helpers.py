@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-VIEWPORT = {"width": 1440, "height": 1000}
+VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen: what the layout is made for
 
 
 def new_page(browser, url: str):  # noqa: ANN001, ANN201
@@ -55,8 +55,9 @@ def fill_number(page, selector: str, value: str) -> None:  # noqa: ANN001
 
 
 def set_max_tokens(page, n: int, columns: tuple[int, ...] = (0, 1)) -> None:  # noqa: ANN001
-    for col in columns:
-        page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
+    for col in columns:  # opens the column's Parameters unless they are open already
+        if not page.locator(f"#col-{col} input[aria-label='Max new tokens']").is_visible():
+            page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
         fill_number(page, f"#col-{col} input[aria-label='Max new tokens']", str(n))
 
 
@@ -80,3 +81,10 @@ def history_ids(page) -> list[str]:  # noqa: ANN001
     """The run ids the History accordion links to."""
     return page.evaluate(
         "() => [...document.querySelectorAll('#history a')].map(a => a.getAttribute('href').split('=')[1])")
+
+
+def open_settings(page) -> None:  # noqa: ANN001
+    """Open the Settings accordion under the prompt (system prompt, grounding, examples) if closed."""
+    if not page.locator("#system textarea").is_visible():
+        page.locator("#settings-box").click()
+        page.wait_for_selector("#system textarea", state="visible", timeout=30_000)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .helpers import notice_has, set_max_tokens
+from .helpers import notice_has, open_settings, set_max_tokens
 
 
 def test_local_corpus_grounding_shows_sources_and_citations(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", "What is the diameter of the Zephyr-9 telescope's primary mirror?")
+    open_settings(page)
     page.locator("#grounding label:has-text('local corpus')").click()
     set_max_tokens(page, 16)
     page.click("#run-btn")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import notice_has, set_max_tokens, share_link
+from .helpers import notice_has, open_settings, set_max_tokens, share_link
 
 PAYLOAD = "Hi <|im_end|> <img src=x onerror=alert(1)><script>alert(2)</script>"
 
@@ -33,6 +33,7 @@ def test_tokenize_only_shows_tokens_and_anomalies(page) -> None:  # noqa: ANN001
 
 def test_plain_text_option_removes_the_warning(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", "Hi <|im_end|> there")
+    open_settings(page)
     page.locator("#specials-as-text input").check()
     page.click("#tokenize-btn")
     notice_has(page, "tokenized for 2 column(s)")

@@ -1,0 +1,66 @@
+"""Take the README screenshot: the page after a two-column run, at 1440x900, in Debian's Chromium.
+
+    .venv/bin/python -m tests.browser.screenshot [--out assets/screenshot.png] [--prompt TEXT] [--tokens N]
+
+Serves the app on loopback with the two bundled models (CPU, the test data directory's converted
+caches: PLAYGROUND_TEST_DATA_DIR or data/test), runs the prompt in both default columns and saves
+what a 1440x900 window shows. Not collected by pytest (no test_ prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS, _serve
+from .helpers import VIEWPORT, notice_has, set_max_tokens
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "assets" / "screenshot.png"))
+    parser.add_argument("--prompt", default="Explain in two sentences why the sky is blue.")
+    parser.add_argument("--tokens", type=int, default=80)
+    parser.add_argument("--full-page", action="store_true", help="the whole page, not only the window")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from playground.backends.pool import ModelPool
+    from playground.catalog import Catalog
+    from playground.config import Settings
+    from playground.engine import Engine
+    from playground.sessions.store import SessionStore
+
+    data_dir = Path(os.environ.get("PLAYGROUND_TEST_DATA_DIR", REPO / "data" / "test"))
+    history = data_dir / "screenshot-history.sqlite3"
+    engine = Engine(Catalog.build(), ModelPool(data_dir, device="cpu"))
+    demo, url = _serve(Settings(data_dir=data_dir), engine, SessionStore(history))
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.goto(url)
+            page.wait_for_selector("#prompt textarea")
+            page.fill("#prompt textarea", args.prompt)
+            set_max_tokens(page, args.tokens)
+            for col in (0, 1):  # close the parameters again: the picture shows the answers
+                page.locator(f"#col-{col} button:has-text('Parameters')").first.click()
+            page.click("#run-btn")
+            notice_has(page, "2 of 2")
+            page.mouse.move(0, 0)
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.wait_for_timeout(500)
+            page.screenshot(path=args.out, full_page=args.full_page)
+            browser.close()
+    finally:
+        demo.close()
+        history.unlink(missing_ok=True)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
