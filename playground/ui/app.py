@@ -144,6 +144,7 @@ def build_page(service: RunService) -> gr.Blocks:
     from playground.ui.blind import build_blind_panel
     from playground.ui.columns import build_columns
     from playground.ui.diff_view import build_compare_panel
+    from playground.ui.follow_up import build_follow_up
     from playground.ui.leaderboard_view import build_leaderboard_panel
     from playground.ui.page import build_shell
     from playground.ui.prob_view import build_probs_panel
@@ -162,6 +163,7 @@ def build_page(service: RunService) -> gr.Blocks:
         shell = build_shell(service)
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
         columns = build_columns(service.settings, service.engine)
+        build_follow_up(bar)
         blind = build_blind_panel(prompt.blind, columns.size)
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
                     build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)

@@ -38,19 +38,21 @@ class Slot:
     seed: Any
     stop: Any
     timeout: Any
+    system: Any = None  # this column's own system prompt ("" = the shared one)
 
     def param_inputs(self) -> list[Any]:
         return [
             self.model, self.max_new_tokens, self.temperature, self.top_p, self.top_k,
-            self.repetition_penalty, self.seed, self.stop, self.timeout,
+            self.repetition_penalty, self.seed, self.stop, self.timeout, self.system,
         ]
 
-    def fill(self, model: str, p: GenerationParams) -> dict[Any, Any]:
-        """Updates that show a saved column's model and parameters."""
+    def fill(self, model: str, p: GenerationParams, system: str | None = None) -> dict[Any, Any]:
+        """Updates that show a saved column's model, parameters and own system prompt."""
         return {
             self.model: model, self.max_new_tokens: p.max_new_tokens, self.temperature: p.temperature,
             self.top_p: p.top_p, self.top_k: p.top_k, self.repetition_penalty: p.repetition_penalty,
             self.seed: p.seed, self.stop: "\n".join(p.stop), self.timeout: p.timeout_s,
+            self.system: system or "",
         }
 
     def params(self, data: dict[Any, Any]) -> GenerationParams:
@@ -149,8 +151,11 @@ def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings:
                 timeout = gr.Number(d.timeout_s, label="Request timeout (s)", minimum=1, min_width=110)
                 stop = gr.Textbox("", label="Stop strings (one per line; \\n \\t \\\\ are escapes)", lines=1,
                                   max_lines=4, elem_classes=["pg-stop"])
+                system = gr.Textbox("", label="System prompt for this column (empty: the shared one)",
+                                    lines=1, max_lines=4, elem_id=f"system-{index}",
+                                    elem_classes=["pg-system"])
     return Slot(box, dropdown, remove, header, output, max_new, temperature, top_p, top_k, rep, seed,
-                stop, timeout)
+                stop, timeout, system)
 
 
 def pool_html(engine: Engine) -> str:
@@ -201,8 +206,9 @@ class Columns:
             slot = self.slots[i]
             model, bad_model = clean_text((data[slot.model] or "").strip())
             bad_stop = clean_text(data.get(slot.stop) or "")[1]
-            repaired |= bad_model or bad_stop
-            columns.append(ColumnRequest(model, slot.params(data)))
+            system, bad_system = clean_text(data.get(slot.system) or "")
+            repaired |= bad_model or bad_stop or bad_system
+            columns.append(ColumnRequest(model, slot.params(data), system if system.strip() else None))
         return columns, repaired
 
     def draw(self, record: Run, chosen: list[int], columns: set[int], status: dict[int, str]
@@ -213,7 +219,7 @@ class Columns:
             slot = self.slots[chosen[col]]
             model_run = record.models[col]
             updates[slot.header] = H.column_header(model_run, status.get(col, ""))
-            updates[slot.output] = H.markdown_safe(model_run.text)
+            updates[slot.output] = H.conversation_markdown(record, col)  # earlier turns first
         return updates
 
     def clear(self) -> dict[Any, Any]:
@@ -228,7 +234,8 @@ class Columns:
             updates[slot.box] = gr.update(visible=flags[i])
             if i < len(shown):
                 ident = shown[i].identity
-                updates.update(slot.fill(ident.reference or ident.catalog_id, shown[i].params))
+                updates.update(slot.fill(ident.reference or ident.catalog_id, shown[i].params,
+                                         shown[i].system_prompt))
             else:
                 updates[slot.header] = ""
                 updates[slot.output] = ""

@@ -296,6 +296,30 @@ def wire_runs(page: Page) -> None:
             saved.models = saved.models[: len(shown)]
             yield {page.rerun_report: H.rerun_report(saved.id, service.compare_rerun(saved, new))}
 
+    def follow_up(data: dict[Any, Any], request: gr.Request) -> Iterator[dict[Any, Any]]:
+        """The next turn of the saved run shown: every column continues its own conversation."""
+        text, repaired = clean_text(data[bar.follow_text] or "")
+        if not text.strip():
+            yield {notice: H.notice("the follow-up is empty: type something to send to every column",
+                                    "error")}
+            return
+        try:
+            saved, turn = service.follow_up_request(data[bar.current_id], text)
+        except SessionError as exc:
+            yield {notice: H.notice(str(exc), "error")}
+            return
+        chosen = columns.chosen(data)
+        if len(chosen) != len(turn.columns):  # the page shows another set of columns: use the run's own
+            chosen = list(range(min(len(turn.columns), columns.size)))
+            turn.columns = turn.columns[: len(chosen)]
+            for earlier in turn.history:
+                earlier.models = earlier.models[: len(chosen)]
+        yield {bar.follow_text: ""}
+        note = REPAIRED_NOTICE if repaired else ""
+        blind = page.blind.begin(False, chosen)
+        yield from execute(turn, chosen, tab_key(request), owner_of(request, data[shell.owner]), note=note,
+                           blind=blind)
+
     def stop_all(request: gr.Request) -> dict[Any, Any]:
         stopped = service.stop(tab_key(request))
         return {notice: H.notice("stopping…" if stopped else "nothing is running")}
@@ -318,6 +342,10 @@ def wire_runs(page: Page) -> None:
                             concurrency_limit=4, **progress)
     bar.again_btn.click(run_again, inputs=[bar.current_id, shell.owner], outputs=page.show_outputs(),
                         concurrency_limit=4, **progress).then(**refresh)
+    follow_inputs = {*columns.inputs(), shell.owner, bar.current_id, bar.follow_text}
+    for trigger in (bar.follow_btn.click, bar.follow_text.submit):
+        trigger(follow_up, inputs=follow_inputs, outputs=outputs, concurrency_limit=4,
+                **progress).then(**refresh)
     area.stop_btn.click(stop_all, outputs=[notice], queue=False)
     # The URL's ?session= would reopen the replay on reload: drop it once the user edits.
     area.edit_btn.click(edit_and_run, inputs=[bar.current_id], outputs=[*page.lock_outputs(), notice],

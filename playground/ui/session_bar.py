@@ -63,11 +63,14 @@ class SessionBar:
     history_query: Any = None
     history_btn: Any = None
     history: Any = None
+    follow_text: Any = None  # the follow-up box under the columns (playground/ui/follow_up.py)
+    follow_btn: Any = None
 
     @property
     def outputs(self) -> list[Any]:
+        follow = [c for c in (self.follow_text, self.follow_btn) if c is not None]
         return [self.current_id, self.share_link, self.copy_btn, self.again_btn, self.delete_btn,
-                self.export_btn, self.report_html_btn, self.report_md_btn]
+                self.export_btn, self.report_html_btn, self.report_md_btn, *follow]
 
     def updates(self, record: Run | None) -> dict[Any, Any]:
         """The bar for a saved run (or none). No file is written here: Export writes it on click."""
@@ -82,6 +85,9 @@ class SessionBar:
             self.export_btn: gr.update(interactive=saved),
             self.report_html_btn: gr.update(interactive=saved),
             self.report_md_btn: gr.update(interactive=saved),
+            # a follow-up continues the saved run shown; none while a run streams or nothing is saved
+            **({self.follow_text: gr.update(interactive=saved), self.follow_btn: gr.update(interactive=saved)}
+               if self.follow_btn is not None else {}),
         }
 
     def listing(self, shell: Shell, owner: str, query: str = "") -> str:

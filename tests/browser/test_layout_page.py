@@ -55,9 +55,10 @@ def test_answers_stream_in_view_with_steady_columns_and_one_indicator(page) -> N
     first = page.evaluate(FIRST_LINE, "#out-0")
     assert copy and first and not _overlap(copy, first), (copy, first)
 
-    # Opened Parameters sit in a compact grid: the panels below stay close.
+    # Opened Parameters sit in a compact grid (numbers, stop strings, the column's own system prompt):
+    # the panels below stay close.
     params = page.locator("#col-0 .pg-params-box").bounding_box()
-    assert params["height"] < 320, params
+    assert params["height"] < 400, params
     assert page.dialogs == []
 
 
