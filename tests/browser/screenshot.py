@@ -1,6 +1,11 @@
-"""Take the README screenshot: the page after a two-column run, at 1440x900, in Debian's Chromium.
+"""Take the README screenshots: the page after a two-column run, at 1440x900, in Debian's Chromium.
 
     .venv/bin/python -m tests.browser.screenshot [--out assets/screenshot.png] [--prompt TEXT] [--tokens N]
+        [--follow-up TEXT --conversation-out assets/conversation.png]
+        [--votes N --leaderboard-out assets/leaderboard.png]
+
+With --follow-up, the conversation's second turn is sent and the window saved again; with --votes,
+that many blind runs are voted on (the first column wins each) and the Leaderboard panel is saved.
 
 Serves the app on loopback with the two bundled models (CPU, the test data directory's converted
 caches: PLAYGROUND_TEST_DATA_DIR or data/test), runs the prompt in both default columns and saves
@@ -25,6 +30,10 @@ def main() -> None:
     parser.add_argument("--prompt", default="Explain in two sentences why the sky is blue.")
     parser.add_argument("--tokens", type=int, default=80)
     parser.add_argument("--full-page", action="store_true", help="the whole page, not only the window")
+    parser.add_argument("--follow-up", default="", help="a second turn for the conversation screenshot")
+    parser.add_argument("--conversation-out", default=str(REPO / "assets" / "conversation.png"))
+    parser.add_argument("--votes", type=int, default=0, help="blind runs to vote on for the leaderboard shot")
+    parser.add_argument("--leaderboard-out", default=str(REPO / "assets" / "leaderboard.png"))
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -55,6 +64,26 @@ def main() -> None:
             page.evaluate("() => window.scrollTo(0, 0)")
             page.wait_for_timeout(500)
             page.screenshot(path=args.out, full_page=args.full_page)
+            if args.follow_up:
+                page.fill("#follow-up textarea", args.follow_up)
+                page.click("#follow-up-btn")
+                page.wait_for_function(  # the new turn has started, then wait for it to end
+                    "() => document.querySelectorAll('#out-0 blockquote').length >= 2", timeout=600_000)
+                notice_has(page, "2 of 2")
+                page.mouse.move(0, 0)
+                page.wait_for_timeout(500)
+                page.screenshot(path=args.conversation_out)
+            for n in range(args.votes):
+                page.locator("#blind-toggle input").check()
+                page.fill("#prompt textarea", ["Name a colour.", "Name a fruit.", "Name a river."][n % 3])
+                page.click("#run-btn")
+                page.wait_for_selector("#vote-a", state="visible", timeout=600_000)
+                page.click("#vote-a" if n % 3 else "#vote-tie")
+                page.wait_for_selector("#vote-result .pg-vote-result", timeout=60_000)
+            if args.votes:
+                page.locator("#leaderboard-box").click()
+                page.wait_for_selector("#leaderboard table.pg-leaderboard", timeout=30_000)
+                page.locator("#leaderboard-box").screenshot(path=args.leaderboard_out)
             browser.close()
     finally:
         demo.close()
