@@ -521,6 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(catalog)
     catalog.add_argument("--json", action="store_true")
     catalog.set_defaults(func=cmd_catalog)
+
+    from playground.routing.cli import add_route_parser
+
+    add_route_parser(sub, common)
     return parser
 
 

@@ -1,0 +1,330 @@
+"""Routing rules: an ordered list of conditions, each naming a model, and a default.
+
+The file (YAML or JSON) has exactly this shape; the first rule whose `when` holds wins, and
+every condition inside one `when` must hold:
+
+    default: gemma3-270m
+    rules:
+      - when: {category: [extraction, summarisation]}
+        model: smollm2-135m
+      - when: {prompt_tokens_below: 64}
+        model: smollm2-135m
+      - when: {matches: "(?i)step by step|prove"}
+        model: gemma3-270m
+      - when: {anomaly: special_token_literal}
+        model: smollm2-135m
+
+Pure code: no model is loaded here. Token counts and anomaly kinds come with the prompt
+(`PromptFacts`); when nobody measured them, `approx_tokens` and `approx_anomalies` give
+labelled approximations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The anomaly kinds of playground/inspect/tokens.py (Anomaly.kind).
+ANOMALY_KINDS = ("special_literal", "blowup", "repeat_run", "byte_fallback", "context_overflow")
+# Names a rules file may use for them: the issue's spelling of the special-token check too.
+ANOMALY_ALIASES = {"special_token_literal": "special_literal"}
+
+CONDITION_KEYS = ("category", "prompt_tokens_below", "matches", "anomaly")
+RULE_KEYS = ("when", "model")
+TOP_KEYS = ("default", "rules")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the message names the rule index and key."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One `when`: every field that is set must hold (None = not part of this rule)."""
+
+    category: tuple[str, ...] | None = None
+    prompt_tokens_below: int | None = None
+    matches: str | None = None
+    anomaly: str | None = None  # canonical kind (aliases resolved)
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        if self.category is not None:
+            out["category"] = list(self.category)
+        if self.prompt_tokens_below is not None:
+            out["prompt_tokens_below"] = self.prompt_tokens_below
+        if self.matches is not None:
+            out["matches"] = self.matches
+        if self.anomaly is not None:
+            out["anomaly"] = self.anomaly
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: Condition
+    model: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    default: str
+    rules: tuple[Rule, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"default": self.default,
+                "rules": [{"when": r.when.to_dict(), "model": r.model} for r in self.rules]}
+
+    def models(self) -> list[str]:
+        """Every model the rules can pick, default first, each once."""
+        return list(dict.fromkeys([self.default, *(r.model for r in self.rules)]))
+
+    def needs_tokens(self) -> bool:
+        return any(r.when.prompt_tokens_below is not None for r in self.rules)
+
+    def needs_anomalies(self) -> bool:
+        return any(r.when.anomaly is not None for r in self.rules)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _model_name(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RulesError(f"{where}: must be a model id (a non-empty string), got {value!r}")
+    return value.strip()
+
+
+def _condition(when: object, where: str) -> Condition:
+    if not isinstance(when, Mapping) or not when:
+        raise RulesError(f"{where}: must hold one or more conditions "
+                         f"({', '.join(CONDITION_KEYS)}), got {when!r}")
+    unknown = [str(k) for k in when if k not in CONDITION_KEYS]
+    if unknown:
+        raise RulesError(f"{where}: unknown condition {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(CONDITION_KEYS)})")
+    fields: dict = {}
+    if "category" in when:
+        value = when["category"]
+        if isinstance(value, str):
+            value = [value]
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(c, str) and c.strip() for c in value)):
+            raise RulesError(f"{where}.category: must be a non-empty list of category names, got {value!r}")
+        fields["category"] = tuple(c.strip() for c in value)
+    if "prompt_tokens_below" in when:
+        value = when["prompt_tokens_below"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RulesError(f"{where}.prompt_tokens_below: must be a whole number of tokens >= 1, "
+                             f"got {value!r}")
+        fields["prompt_tokens_below"] = value
+    if "matches" in when:
+        value = when["matches"]
+        if not isinstance(value, str) or not value:
+            raise RulesError(f"{where}.matches: must be a regular expression (a non-empty string), "
+                             f"got {value!r}")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise RulesError(f"{where}.matches: bad regular expression {value!r}: {exc}") from exc
+        fields["matches"] = value
+    if "anomaly" in when:
+        value = when["anomaly"]
+        kind = ANOMALY_ALIASES.get(value, value) if isinstance(value, str) else value
+        if kind not in ANOMALY_KINDS:
+            names = ", ".join([*ANOMALY_KINDS, *ANOMALY_ALIASES])
+            raise RulesError(f"{where}.anomaly: unknown anomaly kind {value!r} (known: {names})")
+        fields["anomaly"] = kind
+    return Condition(**fields)
+
+
+def parse_rules(data: object) -> RuleSet:
+    """A RuleSet from parsed YAML/JSON; RulesError names the rule index and key of the first problem."""
+    if not isinstance(data, Mapping):
+        raise RulesError("the rules file must be a mapping with 'default' and 'rules', "
+                         f"got {type(data).__name__}")
+    unknown = [str(k) for k in data if k not in TOP_KEYS]
+    if unknown:
+        raise RulesError(f"unknown key {', '.join(map(repr, unknown))} at the top level "
+                         f"(known: {', '.join(TOP_KEYS)})")
+    if "default" not in data:
+        raise RulesError("default: missing (the model for prompts no rule matches)")
+    default = _model_name(data["default"], "default")
+    raw_rules = data.get("rules", [])
+    if raw_rules is None:
+        raw_rules = []
+    if not isinstance(raw_rules, list):
+        raise RulesError(f"rules: must be a list of {{when, model}} entries, got {type(raw_rules).__name__}")
+    rules = []
+    for i, raw in enumerate(raw_rules):
+        where = f"rules[{i}]"
+        if not isinstance(raw, Mapping):
+            raise RulesError(f"{where}: must be a mapping with 'when' and 'model', got {raw!r}")
+        unknown = [str(k) for k in raw if k not in RULE_KEYS]
+        if unknown:
+            raise RulesError(f"{where}: unknown key {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(RULE_KEYS)})")
+        for key in RULE_KEYS:
+            if key not in raw:
+                raise RulesError(f"{where}.{key}: missing")
+        when = _condition(raw["when"], f"{where}.when")
+        rules.append(Rule(when, _model_name(raw["model"], f"{where}.model")))
+    return RuleSet(default, tuple(rules))
+
+
+def loads_rules(text: str, fmt: str = "yaml") -> RuleSet:
+    """Parse rules text; fmt "json" or "yaml" (YAML also reads JSON, which is a subset of it)."""
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RulesError(f"not valid JSON: {exc}") from exc
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RulesError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
+    return parse_rules(data)
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """A rules file: .json is read as JSON, anything else as YAML."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{path} is not UTF-8 text") from exc
+    try:
+        return loads_rules(text, "json" if path.suffix.lower() == ".json" else "yaml")
+    except RulesError as exc:
+        raise RulesError(f"{path}: {exc}") from exc
+
+
+def dumps_rules(rules: RuleSet, fmt: str = "yaml") -> str:
+    if fmt == "json":
+        return json.dumps(rules.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    import yaml
+
+    return yaml.safe_dump(rules.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+# -- approximations (no tokenizer at hand) --------------------------------------------------
+
+# A word, a number or one other visible character: roughly a subword tokenizer's count on English
+# prose (real tokenizers split long or rare words further, so this tends to count low).
+_APPROX_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# Strings that chat tokenizers turn into control tokens: <|im_end|>, <s>, </s>, <start_of_turn> ...
+_SPECIAL_LIKE = re.compile(
+    r"<\|[A-Za-z0-9_]+\|>|</?s>|<(?:start|end)_of_turn>|<(?:bos|eos|pad|unk|mask)>|\[(?:INST|/INST)\]"
+)
+
+APPROX_TOKENS_NOTE = ("prompt tokens counted by approximation (one token per word, number or punctuation "
+                      "mark), not by a model's tokenizer")
+APPROX_ANOMALIES_NOTE = ("anomalies found by approximation (special-token-like strings such as <|im_end|> "
+                         "only), not by a model's tokenizer")
+
+
+def approx_tokens(text: str) -> int:
+    """APPROXIMATE token count: words, numbers and single punctuation marks (see APPROX_TOKENS_NOTE)."""
+    return len(_APPROX_TOKEN.findall(text))
+
+
+def approx_anomalies(text: str) -> tuple[str, ...]:
+    """APPROXIMATE anomaly kinds without a tokenizer: only special_literal, by pattern."""
+    return ("special_literal",) if _SPECIAL_LIKE.search(text) else ()
+
+
+# -- matching --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptFacts:
+    """What the rules look at for one prompt. None = not measured: computed by approximation."""
+
+    prompt: str
+    category: str = ""
+    prompt_tokens: int | None = None
+    anomalies: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    rule: int | None  # index into RuleSet.rules; None = the default
+    reason: str
+    prompt_tokens: int | None = None  # the count the rules used, when a rule looked at it
+    approximate: list[str] = field(default_factory=list)  # which facts were approximated
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "rule": self.rule, "reason": self.reason,
+                "prompt_tokens": self.prompt_tokens, "approximate": list(self.approximate)}
+
+
+def _holds(cond: Condition, facts: PromptFacts, tokens: Callable[[], int],
+           anomalies: Callable[[], tuple[str, ...]]) -> bool:
+    if cond.category is not None and facts.category not in cond.category:
+        return False
+    if cond.prompt_tokens_below is not None and not tokens() < cond.prompt_tokens_below:
+        return False
+    if cond.matches is not None and not re.search(cond.matches, facts.prompt):
+        return False
+    return cond.anomaly is None or cond.anomaly in anomalies()
+
+
+def _reason(cond: Condition, tokens: int | None) -> str:
+    parts = []
+    if cond.category is not None:
+        parts.append(f"category in [{', '.join(cond.category)}]")
+    if cond.prompt_tokens_below is not None:
+        parts.append(f"prompt tokens {tokens} < {cond.prompt_tokens_below}")
+    if cond.matches is not None:
+        parts.append(f"prompt matches /{cond.matches}/")
+    if cond.anomaly is not None:
+        parts.append(f"anomaly {cond.anomaly} present")
+    return " and ".join(parts)
+
+
+def route(rules: RuleSet, facts: PromptFacts,
+          count_tokens: Callable[[str], int] | None = None) -> Decision:
+    """The model the rules pick for one prompt, and why. First matching rule wins.
+
+    count_tokens is used when facts.prompt_tokens is None (default: approx_tokens, labelled as such
+    in Decision.approximate); missing anomaly kinds fall back to approx_anomalies.
+    """
+    approximate: list[str] = []
+    counted: list[int] = []  # the token count, once something asked for it
+    kinds: list[tuple[str, ...]] = []
+
+    def tokens() -> int:
+        if not counted:
+            if facts.prompt_tokens is not None:
+                counted.append(facts.prompt_tokens)
+            elif count_tokens is not None:
+                counted.append(count_tokens(facts.prompt))
+            else:
+                counted.append(approx_tokens(facts.prompt))
+                approximate.append("prompt_tokens")
+        return counted[0]
+
+    def anomalies() -> tuple[str, ...]:
+        if not kinds:
+            if facts.anomalies is not None:
+                kinds.append(tuple(ANOMALY_ALIASES.get(k, k) for k in facts.anomalies))
+            else:
+                kinds.append(approx_anomalies(facts.prompt))
+                approximate.append("anomalies")
+        return kinds[0]
+
+    for i, rule in enumerate(rules.rules):
+        if _holds(rule.when, facts, tokens, anomalies):
+            used = counted[0] if counted else None
+            return Decision(rule.model, i, f"rule {i}: {_reason(rule.when, used)}", used, approximate)
+    return Decision(rules.default, None, "no rule matched: the default",
+                    counted[0] if counted else None, approximate)
