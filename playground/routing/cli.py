@@ -155,6 +155,8 @@ def _evaluate(args: argparse.Namespace, rules: RuleSet) -> int:
         if not args.strong or not args.weak:
             raise RouteError("--sweep needs --strong MODEL and --weak MODEL")
         swept = sweep(table, args.strong, args.weak, args.sweep, chosen=args.threshold)
+        if args.sweep == "prompt_tokens" and any(r.prompt_tokens is None for r in table.rows):
+            print(f"playground: sweep: {APPROX_TOKENS_NOTE} where the table has no count", file=sys.stderr)
         if args.figure:
             from playground.routing.figures import sweep_figure
 
