@@ -1,4 +1,4 @@
-"""Command line: serve | compare | tokenize | sessions | catalog | prepare.
+"""Command line: serve | compare | tokenize | sessions | batch | catalog | prepare.
 
 Exit status: 0 on success, 2 on bad input (with a message on stderr), 1 when
 every model of a `compare` failed.
@@ -512,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     ranking.add_argument("--json", action="store_true")
     ranking.add_argument("--csv", metavar="FILE", help="also write the votes as CSV to FILE")
     ranking.set_defaults(func=cmd_leaderboard)
+
+    from playground.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub, common)
 
     prepare = sub.add_parser("prepare", help="assemble bundled models and write their converted caches")
     common(prepare)

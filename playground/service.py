@@ -20,6 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from playground.batch.book import BatchBook, BatchListing
+from playground.batch.runner import BatchJobs, Progress, batch_result, shared_embed
+from playground.batch.score import Scoring
+from playground.batch.spec import BatchSpec
+from playground.batch.summary import BatchResult
 from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, Event, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
@@ -133,6 +138,7 @@ class RunService:
         self.live = LiveRuns()
         self._exports: list[Path] = []
         self._exports_lock = threading.Lock()
+        self._batches: BatchJobs | None = None
 
     @property
     def store(self) -> SessionStore:
@@ -257,6 +263,30 @@ class RunService:
 
         run = self.store.get(run_id)
         return self._temp_file(report_filename(run, fmt), render_report(run, fmt))
+
+    # -- batches of a prompt set (playground/batch) -----------------------------------
+
+    @property
+    def batches(self) -> BatchJobs:
+        with self._exports_lock:
+            if self._batches is None:
+                self._batches = BatchJobs(self)
+            return self._batches
+
+    def start_batch(self, spec: BatchSpec, owner: str) -> str:
+        """Store a batch and run it in the background; follow it with batch_progress."""
+        return self.batches.start(spec, owner)
+
+    def batch_progress(self, batch_id: str) -> Progress | None:
+        return self.batches.progress(batch_id)
+
+    def batch_result(self, batch_id: str, scoring: Scoring | None = None) -> BatchResult:
+        method = (scoring or BatchBook(self.store).get(batch_id).scoring).method
+        return batch_result(self, batch_id, scoring, shared_embed() if method in ("semantic", "agreement")
+                            else None)
+
+    def list_batches(self, owner: str, limit: int = 50) -> list[BatchListing]:
+        return BatchBook(self.store).list(None if self.shared_history else owner, limit)
 
     # -- blind comparison and leaderboard ---------------------------------------------
 

@@ -117,7 +117,39 @@ def _m004_votes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX votes_category ON votes(category, created_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_runs, _m002_search, _m003_owner, _m004_votes]
+def _m005_batches(db: sqlite3.Connection) -> None:
+    """Batch runs of a prompt set (playground/batch/book.py): the batch, and per prompt its saved run.
+
+    A prompt's row is written as 'running' with the run id chosen before it runs, then 'done' once that
+    run is saved: a batch killed in between finds the run by its id on resume, and never runs it twice.
+    """
+    db.execute(
+        """CREATE TABLE batches (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            total INTEGER NOT NULL,        -- prompts in the set
+            spec TEXT NOT NULL             -- JSON: the prompt set, the columns, the scoring
+        )"""
+    )
+    db.execute("CREATE INDEX batches_owner_created ON batches(owner, created_at DESC)")
+    db.execute(
+        """CREATE TABLE batch_items (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,          -- the prompt's place in the set
+            run_id TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            error TEXT NOT NULL DEFAULT '',
+            elapsed_s REAL NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches]
 
 
 def _outputs_text(record: dict) -> str:

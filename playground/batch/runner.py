@@ -1,0 +1,201 @@
+"""Running a batch: each prompt of the set across the columns, through the run service, saved as it lands.
+
+Each prompt is one normal run (its columns side by side), saved under the batch's owner, so it opens
+with /?session=ID like any other. Before a prompt runs, its row records the run id it will be saved
+under; once saved, the row says done. A batch killed at any point resumes where it stopped: a prompt
+whose run was saved is never run again, and one that was not runs (again) in full.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from playground.batch.book import BatchBook
+from playground.batch.score import Embed, Scoring
+from playground.batch.spec import BatchSpec
+from playground.batch.summary import BatchResult, build_table, prompt_anomalies, summarise
+from playground.record import Run, new_run_id
+from playground.requests import ColumnRequest, RequestError, RunRequest
+from playground.sessions.store import SessionError
+
+if TYPE_CHECKING:
+    from playground.service import RunService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    batch_id: str
+    done: int  # prompts finished (saved or failed), this session and earlier ones
+    total: int
+    failed: int = 0
+    eta_s: float | None = None  # None until one prompt has run in this session
+    current: str = ""  # id of the prompt that just finished
+    state: str = "running"  # running | complete | stopped | error
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def request_for(spec: BatchSpec, index: int) -> RunRequest:
+    item = spec.items[index]
+    return RunRequest(
+        prompt=item.prompt, system_prompt=item.system,
+        columns=[ColumnRequest(c.model, c.params, c.system_prompt) for c in spec.columns],
+        capture_attention=spec.capture_attention,
+    )
+
+
+def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None = None,
+              progress: ProgressCallback | None = None) -> Progress:
+    """Run (or resume) a saved batch to its end, or until `cancel` is set; returns the last progress."""
+    cancel = cancel or threading.Event()
+    book = BatchBook(service.store)
+    spec = book.get(batch_id)
+    owner = book.owner_of(batch_id)
+    total = len(spec.items)
+    states = book.states(batch_id)
+    for index, state in states.items():  # killed between a save and its 'done': the run is there
+        if state.status == "running":
+            if book.run_saved(state.run_id):
+                book.done(batch_id, index, state.run_id, state.elapsed_s)
+            else:
+                book.forget(batch_id, index)
+    states = book.states(batch_id)
+    finished = {i for i, s in states.items() if s.status in ("done", "failed")}
+    failed = sum(1 for s in states.values() if s.status == "failed")
+    spent: list[float] = []
+
+    def report(current: str, state: str = "running", message: str = "") -> Progress:
+        remaining = total - len(finished)
+        eta = sum(spent) / len(spent) * remaining if spent else None
+        p = Progress(batch_id, len(finished), total, failed, eta, current, state, message)
+        if progress is not None:
+            progress(p)
+        return p
+
+    last = report("")
+    for index, item in enumerate(spec.items):
+        if index in finished:
+            continue
+        if cancel.is_set():
+            return report("", "stopped", "stopped: the finished prompts are saved; resume to go on")
+        started = time.perf_counter()
+        run_id = new_run_id()
+        book.running(batch_id, index, run_id)
+        try:
+            live = service.start(request_for(spec, index), key=f"batch:{batch_id}", owner=owner)
+        except RequestError as exc:
+            book.failed(batch_id, index, str(exc))
+            finished.add(index)
+            failed += 1
+            last = report(item.id)
+            continue
+        try:
+            for _event in live.events:
+                if cancel.is_set():
+                    live.cancel.set()
+        except BaseException:
+            service.finish(live, save=False)
+            book.forget(batch_id, index)
+            raise
+        if live.cancel.is_set():  # stopped mid-prompt: not saved; it runs in full on resume
+            service.finish(live, save=False)
+            book.forget(batch_id, index)
+            return report("", "stopped", "stopped: the finished prompts are saved; resume to go on")
+        live.record.id = run_id
+        outcome = service.finish(live)
+        elapsed = time.perf_counter() - started
+        if outcome.save_error:
+            book.forget(batch_id, index)
+            return report(item.id, "error", outcome.save_error)
+        book.done(batch_id, index, outcome.saved_id, elapsed)
+        finished.add(index)
+        spent.append(elapsed)
+        last = report(item.id)
+    return report("", "complete")
+
+
+def batch_result(service: RunService, batch_id: str, scoring: Scoring | None = None,
+                 embed: Embed | None = None) -> BatchResult:
+    """The table and per-model summaries of a saved batch (finished or not), scored as asked
+    (default: the batch's own scoring). Semantic and agreement scoring need `embed`."""
+    book = BatchBook(service.store)
+    spec = book.get(batch_id)
+    scoring = scoring or spec.scoring
+    states = book.states(batch_id)
+    runs: dict[int, Run] = {}
+    failed: dict[int, str] = {}
+    for index, state in states.items():
+        if state.status == "done":
+            try:
+                runs[index] = service.store.get(state.run_id)
+            except SessionError as exc:  # deleted since: shown as a failed prompt
+                failed[index] = str(exc)
+        elif state.status == "failed":
+            failed[index] = state.error
+    cells = build_table(spec.items, len(spec.columns), runs, scoring, embed, failed)
+    return BatchResult(batch_id, spec.name, len(spec.items), len(runs), len(failed), scoring, cells,
+                       summarise(cells, len(spec.columns)), prompt_anomalies(cells))
+
+
+def shared_embed() -> Embed:
+    """The shipped sentence-embedding model (loaded on first use; imports torch)."""
+    from playground.backends.embeddings import EmbeddingModel
+
+    return EmbeddingModel.shared().embed
+
+
+class BatchJobs:
+    """Batches running in the background for the page: one thread each, with its cancel flag and progress."""
+
+    def __init__(self, service: RunService) -> None:
+        self.service = service
+        self._jobs: dict[str, tuple[threading.Thread, threading.Event, list[Progress]]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, spec: BatchSpec, owner: str) -> str:
+        """Store the batch and start it; resuming a stored one: `resume(id)`."""
+        batch_id = BatchBook(self.service.store).create(spec, owner)
+        self.resume(batch_id)
+        return batch_id
+
+    def resume(self, batch_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(batch_id)
+            if job is not None and job[0].is_alive():
+                return
+            cancel, last = threading.Event(), [Progress(batch_id, 0, 0)]
+
+            def work() -> None:
+                try:
+                    run_batch(self.service, batch_id, cancel, lambda p: last.__setitem__(0, p))
+                except Exception as exc:  # noqa: BLE001 - shown as the batch's state, and logged
+                    log.exception("batch %s failed", batch_id)
+                    last[0] = Progress(batch_id, last[0].done, last[0].total, last[0].failed, None, "",
+                                       "error", str(exc)[:300])
+
+            thread = threading.Thread(target=work, name=f"batch-{batch_id}", daemon=True)
+            self._jobs[batch_id] = (thread, cancel, last)
+            thread.start()
+
+    def progress(self, batch_id: str) -> Progress | None:
+        """The latest progress of a batch started here (None: not started in this process)."""
+        with self._lock:
+            job = self._jobs.get(batch_id)
+        return None if job is None else job[2][0]
+
+    def stop(self, batch_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(batch_id)
+        if job is None or not job[0].is_alive():
+            return False
+        job[1].set()
+        return True

@@ -1,0 +1,135 @@
+"""Scoring an answer against the expected one: pure functions, each returning a score in [0, 1].
+
+- exact: equal after trimming and collapsing whitespace (case-sensitive)
+- contains: the expected text occurs in the answer, ignoring case and runs of whitespace
+- regex: `expected` is a Python regular expression searched for in the answer
+- numeric: the first number in the answer equals the expected number within an absolute tolerance
+- semantic: cosine similarity of sentence embeddings (all-MiniLM-L6-v2, shipped), negatives as 0
+- agreement: no expected answer needed: semantic similarity with a reference column's answer
+
+A score is None when the prompt cannot be scored that way (no expected answer, a pattern that does
+not compile, an expected value that is not a number); the note says why. A failed column scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS = ("exact", "contains", "regex", "numeric", "semantic", "agreement")
+MAX_PATTERN_CHARS = 1000
+MAX_SCORED_CHARS = 100_000  # of an answer, for regex (Python's re has no timeout)
+DEFAULT_TOLERANCE = 1e-6
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    method: str = "contains"
+    tolerance: float = DEFAULT_TOLERANCE  # numeric: absolute
+    reference_column: int = 0  # agreement: the column the others are compared with
+
+    def problems(self, columns: int) -> list[str]:
+        out = []
+        if self.method not in METHODS:
+            out.append(f"unknown scoring {self.method!r}: use one of {', '.join(METHODS)}")
+        if not math.isfinite(self.tolerance) or self.tolerance < 0:
+            out.append(f"the numeric tolerance must be a finite number >= 0, got {self.tolerance}")
+        if self.method == "agreement":
+            if columns < 2:
+                out.append("agreement scoring compares columns: give at least two models")
+            if not 0 <= self.reference_column < columns:
+                out.append(f"the reference column must be between 0 and {columns - 1}, "
+                           f"got {self.reference_column}")
+        return out
+
+
+# Embeds texts as unit row vectors (playground.backends.embeddings.EmbeddingModel.embed).
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def exact(answer: str, expected: str) -> float:
+    return 1.0 if normalise(answer) == normalise(expected) else 0.0
+
+
+def contains(answer: str, expected: str) -> float:
+    return 1.0 if normalise(expected).casefold() in normalise(answer).casefold() else 0.0
+
+
+def compile_pattern(expected: str) -> re.Pattern[str]:
+    """The expected pattern compiled; ValueError with a readable message when it cannot be."""
+    if len(expected) > MAX_PATTERN_CHARS:
+        raise ValueError(f"the pattern is {len(expected)} characters; the limit is {MAX_PATTERN_CHARS}")
+    try:
+        return re.compile(expected)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from exc
+
+
+def regex(answer: str, expected: str) -> float:
+    return 1.0 if compile_pattern(expected).search(answer[:MAX_SCORED_CHARS]) else 0.0
+
+
+def parse_number(text: str) -> float | None:
+    """The first number in the text ("1,234.5", "-3", "2e3"), or None."""
+    match = _NUMBER.search(text)
+    if match is None:
+        return None
+    try:
+        value = float(match.group().replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def numeric(answer: str, expected: str, tolerance: float = DEFAULT_TOLERANCE) -> float:
+    """1 when the first number of the answer is within `tolerance` of the expected number.
+
+    ValueError when the expected answer holds no number (the prompt cannot be scored this way).
+    """
+    want = parse_number(expected)
+    if want is None:
+        raise ValueError(f"the expected answer {expected[:40]!r} holds no number")
+    got = parse_number(answer)
+    return 1.0 if got is not None and abs(got - want) <= tolerance else 0.0
+
+
+def similarities(pairs: Sequence[tuple[str, str]], embed: Embed) -> list[float]:
+    """Cosine similarity of each pair, clipped to [0, 1]; every distinct text embedded once.
+
+    Empty texts follow inspect.agreement: two empty texts agree (1), one empty text agrees with nothing (0).
+    """
+    texts = sorted({t for pair in pairs for t in pair if t.strip()})
+    vectors = embed(texts) if texts else np.zeros((0, 1))
+    index = {t: i for i, t in enumerate(texts)}
+    out = []
+    for a, b in pairs:
+        if not a.strip() or not b.strip():
+            out.append(1.0 if not a.strip() and not b.strip() else 0.0)
+            continue
+        u = np.asarray(vectors[index[a]], dtype=np.float64)
+        v = np.asarray(vectors[index[b]], dtype=np.float64)
+        norm = float(np.linalg.norm(u) * np.linalg.norm(v))
+        out.append(min(1.0, max(0.0, float(u @ v) / norm)) if norm > 0 else 0.0)
+    return out
+
+
+def score_text(method: str, answer: str, expected: str, tolerance: float = DEFAULT_TOLERANCE) -> float:
+    """exact | contains | regex | numeric (the methods that need no model); ValueError when unscorable."""
+    if method == "exact":
+        return exact(answer, expected)
+    if method == "contains":
+        return contains(answer, expected)
+    if method == "regex":
+        return regex(answer, expected)
+    if method == "numeric":
+        return numeric(answer, expected, tolerance)
+    raise ValueError(f"{method} scoring needs an embedding model")

@@ -1,0 +1,200 @@
+"""The result of a batch: a table (prompt x model) and per-model figures. Pure: records in, data out."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from playground.batch.prompt_set import PromptItem
+from playground.batch.score import Embed, Scoring, score_text, similarities
+from playground.inspect.agreement import column_label
+from playground.record import Run
+
+
+@dataclass
+class Cell:
+    """One model's answer to one prompt, with its score and figures."""
+
+    prompt_index: int
+    prompt_id: str
+    category: str
+    column: int
+    model: str  # column label, "1 · smollm2-135m"
+    run_id: str = ""  # the saved run ("" while the prompt has not run)
+    status: str = "pending"  # pending | done | failed (the prompt could not run) | error (this column failed)
+    output: str = ""
+    score: float | None = None
+    score_note: str = ""  # why there is no score
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    tok_s: float = 0.0
+    cost_usd: float = 0.0
+    finish_reason: str = ""
+    error: str = ""
+    anomalies: list[str] = field(default_factory=list)  # kinds, e.g. ["special_literal"]
+
+
+@dataclass
+class ModelSummary:
+    column: int
+    model: str
+    prompts: int = 0
+    answered: int = 0
+    errors: int = 0
+    scored: int = 0
+    mean_score: float | None = None
+    latency_p50_s: float = 0.0  # total time per prompt, answered prompts
+    latency_p95_s: float = 0.0
+    latency_max_s: float = 0.0
+    ttft_p50_s: float = 0.0
+    ttft_mean_s: float = 0.0
+    output_tokens: int = 0
+    mean_output_tokens: float = 0.0
+    mean_tok_s: float = 0.0
+    cost_usd: float = 0.0
+    anomalies: dict[str, int] = field(default_factory=dict)  # kind -> prompts with it
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def build_table(items: list[PromptItem], columns: int, runs: dict[int, Run], scoring: Scoring,
+                embed: Embed | None = None, failed: dict[int, str] | None = None) -> list[Cell]:
+    """Every (prompt, column) cell, prompt order then column order. `runs`: prompt index -> saved run;
+    `failed`: prompt index -> why the prompt could not run. Semantic and agreement scores need `embed`."""
+    failed = failed or {}
+    cells: list[Cell] = []
+    for index, item in enumerate(items):
+        run = runs.get(index)
+        for column in range(columns):
+            model = run.models[column] if run is not None and column < len(run.models) else None
+            name = model.identity.catalog_id if model else ""
+            cell = Cell(index, item.id, item.category, column, column_label(column, name) if name
+                        else str(column + 1))
+            if index in failed:
+                cell.status, cell.error = "failed", failed[index]
+            if model is not None:
+                m = model.metrics
+                cell.run_id, cell.output, cell.finish_reason = run.id, model.text, model.finish_reason
+                cell.status = "error" if model.error else "done"
+                cell.error = model.error
+                cell.ttft_s, cell.total_s, cell.tok_s = m.ttft_s, m.total_s, m.decode_tok_s
+                cell.prompt_tokens, cell.output_tokens = m.prompt_tokens, m.output_tokens
+                cell.cost_usd = m.cost_usd
+                cell.anomalies = [a.kind for a in model.anomalies]
+            cells.append(cell)
+    _score(cells, items, columns, scoring, embed)
+    return cells
+
+
+def _score(cells: list[Cell], items: list[PromptItem], columns: int, scoring: Scoring,
+           embed: Embed | None) -> None:
+    pending: list[tuple[Cell, str, str]] = []  # (cell, a, b) for the embedding model
+    for cell in cells:
+        item = items[cell.prompt_index]
+        if cell.status in ("pending", "failed"):
+            cell.score_note = "not run" if cell.status == "pending" else "could not run"
+            continue
+        if cell.status == "error":
+            cell.score, cell.score_note = 0.0, "the model failed"
+            continue
+        if scoring.method == "agreement":
+            if cell.column == scoring.reference_column:
+                cell.score_note = "reference column"
+                continue
+            ref = cells[cells.index(cell) - cell.column + scoring.reference_column]
+            if ref.status != "done":
+                cell.score_note = "the reference column has no answer"
+                continue
+            pending.append((cell, cell.output, ref.output))
+            continue
+        if not item.expected:
+            cell.score_note = "no expected answer"
+            continue
+        if scoring.method == "semantic":
+            pending.append((cell, cell.output, item.expected))
+            continue
+        try:
+            cell.score = score_text(scoring.method, cell.output, item.expected, scoring.tolerance)
+        except ValueError as exc:
+            cell.score_note = str(exc)
+    if pending:
+        if embed is None:
+            for cell, _a, _b in pending:
+                cell.score_note = f"{scoring.method} scoring needs the embedding model"
+            return
+        for (cell, _a, _b), value in zip(pending, similarities([(a, b) for _c, a, b in pending], embed),
+                                         strict=True):
+            cell.score = value
+
+
+def summarise(cells: list[Cell], columns: int) -> list[ModelSummary]:
+    """Per column: mean score, latency percentiles, TTFT, tokens, tok/s, cost, anomalies."""
+    out = []
+    for column in range(columns):
+        own = [c for c in cells if c.column == column]
+        ran = [c for c in own if c.status in ("done", "error")]
+        done = [c for c in own if c.status == "done"]
+        scores = [c.score for c in own if c.score is not None]
+        latency = [c.total_s for c in done]
+        ttft = [c.ttft_s for c in done if c.ttft_s > 0]
+        label = next((c.model for c in own if "·" in c.model), str(column + 1))
+        kinds: Counter[str] = Counter()
+        for c in ran:
+            kinds.update(set(c.anomalies))
+        out.append(ModelSummary(
+            column=column, model=label, prompts=len(own), answered=len(done),
+            errors=sum(1 for c in own if c.status in ("error", "failed")), scored=len(scores),
+            mean_score=_mean(scores) if scores else None,
+            latency_p50_s=percentile(latency, 50), latency_p95_s=percentile(latency, 95),
+            latency_max_s=max(latency, default=0.0),
+            ttft_p50_s=percentile(ttft, 50), ttft_mean_s=_mean(ttft),
+            output_tokens=sum(c.output_tokens for c in ran),
+            mean_output_tokens=_mean([float(c.output_tokens) for c in done]),
+            mean_tok_s=_mean([c.tok_s for c in done if c.tok_s > 0]),
+            cost_usd=sum(c.cost_usd for c in ran), anomalies=dict(sorted(kinds.items())),
+        ))
+    return out
+
+
+def prompt_anomalies(cells: list[Cell]) -> dict[str, int]:
+    """Prompt id -> how many of its columns had at least one anomaly in their input."""
+    counts: dict[str, int] = {}
+    for c in cells:
+        counts[c.prompt_id] = counts.get(c.prompt_id, 0) + (1 if c.anomalies else 0)
+    return counts
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    name: str
+    total: int
+    done: int
+    failed: int
+    scoring: Scoring
+    cells: list[Cell]
+    models: list[ModelSummary]
+    anomalies_per_prompt: dict[str, int]
+
+    @property
+    def complete(self) -> bool:
+        return self.done + self.failed >= self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
