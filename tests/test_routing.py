@@ -24,7 +24,7 @@ from playground.routing import (
     route,
     sweep,
 )
-from playground.routing.evaluate import p95
+from playground.routing.evaluate import p95, table_from_batch
 from playground.routing.figures import sweep_figure
 from playground.routing.rules import dumps_rules, load_rules
 
@@ -316,8 +316,41 @@ def test_cli_bad_rules_and_input_exit_2(rules_file: Path, tmp_path: Path, capsys
     assert "cannot read" in capsys.readouterr().err
     assert main(["route", "--rules", str(rules_file)]) == 2
     assert "give a PROMPT" in capsys.readouterr().err
-    assert main(["route", "--rules", str(rules_file), "--prompts", "set.csv", "--batch", "b1"]) == 2
-    assert "needs a saved batch (python -m playground batch)" in capsys.readouterr().err
+    assert main(["route", "--rules", str(rules_file), "--prompts", "set.csv"]) == 2
+    assert "--prompts goes with --batch ID" in capsys.readouterr().err
+
+
+def test_cli_unknown_batch_exits_2(rules_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys) -> None:
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    assert main(["route", "--rules", str(rules_file), "--db", str(tmp_path / "runs.sqlite3"),
+                 "--batch", "A" * 23]) == 2
+    err = capsys.readouterr().err
+    # without the batch package: "needs a saved batch (python -m playground batch)"
+    assert err.startswith("playground: error: ") and ("needs a saved batch" in err or "no saved batch" in err)
+
+
+def test_table_from_batch_cells() -> None:
+    from types import SimpleNamespace as NS
+
+    items = [NS(id="a", prompt="Extract the date", category="extraction"),
+             NS(id="b", prompt="2+2?", category="")]
+
+    def cell(i: int, col: int, model: str, status: str = "done", **kw) -> NS:
+        base = {"score": 1.0, "total_s": 1.0, "cost_usd": 0.0, "prompt_tokens": 30 + col, "anomalies": []}
+        return NS(prompt_index=i, column=col, model=f"{col + 1} · {model}", status=status, **{**base, **kw})
+
+    cells = [cell(0, 0, "small", score=0.0, anomalies=["special_literal"]), cell(0, 1, "big", cost_usd=0.02),
+             cell(1, 0, "small", status="failed", score=None), cell(1, 1, "big", status="error", score=0.0)]
+    table = table_from_batch(items, cells, count_model="big")
+    assert table.models == ["small", "big"]
+    a, b = table.rows
+    assert (a.id, a.category, a.prompt_tokens, a.anomalies) == ("a", "extraction", 31, ())
+    assert a.results == {"small": ModelResult(0.0, 1.0, None), "big": ModelResult(1.0, 1.0, 0.02)}
+    assert b.results == {"big": ModelResult(0.0, 1.0, None)}  # the prompt that could not run on "small"
+    assert table_from_batch(items, cells).rows[0].anomalies == ("special_literal",)  # first column's view
+    twice = table_from_batch(items[:1], [cell(0, 0, "m"), cell(0, 1, "m")])
+    assert twice.models == ["1 · m", "2 · m"]
 
 
 def test_cli_preview_and_sweep_over_a_results_table(tmp_path: Path, capsys) -> None:

@@ -24,7 +24,7 @@ from playground.routing.rules import (
 )
 
 NEEDS_BATCH = ("--batch needs a saved batch (python -m playground batch), and this version cannot load "
-               "saved batches yet; give the scored results as a table with --results FILE.json instead")
+               "saved batches; give the scored results as a table with --results FILE.json instead")
 
 # C0 and C1 control characters but tab and newline (as playground.__main__.terminal_safe)
 _CONTROLS = dict.fromkeys(c for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n")
@@ -53,7 +53,8 @@ def add_route_parser(sub: argparse._SubParsersAction,
     p.add_argument("--results", metavar="FILE",
                    help="a table of scored results (JSON: {\"rows\": [...]}, see README): print the preview")
     p.add_argument("--prompts", metavar="FILE", help="the prompt set of a saved batch (with --batch)")
-    p.add_argument("--batch", metavar="ID", help="a saved batch to evaluate the rules on")
+    p.add_argument("--batch", metavar="ID", help="a saved batch to evaluate the rules on (no model runs)")
+    p.add_argument("--db", help="SQLite file of saved runs and batches (env PLAYGROUND_DB)")
     p.add_argument("--sweep", choices=["prompt_tokens", "margin"],
                    help="with --results: sweep a threshold on this router score (needs --strong, --weak)")
     p.add_argument("--strong", help="the strong model of the sweep")
@@ -74,11 +75,13 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 def _route(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules)
-    if args.batch or args.prompts:
-        raise RouteError(NEEDS_BATCH)
-    if args.results:
+    if args.prompts and not args.batch:
+        raise RouteError("--prompts goes with --batch ID (the saved batch run on that prompt set)")
+    if args.results or args.batch:
         if args.prompt is not None:
-            raise RouteError("give either a PROMPT or --results FILE, not both")
+            raise RouteError("give either a PROMPT or --results FILE / --batch ID, not both")
+        if args.results and args.batch:
+            raise RouteError("give either --results FILE or --batch ID, not both")
         return _evaluate(args, rules)
     if args.sweep:
         raise RouteError("--sweep needs --results FILE (scored results to sweep over)")
@@ -139,7 +142,50 @@ def _measured(args: argparse.Namespace, model: str, facts: PromptFacts) -> Promp
                        tuple(a.kind for a in column.anomalies))
 
 
+def _batch_table(args: argparse.Namespace, rules: RuleSet) -> ResultTable:
+    """The scored results of a saved batch (its own scoring), without running any model."""
+    try:
+        from playground.batch.book import BatchBook
+        from playground.batch.prompt_set import PromptSetError, load_file
+        from playground.batch.runner import batch_result, shared_embed
+    except ImportError as exc:
+        raise RouteError(NEEDS_BATCH) from exc
+    from playground.config import Settings
+    from playground.routing.evaluate import table_from_batch
+    from playground.service import RunService, build_engine
+    from playground.sessions.store import SessionError
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise RouteError(str(exc)) from exc
+    if args.data_dir:
+        settings.data_dir = Path(args.data_dir)
+    if args.db:
+        settings.db_path = Path(args.db)
+    service = RunService(settings, engine=build_engine(settings))  # loads no model: reads the store
+    try:
+        spec = BatchBook(service.store).get(args.batch)
+        embed = shared_embed() if spec.scoring.method in ("semantic", "agreement") else None
+        result = batch_result(service, args.batch, embed=embed)
+    except (SessionError, KeyError, ValueError) as exc:
+        raise RouteError(f"batch {args.batch}: {exc}") from exc
+    items = spec.items
+    if args.prompts:
+        try:
+            given = load_file(args.prompts)
+        except PromptSetError as exc:
+            raise RouteError(str(exc)) from exc
+        if [i.id for i in given] != [i.id for i in items]:
+            raise RouteError(f"{args.prompts} is not the prompt set of batch {args.batch} "
+                             "(its prompt ids differ)")
+        items = given  # the file's categories may have been edited since: use them
+    return table_from_batch(items, result.cells, count_model=rules.default)
+
+
 def _evaluate(args: argparse.Namespace, rules: RuleSet) -> int:
+    if args.batch:
+        return _report(args, rules, _batch_table(args, rules))
     try:
         data = json.loads(Path(args.results).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -148,7 +194,10 @@ def _evaluate(args: argparse.Namespace, rules: RuleSet) -> int:
         raise RouteError(f"{args.results} is not a JSON table of results: {exc}") from exc
     if not isinstance(data, dict):
         raise RouteError(f"{args.results}: expected a JSON object with \"rows\"")
-    table = ResultTable.from_dict(data)
+    return _report(args, rules, ResultTable.from_dict(data))
+
+
+def _report(args: argparse.Namespace, rules: RuleSet, table: ResultTable) -> int:
     result = preview(rules, table)
     swept = None
     if args.sweep:

@@ -75,6 +75,35 @@ class ResultTable:
         return {"rows": [asdict(r) for r in self.rows]}
 
 
+def table_from_batch(items: Sequence, cells: Sequence, count_model: str | None = None) -> ResultTable:
+    """A ResultTable from a saved batch's prompt items and result cells (playground/batch: PromptItem,
+    summary.Cell; read by attribute, so this module does not import the batch package).
+
+    Models are keyed by catalog id (a cell's label "1 · smollm2-135m" without its column number; a
+    model in two columns keeps its full labels). A prompt's token count and anomaly kinds are those
+    `count_model` saw (default: the first column that answered); note a batch's count is the
+    templated prompt's. Cells not run (pending, failed) give no result; a zero cost counts as unpriced.
+    """
+    names = {c.column: c.model.split(" · ", 1)[-1] for c in cells if c.status in ("done", "error")}
+    taken = list(names.values())
+    keys = {col: (name if taken.count(name) == 1 else next(c.model for c in cells if c.column == col))
+            for col, name in names.items()}
+    by_prompt: dict[int, list] = {}
+    for cell in cells:
+        by_prompt.setdefault(cell.prompt_index, []).append(cell)
+    rows = []
+    for index, item in enumerate(items):
+        answered = sorted((c for c in by_prompt.get(index, []) if c.column in keys
+                           and c.status in ("done", "error")), key=lambda c: c.column)
+        results = {keys[c.column]: ModelResult(c.score, c.total_s, c.cost_usd or None) for c in answered}
+        counted = [c for c in answered if keys[c.column] == count_model] or answered[:1]
+        rows.append(PromptRow(
+            str(item.id), item.prompt, item.category or "",
+            counted[0].prompt_tokens if counted else None,
+            tuple(counted[0].anomalies) if counted else None, results))
+    return ResultTable(tuple(rows))
+
+
 # -- summaries -------------------------------------------------------------------------------
 
 
