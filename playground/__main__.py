@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from playground.batch.cli import add_parser as add_batch_parser
 
-    add_batch_parser(sub, common)
+    add_batch_parser(sub, common, sys.modules[__name__])
 
     prepare = sub.add_parser("prepare", help="assemble bundled models and write their converted caches")
     common(prepare)

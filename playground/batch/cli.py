@@ -7,13 +7,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 from playground.batch.score import METHODS, Scoring
 from playground.batch.summary import BatchResult
 from playground.record import GenerationParams
 
 
-def add_parser(sub: argparse._SubParsersAction, common) -> None:  # noqa: ANN001 - argparse's own types
+def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None:  # noqa: ANN001
+    """The `batch` subcommand; `cli` is the running playground.__main__ module (its CliError is the one
+    main() catches: under `python -m playground` that module is `__main__`, not `playground.__main__`)."""
     p = sub.add_parser("batch", help="run a prompt set across models; score, summarise, resume, list")
     common(p)
     p.add_argument("--model", action="append", help="model column (repeat for more columns)")
@@ -34,11 +37,12 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:  # noqa: ANN001
     p.add_argument("--export", nargs=2, metavar=("BATCH_ID", "FILE"), help="write a batch to a JSON file")
     p.add_argument("--import", dest="import_file", metavar="FILE", help="validate a batch export and save it")
     p.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
-    p.set_defaults(func=cmd_batch)
+    p.set_defaults(func=lambda args: cmd_batch(args, cli))
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from playground.__main__ import CliError, _catalog_with, _settings, terminal_safe
+def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
+    CliError, _catalog_with, _settings, terminal_safe = (  # noqa: N806
+        cli.CliError, cli._catalog_with, cli._settings, cli.terminal_safe)
     from playground.batch.book import BatchBook
     from playground.batch.bundle import export_batch, import_batch
     from playground.batch.prompt_set import PromptSetError, load_file
@@ -103,13 +107,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         problems = scoring.problems(len(spec.columns))
         if problems:
             raise CliError("; ".join(problems))
-        return _run(settings, spec, bool(args.resume), scoring, args.json, terminal_safe)
+        return _run(settings, spec, bool(args.resume), scoring, args.json, cli)
     except (SessionError, BundleError, PromptSetError, SpecError) as exc:
         raise CliError(terminal_safe(str(exc))) from exc
 
 
-def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, safe) -> int:  # noqa: ANN001
-    from playground.__main__ import CliError
+def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, cli: ModuleType) -> int:  # noqa: ANN001
+    CliError, safe = cli.CliError, cli.terminal_safe  # noqa: N806
     from playground.batch.book import BatchBook
     from playground.batch.runner import batch_result, run_batch, shared_embed
     from playground.service import RunService, build_engine

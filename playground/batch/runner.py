@@ -81,7 +81,7 @@ def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None
             progress(p)
         return p
 
-    last = report("")
+    report("")
     for index, item in enumerate(spec.items):
         if index in finished:
             continue
@@ -96,7 +96,7 @@ def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None
             book.failed(batch_id, index, str(exc))
             finished.add(index)
             failed += 1
-            last = report(item.id)
+            report(item.id)
             continue
         try:
             for _event in live.events:
@@ -119,7 +119,7 @@ def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None
         book.done(batch_id, index, outcome.saved_id, elapsed)
         finished.add(index)
         spent.append(elapsed)
-        last = report(item.id)
+        report(item.id)
     return report("", "complete")
 
 
