@@ -40,6 +40,7 @@ bench: install browser
 	$(BIN)/python bench/bench_attention.py
 	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_cold_start.py
+	$(BIN)/python bench/bench_batch.py
 
 lint: install
 	$(BIN)/ruff check .

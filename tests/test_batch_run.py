@@ -166,3 +166,18 @@ def test_cli_bad_input_exits_2(data_dir: Path, tmp_path: Path, args: list[str], 
     args = [str(bad) if a == "BAD" else a for a in args]
     result = playground(data_dir, tmp_path / "runs.sqlite3", *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_service_runs_a_batch_in_the_background(service: RunService) -> None:
+    """What the page will use: start_batch returns at once; progress until complete; then the result."""
+    spec = make_spec()
+    spec.columns = spec.columns[:1]
+    spec.columns[0].params.max_new_tokens = 4
+    batch_id = service.start_batch(spec, owner="carol")
+    deadline = time.monotonic() + 120
+    while (p := service.batch_progress(batch_id)).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.state == "complete" and p.done == p.total == 3
+    result = service.batch_result(batch_id)
+    assert [m.answered for m in result.models] == [3] and service.store.count() == 3
+    assert not service.batches.stop(batch_id)  # finished: nothing to stop
