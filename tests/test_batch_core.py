@@ -97,7 +97,8 @@ def test_numbers() -> None:
     assert parse_number("It costs 1,234.5 dollars, not 3") == 1234.5
     assert parse_number("-3 degrees") == -3.0 and parse_number("2e3") == 2000.0
     assert parse_number("none") is None
-    assert numeric("The answer is 12.", "12") == 1.0
+    assert numeric("The answer is 12.", "12") == 1.0 and numeric("7 + 5 = 12", "12") == 1.0
+    assert numeric("12 apples minus 2 is 10", "12") == 0.0 and parse_number("1 then 2", last=True) == 2.0
     assert numeric("12.004", "12", tolerance=0.01) == 1.0 and numeric("12.1", "12", tolerance=0.01) == 0.0
     assert numeric("no number", "12") == 0.0
     with pytest.raises(ValueError, match="holds no number"):

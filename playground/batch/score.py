@@ -3,7 +3,8 @@
 - exact: equal after trimming and collapsing whitespace (case-sensitive)
 - contains: the expected text occurs in the answer, ignoring case and runs of whitespace
 - regex: `expected` is a Python regular expression searched for in the answer
-- numeric: the first number in the answer equals the expected number within an absolute tolerance
+- numeric: the last number in the answer ("7 + 5 = 12" gives 12, as GSM8K-style graders read it) equals
+  the expected number within an absolute tolerance
 - semantic: cosine similarity of sentence embeddings (all-MiniLM-L6-v2, shipped), negatives as 0
 - agreement: no expected answer needed: semantic similarity with a reference column's answer
 
@@ -78,27 +79,28 @@ def regex(answer: str, expected: str) -> float:
     return 1.0 if compile_pattern(expected).search(answer[:MAX_SCORED_CHARS]) else 0.0
 
 
-def parse_number(text: str) -> float | None:
-    """The first number in the text ("1,234.5", "-3", "2e3"), or None."""
-    match = _NUMBER.search(text)
-    if match is None:
+def parse_number(text: str, last: bool = False) -> float | None:
+    """The first (or last) number in the text ("1,234.5", "-3", "2e3"), or None."""
+    first = _NUMBER.search(text)
+    matches = _NUMBER.findall(text[:MAX_SCORED_CHARS]) if last else [first.group()] if first else []
+    if not matches:
         return None
     try:
-        value = float(match.group().replace(",", ""))
+        value = float(matches[-1 if last else 0].replace(",", ""))
     except ValueError:
         return None
     return value if math.isfinite(value) else None
 
 
 def numeric(answer: str, expected: str, tolerance: float = DEFAULT_TOLERANCE) -> float:
-    """1 when the first number of the answer is within `tolerance` of the expected number.
+    """1 when the last number of the answer is within `tolerance` of the expected number.
 
     ValueError when the expected answer holds no number (the prompt cannot be scored this way).
     """
     want = parse_number(expected)
     if want is None:
         raise ValueError(f"the expected answer {expected[:40]!r} holds no number")
-    got = parse_number(answer)
+    got = parse_number(answer, last=True)
     return 1.0 if got is not None and abs(got - want) <= tolerance else 0.0
 
 
