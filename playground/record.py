@@ -80,6 +80,18 @@ class ColumnCapabilities:
     memory: bool = True
     refused: list[str] = field(default_factory=list)  # options the server refused; the run went without
 
+    def lacks(self) -> list[str]:
+        """What the column lacks, said plainly (the page's header and the reports show these lines)."""
+        lines = []
+        if self.token_ids != "exact":
+            why = f" ({self.token_ids_note})" if self.token_ids_note else ""
+            lines.append(f"tokens: {self.token_ids}{why}")
+        if not self.logprobs:
+            lines.append(f"token probabilities: {self.logprobs_note or 'not returned'}")
+        if self.refused:
+            lines.append(f"the server refused {', '.join(self.refused)}; ran without")
+        return lines
+
 
 @dataclass
 class TokenAlt:

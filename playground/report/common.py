@@ -139,15 +139,7 @@ def metric_rows(model: ModelRun) -> list[tuple[str, str]]:
 
 def notices(model: ModelRun) -> list[str]:
     """What a reader should know about a column besides its error: lacks, warnings, grounding."""
-    caps = model.capabilities
-    lines = []
-    if caps.token_ids != "exact":
-        why = f" ({caps.token_ids_note})" if caps.token_ids_note else ""
-        lines.append(f"tokens: {caps.token_ids}{why}")
-    if not caps.logprobs:
-        lines.append(f"token probabilities: {caps.logprobs_note or 'not returned'}")
-    if caps.refused:
-        lines.append(f"the server refused {', '.join(caps.refused)}; ran without")
+    lines = model.capabilities.lacks()
     lines += [f"{a.severity}: {a.message}" for a in model.anomalies]
     if model.grounding_notice:
         lines.append(f"grounding: {model.grounding_notice}")

@@ -111,20 +111,10 @@ def _measured(args: argparse.Namespace, model: str, facts: PromptFacts) -> Promp
     """The prompt's token count and anomaly kinds from the model's own tokenizer (loads the model)."""
     from playground.backends.pool import ModelPool
     from playground.catalog import Catalog, CatalogError
-    from playground.config import Settings
     from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
     from playground.record import GenerationParams
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise RouteError(str(exc)) from exc
-    if args.data_dir:
-        settings.data_dir = Path(args.data_dir)
-    if args.catalog:
-        settings.catalog_file = Path(args.catalog)
-    if args.device:
-        settings.device = args.device
+    settings = _settings(args)
     try:
         catalog = Catalog.build(settings.catalog_file, settings.models)
         catalog.get(model)
@@ -150,19 +140,11 @@ def _batch_table(args: argparse.Namespace, rules: RuleSet) -> ResultTable:
         from playground.batch.runner import batch_result, shared_embed
     except ImportError as exc:
         raise RouteError(NEEDS_BATCH) from exc
-    from playground.config import Settings
     from playground.routing.evaluate import table_from_batch
     from playground.service import RunService, build_engine
     from playground.sessions.store import SessionError
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise RouteError(str(exc)) from exc
-    if args.data_dir:
-        settings.data_dir = Path(args.data_dir)
-    if args.db:
-        settings.db_path = Path(args.db)
+    settings = _settings(args)
     service = RunService(settings, engine=build_engine(settings))  # loads no model: reads the store
     try:
         spec = BatchBook(service.store).get(args.batch)
@@ -250,3 +232,20 @@ def _print_sweep(s: Sweep) -> None:
         print(f"  chosen threshold {s.chosen.threshold:g}: {s.chosen.strong_share:.0%} to {_safe(s.strong)}, "
               f"score {s.chosen.quality:.3f}, gap recovered {_fmt(s.chosen.pgr, '.0%')}")
     print(f"APGR (area under gap recovered vs strong share): {_fmt(s.apgr, '.1%')}")
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - a Settings
+    """The server's settings from the environment, with this command's --data-dir, --catalog,
+    --device and --db on top (each only where the subcommand has it)."""
+    from playground.config import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise RouteError(str(exc)) from exc
+    for flag, field, cast in (("data_dir", "data_dir", Path), ("catalog", "catalog_file", Path),
+                              ("device", "device", str), ("db", "db_path", Path)):
+        value = getattr(args, flag, None)
+        if value:
+            setattr(settings, field, cast(value))
+    return settings

@@ -139,20 +139,6 @@ def served_figures(run: ModelRun) -> list[str]:
     return items
 
 
-def lacks(run: ModelRun) -> list[str]:
-    """What a column lacks, said plainly (served models): exact tokens, probabilities, attention."""
-    caps = run.capabilities
-    lines = []
-    if caps.token_ids != "exact":
-        why = f" ({caps.token_ids_note})" if caps.token_ids_note else ""
-        lines.append(f"tokens: {caps.token_ids}{why}")
-    if not caps.logprobs:
-        lines.append(f"token probabilities: {caps.logprobs_note or 'not returned'}")
-    if caps.refused:
-        lines.append(f"the server refused {', '.join(caps.refused)}; ran without")
-    return lines
-
-
 def memory_text(run: ModelRun) -> str:
     """Weights + this column's KV cache; the allocator peak only where it was measured alone (CUDA)."""
     m = run.metrics
@@ -191,7 +177,7 @@ def column_header(run: ModelRun, status: str = "") -> str:
         parts.append(f'<div class="pg-stopped">{html.escape(run.error)}</div>')
     elif run.error:
         parts.append(f'<div class="pg-error" role="alert">{html.escape(run.error)}</div>')
-    missing = lacks(run)
+    missing = run.capabilities.lacks()
     if missing:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in missing)
         parts.append(f'<ul class="pg-lacks pg-muted">{items}</ul>')
