@@ -523,13 +523,13 @@ def _placement(device: str, spec: ModelSpec | None = None, data_dir: Path | None
     memory, or spread over all GPUs when none can hold it; plain CPU otherwise."""
     if device != "cuda":
         return {}
+    from playground.backends import preflight
     from playground.backends.placement import PlacementError, plan_placement
-    from playground.backends.preflight import estimate
 
-    need = estimate(spec, data_dir, pick_dtype(device), 0) if spec is not None and data_dir else None
-    free = {i: int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())}
+    known = spec is not None and data_dir is not None
+    need = preflight.estimate(spec, data_dir, pick_dtype(device), 0) if known else None
     try:
-        plan = plan_placement(need.weights_bytes if need else 0, free)
+        plan = plan_placement(need.weights_bytes if need else 0, preflight.gpu_free())
     except PlacementError as exc:
         raise BackendError(f"{spec.id if spec else 'model'}: does not fit on the GPUs: {exc}") from exc
     log.info("placing %s: %s", spec.id if spec else "model", plan.reason)
