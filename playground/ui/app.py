@@ -141,6 +141,7 @@ def build_page(service: RunService) -> gr.Blocks:
 
     from playground.ui.api import add_compare_endpoint
     from playground.ui.attention_view import build_attention_panel
+    from playground.ui.batch_view import build_batch_panel
     from playground.ui.blind import build_blind_panel
     from playground.ui.columns import build_columns
     from playground.ui.diff_view import build_compare_panel
@@ -167,6 +168,7 @@ def build_page(service: RunService) -> gr.Blocks:
         blind = build_blind_panel(prompt.blind, columns.size)
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
                     build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)
+        batches = build_batch_panel()  # prompt sets over the columns; routing rules on their results
         build_history(bar)
         leaderboard = build_leaderboard_panel()
 
@@ -177,6 +179,8 @@ def build_page(service: RunService) -> gr.Blocks:
             panel.wire(shell.shown)
         page.compare.wire(shell.shown, service)
         leaderboard.wire(shell)
+        batches.wire(shell, prompt.system, columns, demo)
+        batches.rules.wire(service, batches.result)
         blind.wire(page, leaderboard.after_vote(service))
         add_compare_endpoint(service)
     return demo

@@ -98,3 +98,72 @@ def agreement_figure(labels: list[str], matrix: list[list[float]], title: str) -
         yaxis={"autorange": "reversed"},
     )
     return figure
+
+
+# -- batches of a prompt set (playground/ui/batch_view.py): labels come in already made plotly-safe ------
+
+
+def batch_quality_figure(models: list[str], scores: list[float | None], p95_s: list[float]) -> go.Figure:
+    """Per model: mean score against p95 latency (up and to the left is better)."""
+    shown = [(m, s, p) for m, s, p in zip(models, scores, p95_s, strict=True) if s is not None]
+    figure = go.Figure(
+        go.Scatter(
+            x=[p for _, _, p in shown],
+            y=[s for _, s, _ in shown],
+            text=[m for m, _, _ in shown],
+            mode="markers+text",
+            textposition="top center",
+            marker={"size": 13, "color": "#3b6fb6"},
+            hovertemplate="%{text}<br>p95 latency %{x:.2f} s<br>mean score %{y:.3f}<extra></extra>",
+        )
+    )
+    unscored = len(models) - len(shown)
+    note = f" ({unscored} model(s) without scores left out)" if unscored else ""
+    figure.update_layout(
+        title=f"Quality against p95 latency{note}",
+        xaxis={"title": "p95 latency (s, whole answer)", "rangemode": "tozero"},
+        yaxis={"title": "mean score", "range": [-0.05, 1.1]},
+        height=340,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def batch_latency_figure(models: list[str], latencies: list[list[float]]) -> go.Figure:
+    """Per model: the distribution of whole-answer latency over the set (a box with every point)."""
+    figure = go.Figure()
+    for model, values in zip(models, latencies, strict=True):
+        figure.add_trace(go.Box(y=values, name=model, boxpoints="all", jitter=0.4, pointpos=0,
+                                hovertemplate="%{y:.2f} s<extra>" + model + "</extra>"))
+    figure.update_layout(
+        title="Latency per prompt (total time)",
+        yaxis={"title": "seconds", "rangemode": "tozero"},
+        showlegend=False,
+        height=340,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def category_heatmap(models: list[str], categories: list[str], matrix: list[list[float | None]]) -> go.Figure:
+    """Mean score by category (rows) and model (columns), the numbers written on the cells."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=models,
+            y=categories,
+            zmin=0,
+            zmax=1,
+            colorscale="RdYlGn",
+            text=[["–" if v is None else f"{v:.2f}" for v in row] for row in matrix],
+            texttemplate="%{text}",
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Mean score by category",
+        height=120 + 40 * max(len(categories), 1),
+        margin={"l": 140, "r": 20, "t": 50, "b": 60},
+        yaxis={"autorange": "reversed"},
+    )
+    return figure

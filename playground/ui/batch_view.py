@@ -1,0 +1,558 @@
+"""The "Prompt sets and batches" panel: a prompt set run over the page's columns, its results and charts.
+
+A batch runs in the background on the server (RunService.start_batch, playground/batch/runner.py); the
+page follows it with a gr.Timer that polls batch_progress, and Stop / Resume act on it. Every result
+drawn here (the grid, the per-model summary, the charts) comes from the saved runs through
+batch_result, so `/?batch=ID`, an imported batch and a batch that is still running look the same.
+The routing rules area under it (rules_view.py) reads the same result.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from playground.batch.book import BatchBook, BatchListing
+from playground.batch.bundle import export_batch, import_batch
+from playground.batch.prompt_set import MAX_SET_BYTES, SAMPLE, PromptSetError, format_of, parse
+from playground.batch.runner import Progress
+from playground.batch.score import DEFAULT_TOLERANCE, METHODS, Scoring
+from playground.batch.spec import BatchSpec, ColumnSpec, SpecError
+from playground.batch.summary import BatchResult, Cell
+from playground.service import BundleError, RunService, SessionError
+from playground.ui import html as H
+from playground.ui import plots
+from playground.ui.page import Shell, owner_of
+from playground.ui.session_bar import DOWNLOAD_JS
+from playground.ui.text import clean_text
+
+AUTO = "auto (contains with expected answers, else agreement)"
+ALL_MODELS = "all models"
+ALL_CATEGORIES = "all categories"
+SORTS = {
+    "prompt order": (lambda c: (c.prompt_index, c.column), False),
+    "score, low first": (lambda c: (c.score is None, c.score or 0.0), False),
+    "score, high first": (lambda c: (c.score is not None, c.score or 0.0), True),
+    "total time, slow first": (lambda c: c.total_s, True),
+    "TTFT, slow first": (lambda c: c.ttft_s, True),
+    "output tokens, most first": (lambda c: c.output_tokens, True),
+    "tok/s, fast first": (lambda c: c.tok_s, True),
+    "cost, highest first": (lambda c: c.cost_usd, True),
+}
+EXCERPT_CHARS = 160
+POLL_S = 1.0
+BATCH_ROWS = 30
+SCROLL_TO_BATCH_JS = """() => {
+  if (new URLSearchParams(window.location.search).get('batch')) {
+    setTimeout(() => document.querySelector('#batch-box')?.scrollIntoView({block: 'start'}), 300);
+  }
+}"""
+
+
+def plot_safe(text: str, limit: int = 40) -> str:
+    """A model or category name as a chart label: no characters plotly would read as markup."""
+    shown = text.replace("<", "‹").replace(">", "›").replace("&", "＆")
+    return shown[:limit] + ("…" if len(shown) > limit else "")
+
+
+def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat[:limit] + ("…" if len(flat) > limit else "")
+
+
+def _num(value: float | None, spec: str, empty: str = "–") -> str:
+    return empty if value is None else format(value, spec)
+
+
+# -- drawing (escaped HTML from the batch result) ---------------------------------------------------
+
+
+def progress_html(p: Progress) -> str:
+    total = max(p.total, 1)
+    share = min(p.done / total, 1.0)
+    words = {"running": "running", "complete": "complete", "stopped": "stopped", "error": "error"}
+    parts = [f"{p.done}/{p.total} prompts done" if p.total else "starting…"]
+    if p.failed:
+        parts.append(f"{p.failed} could not run")
+    if p.state == "running" and p.eta_s is not None:
+        parts.append(f"about {p.eta_s:.0f} s left")
+    if p.current and p.state == "running":
+        parts.append(f"last: {p.current}")
+    if p.message:
+        parts.append(p.message)
+    kind = {"error": " pg-error", "stopped": " pg-warn"}.get(p.state, "")
+    return (f'<div class="pg-batch-progress" data-batch="{html.escape(p.batch_id)}" '
+            f'data-state="{html.escape(p.state)}" data-done="{p.done}" '
+            f'data-total="{p.total}"><div class="pg-bar"><div class="pg-bar-fill" '
+            f'style="width:{share * 100:.1f}%"></div></div>'
+            f'<span class="pg-batch-state{kind}">Batch {html.escape(p.batch_id)} · '
+            f"{html.escape(words.get(p.state, p.state))} · {html.escape(' · '.join(parts))}</span></div>")
+
+
+def saved_progress(result: BatchResult, state: str = "", message: str = "") -> Progress:
+    """What a batch not running in this server looks like from its saved rows."""
+    state = state or ("complete" if result.complete else "stopped")
+    if not message and state == "stopped":
+        message = "not running: Resume continues where it stopped"
+    return Progress(result.batch_id, result.done + result.failed, result.total, result.failed, None, "",
+                    state, message)
+
+
+def grid_html(result: BatchResult, model: str = ALL_MODELS, category: str = ALL_CATEGORIES,
+              sort: str = "prompt order", prompts: dict[int, str] | None = None) -> str:
+    """Prompt x model, one row per answer: output excerpt, score, timings, tokens, cost, its saved run."""
+    cells = [c for c in result.cells if (model in ("", ALL_MODELS) or c.model == model)
+             and (category in ("", ALL_CATEGORIES) or c.category == category)]
+    key, reverse = SORTS.get(sort, SORTS["prompt order"])
+    cells.sort(key=key, reverse=reverse)
+    if not cells:
+        return '<div class="pg-muted">No results match this filter.</div>'
+    prompts = prompts or {}
+    rows = "".join(_grid_row(c, prompts.get(c.prompt_index, "")) for c in cells)
+    return ('<div class="pg-batch-grid-wrap"><table class="pg-batch-grid"><thead><tr><th>Prompt</th>'
+            "<th>Category</th><th>Model</th><th>Output</th><th>Score</th><th>TTFT s</th><th>Total s</th>"
+            "<th>Tokens</th><th>tok/s</th><th>Cost $</th><th>Run</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def _grid_row(c: Cell, prompt: str) -> str:
+    if c.status == "done":
+        output = html.escape(_excerpt(c.output)) or '<span class="pg-muted">(empty)</span>'
+    elif c.status == "pending":
+        output = '<span class="pg-muted">not run yet</span>'
+    else:
+        output = f'<span class="pg-error-text">{html.escape(_excerpt(c.error or "failed"))}</span>'
+    score = _num(c.score, ".2f")
+    note = f' title="{html.escape(c.score_note)}"' if c.score_note else ""
+    link = (f'<a href="?session={html.escape(c.run_id)}" target="_blank" rel="noopener">open</a>'
+            if c.run_id else "")
+    ran = c.status in ("done", "error")
+    score_attr = "" if c.score is None else f"{c.score:.4f}"
+    return (f'<tr class="pg-batch-row" data-prompt="{html.escape(c.prompt_id)}" '
+            f'data-model="{html.escape(c.model)}" data-status="{html.escape(c.status)}" '
+            f'data-score="{score_attr}">'
+            f'<td title="{html.escape(_excerpt(prompt, 2000))}"><b>{html.escape(c.prompt_id)}</b> '
+            f'<span class="pg-batch-prompt">{html.escape(_excerpt(prompt, 80))}</span></td>'
+            f"<td>{html.escape(c.category)}</td><td>{html.escape(c.model)}</td>"
+            f'<td class="pg-batch-out">{output}</td><td{note}>{score}</td>'
+            f"<td>{_num(c.ttft_s if ran else None, '.2f')}</td>"
+            f"<td>{_num(c.total_s if ran else None, '.2f')}</td>"
+            f"<td>{c.output_tokens if ran else '–'}</td><td>{_num(c.tok_s if ran else None, '.1f')}</td>"
+            f"<td>{_num(c.cost_usd if c.cost_usd else None, '.4f')}</td><td>{link}</td></tr>")
+
+
+def summary_html(result: BatchResult) -> str:
+    """Per model: mean score, answered, p50 / p95 / max latency, TTFT, tokens, tok/s, cost, anomalies."""
+    rows = []
+    for m in result.models:
+        anomalies = ", ".join(f"{k} {v}" for k, v in m.anomalies.items()) or "–"
+        rows.append(
+            f'<tr data-model="{html.escape(m.model)}"><td class="pg-model">{html.escape(m.model)}</td>'
+            f"<td>{_num(m.mean_score, '.3f')}</td><td>{m.answered}/{m.prompts}</td>"
+            f"<td>{m.latency_p50_s:.2f}</td><td>{m.latency_p95_s:.2f}</td><td>{m.latency_max_s:.2f}</td>"
+            f"<td>{m.ttft_p50_s:.2f}</td><td>{m.output_tokens}</td><td>{m.mean_tok_s:.1f}</td>"
+            f"<td>{_num(m.cost_usd if m.cost_usd else None, '.4f')}</td>"
+            f"<td>{html.escape(anomalies)}</td></tr>")
+    head = (f'<div class="pg-muted">Scoring: {html.escape(result.scoring.method)}'
+            + (f" (reference column {result.scoring.reference_column + 1})"
+               if result.scoring.method == "agreement" else "")
+            + (f" (tolerance {result.scoring.tolerance:g})" if result.scoring.method == "numeric" else "")
+            + f" · {result.done} of {result.total} prompts saved"
+            + (f", {result.failed} could not run" if result.failed else "") + ". Latency is the whole "
+            "answer's time; unscored answers are left out of the mean.</div>")
+    return (f'{head}<table class="pg-counts pg-batch-summary"><thead><tr><th>Model</th><th>Mean score</th>'
+            "<th>Answered</th><th>p50 s</th><th>p95 s</th><th>max s</th><th>TTFT p50 s</th><th>Tokens</th>"
+            "<th>tok/s</th><th>Cost $</th><th>Token anomalies (prompts)</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def figures(result: BatchResult) -> tuple[Any, Any, Any]:
+    """Quality against p95 latency, latency distribution per model, score by category."""
+    names = [plot_safe(m.model) for m in result.models]
+    quality = plots.batch_quality_figure(names, [m.mean_score for m in result.models],
+                                         [m.latency_p95_s for m in result.models])
+    latencies = [[c.total_s for c in result.cells if c.column == m.column and c.status == "done"]
+                 for m in result.models]
+    latency = plots.batch_latency_figure(names, latencies)
+    categories = list(dict.fromkeys(c.category or "(none)" for c in result.cells))
+    matrix: list[list[float | None]] = []
+    for category in categories:
+        row: list[float | None] = []
+        for m in result.models:
+            scores = [c.score for c in result.cells if c.column == m.column
+                      and (c.category or "(none)") == category and c.score is not None]
+            row.append(sum(scores) / len(scores) if scores else None)
+        matrix.append(row)
+    heatmap = plots.category_heatmap(names, [plot_safe(c) for c in categories], matrix)
+    return quality, latency, heatmap
+
+
+def listing_html(rows: list[BatchListing], shared: bool) -> str:
+    whose = "Everyone's saved batches (shared history)." if shared else "Your saved batches."
+    head = f'<div class="pg-muted pg-batch-scope">{whose}</div>'
+    if not rows:
+        return f'{head}<span class="pg-muted">No saved batches yet.</span>'
+    items = "".join(
+        f'<tr><td>{H.when(r.created_at, "%Y-%m-%d %H:%M")}</td>'
+        f'<td><a href="?batch={html.escape(r.id)}">{html.escape(r.name or r.id)}</a></td>'
+        f"<td>{r.done + r.failed}/{r.total}</td><td>{html.escape(', '.join(r.models))}</td></tr>"
+        for r in rows)
+    return (f'{head}<table class="pg-history pg-batch-list"><thead><tr><th>When</th><th>Batch</th>'
+            f"<th>Prompts done</th><th>Models</th></tr></thead><tbody>{items}</tbody></table>")
+
+
+# -- the panel ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchPanel:
+    box: Any
+    set_text: Any
+    set_format: Any
+    upload: Any
+    sample_btn: Any
+    method: Any
+    reference: Any
+    tolerance: Any
+    name: Any
+    run_btn: Any
+    stop_btn: Any
+    resume_btn: Any
+    export_btn: Any
+    export_file: Any
+    import_btn: Any
+    status: Any
+    filter_model: Any
+    filter_category: Any
+    sort: Any
+    grid: Any
+    summary: Any
+    quality_plot: Any
+    latency_plot: Any
+    heatmap: Any
+    listing: Any
+    list_btn: Any
+    batch_id: Any  # gr.State: the batch shown ("" when none)
+    result: Any  # gr.State: its BatchResult (what the grid, charts and rules read)
+    seen: Any  # gr.State: prompts done when last drawn (redraw only when more landed)
+    timer: Any
+    rules: Any = None  # RulesPanel (rules_view.py), drawn with each result
+
+    def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
+             progress: Progress | None = None) -> dict[Any, Any]:
+        """Everything that shows a batch's result, from its saved runs."""
+        spec = BatchBook(service.store).get(result.batch_id)
+        prompts = {i: item.prompt for i, item in enumerate(spec.items)}
+        quality, latency, heatmap = figures(result)
+        models = [ALL_MODELS, *dict.fromkeys(m.model for m in result.models)]
+        categories = [ALL_CATEGORIES, *sorted({c.category for c in result.cells if c.category})]
+        p = progress or saved_progress(result, state, message)
+        updates = {
+            self.batch_id: result.batch_id, self.result: result, self.seen: p.done,
+            self.status: progress_html(p),
+            self.grid: grid_html(result, prompts=prompts),
+            self.summary: summary_html(result),
+            self.quality_plot: quality, self.latency_plot: latency, self.heatmap: heatmap,
+            self.filter_model: gr.update(choices=models, value=ALL_MODELS),
+            self.filter_category: gr.update(choices=categories, value=ALL_CATEGORIES),
+            self.sort: "prompt order",
+            self.export_btn: gr.update(interactive=True),
+        }
+        if self.rules is not None:
+            updates.update(self.rules.on_result(result))
+        return updates
+
+    def result_outputs(self) -> list[Any]:
+        out = [self.batch_id, self.result, self.seen, self.status, self.grid, self.summary, self.quality_plot,
+               self.latency_plot, self.heatmap, self.filter_model, self.filter_category, self.sort,
+               self.export_btn]
+        return out + (self.rules.result_outputs() if self.rules is not None else [])
+
+    def controls(self, running: bool, resumable: bool = False) -> dict[Any, Any]:
+        return {self.run_btn: gr.update(interactive=not running),
+                self.stop_btn: gr.update(interactive=running),
+                self.resume_btn: gr.update(interactive=resumable and not running),
+                self.timer: gr.Timer(active=running)}
+
+    def control_outputs(self) -> list[Any]:
+        return [self.run_btn, self.stop_btn, self.resume_btn, self.timer]
+
+    def listing_for(self, service: RunService, owner: str) -> str:
+        return listing_html(service.list_batches(owner, BATCH_ROWS), service.shared_history)
+
+    def wire(self, shell: Shell, prompt_system: Any, columns: Any, demo: gr.Blocks) -> None:
+        service, notice = shell.service, shell.notice
+        everything = list(dict.fromkeys([*self.result_outputs(), *self.control_outputs(), self.status,
+                                         self.listing, self.box, notice]))
+
+        def message(text: str, kind: str = "error") -> dict[Any, Any]:
+            return {self.status: H.notice(text, kind)}
+
+        def use_sample() -> dict[Any, Any]:
+            text = SAMPLE.read_text(encoding="utf-8")
+            return {self.set_text: text, self.set_format: "jsonl",
+                    self.status: H.notice(f"the bundled sample set ({len(text.splitlines())} prompts, "
+                                          "each with an expected answer) is in the box: Run batch runs it",
+                                          "info")}
+
+        def upload(path: str | None) -> dict[Any, Any]:
+            if not path:
+                return {}
+            from pathlib import Path
+
+            file = Path(path)
+            try:
+                size = file.stat().st_size
+                if size > MAX_SET_BYTES:
+                    return message(f"the file is {size / 2**20:.1f} MiB; a prompt set is at most "
+                                   f"{MAX_SET_BYTES // 2**20} MiB")
+                data = file.read_bytes()
+                fmt = format_of(file.name)
+                items = parse(data, fmt)  # checked now: errors name the line
+            except OSError as exc:
+                return message(f"cannot read the uploaded file: {exc.strerror or exc}")
+            except PromptSetError as exc:
+                return message(f"{file.name}: {exc}")
+            return {self.set_text: data.decode("utf-8-sig"), self.set_format: fmt,
+                    self.status: H.notice(f"loaded {len(items)} prompts from {file.name} ({fmt})", "info")}
+
+        def start(data: dict[Any, Any], request: gr.Request) -> dict[Any, Any]:
+            owner = owner_of(request, data[shell.owner])
+            text, _ = clean_text(data[self.set_text] or "")
+            if not text.strip():
+                return message("the prompt set is empty: paste prompts (one a line), upload a CSV / JSONL "
+                               "file, or press “Use the sample set”")
+            try:
+                items = parse(text, data[self.set_format] or "lines")
+            except PromptSetError as exc:
+                return message(f"prompt set ({data[self.set_format]}): {exc}")
+            chosen = columns.chosen(data)
+            if not chosen:
+                return message("no model column: pick a model in at least one column above")
+            requests, _ = columns.requests(data, chosen)
+            system, _ = clean_text(data[prompt_system] or "")
+            if system.strip():  # the page's system prompt, for the prompts that have none of their own
+                for item in items:
+                    item.system = item.system or system
+            method = data[self.method] or AUTO
+            if method == AUTO:
+                method = "contains" if any(i.expected for i in items) else "agreement"
+            try:
+                reference = int(data[self.reference] or 1) - 1
+                tolerance = float(data[self.tolerance] if data[self.tolerance] is not None else
+                                  DEFAULT_TOLERANCE)
+            except (TypeError, ValueError):
+                return message("the reference column and the tolerance must be numbers")
+            name, _ = clean_text(data[self.name] or "")
+            spec = BatchSpec(items=items, columns=[ColumnSpec(c.model, c.params, c.system_prompt)
+                                                   for c in requests],
+                             scoring=Scoring(method, tolerance, reference), name=name.strip()[:200])
+            problems = spec.problems()
+            if problems:
+                return message("cannot run this batch: " + "; ".join(problems))
+            try:
+                batch_id = service.start_batch(spec, owner)
+            except (SpecError, SessionError) as exc:
+                return message(f"cannot run this batch: {exc}")
+            first = Progress(batch_id, 0, len(items))
+            return {self.batch_id: batch_id, self.result: None, self.seen: -1,
+                    self.status: progress_html(first), self.grid: "", self.summary: "",
+                    self.export_btn: gr.update(interactive=False),
+                    self.listing: self.listing_for(service, owner), **self.controls(True)}
+
+        def poll(batch_id: str) -> dict[Any, Any]:
+            if not batch_id:
+                return self.controls(False)
+            p = service.batch_progress(batch_id)
+            if p is None:  # not started by this server (restarted since): show what was saved
+                return show(batch_id, "")
+            if p.state == "running":
+                updates = {self.status: progress_html(p)}
+                return updates
+            return show(batch_id, p.state, p.message, p)
+
+        def poll_results(batch_id: str, seen: int) -> dict[Any, Any]:
+            """While it runs: redraw the results when more prompts landed."""
+            p = service.batch_progress(batch_id) if batch_id else None
+            if p is None or p.state != "running" or p.done == seen or p.done == 0:
+                return {}
+            try:
+                return self.draw(service, service.batch_result(batch_id), progress=p)
+            except (SessionError, ValueError) as exc:
+                return message(str(exc))
+
+        def show(batch_id: str, state: str, note: str = "", progress: Progress | None = None,
+                 owner: str = "") -> dict[Any, Any]:
+            try:
+                result = service.batch_result(batch_id)
+            except (SessionError, ValueError) as exc:
+                return {**message(str(exc)), **self.controls(False)}
+            updates = self.draw(service, result, state, note, progress)
+            mine = not owner or BatchBook(service.store).owner_of(batch_id) == owner
+            updates.update(self.controls(False, resumable=mine and not result.complete))
+            return updates
+
+        def stop(batch_id: str) -> dict[Any, Any]:
+            if batch_id and service.batches.stop(batch_id):
+                return {self.status: H.notice("stopping… the prompt running now is cut (it runs "
+                                              "again on Resume); the finished prompts stay saved", "warn")}
+            return message("no batch of yours is running", "warn")
+
+        def resume(batch_id: str, browser_id: object, request: gr.Request) -> dict[Any, Any]:
+            owner = owner_of(request, browser_id)
+            try:
+                if not batch_id or BatchBook(service.store).owner_of(batch_id) != owner:
+                    return message("only the batch's owner can resume it: start a new batch instead")
+            except SessionError as exc:
+                return message(str(exc))
+            service.batches.resume(batch_id)
+            return {self.seen: -1, self.status: H.notice(f"resuming batch {batch_id}…", "info"),
+                    **self.controls(True)}
+
+        def refilter(result: BatchResult | None, model: str, category: str, sort: str) -> str:
+            if result is None:
+                return ""
+            try:
+                spec = BatchBook(service.store).get(result.batch_id)
+            except SessionError as exc:
+                return H.notice(str(exc), "error")
+            return grid_html(result, model, category, sort, {i: x.prompt for i, x in enumerate(spec.items)})
+
+        def export(batch_id: str) -> dict[Any, Any]:
+            if not batch_id:
+                return {**message("show a batch first", "warn"), self.export_file: None}
+            try:
+                path = service._temp_file(f"playground-batch-{batch_id}.json",
+                                          export_batch(service.store, batch_id))
+            except SessionError as exc:
+                return {**message(str(exc)), self.export_file: None}
+            return {self.export_file: str(path)}
+
+        def import_file(path: str | None, browser_id: object, request: gr.Request) -> dict[Any, Any]:
+            if not path:
+                return {}
+            from pathlib import Path
+
+            owner = owner_of(request, browser_id)
+            try:
+                data = Path(path).read_bytes()
+                imported = import_batch(service.store, data, owner)
+            except (BundleError, SpecError, SessionError, OSError) as exc:
+                return message(f"import refused: {exc}. Nothing was stored.")
+            note = (f"imported batch {imported.batch_id} ({imported.runs} results) and saved it; no model "
+                    "was run")
+            if imported.renamed_from:
+                note += f" (a saved batch had the id {imported.renamed_from}: it was left untouched)"
+            updates = show(imported.batch_id, "", note, owner=owner)
+            return updates | {self.listing: self.listing_for(service, owner)}
+
+        def open_page(browser_id: object, request: gr.Request) -> dict[Any, Any]:
+            owner = owner_of(request, browser_id)
+            updates: dict[Any, Any] = {self.listing: self.listing_for(service, owner)}
+            batch_id = (request.query_params.get("batch") or "").strip()
+            if not batch_id:
+                return updates
+            updates[self.box] = gr.update(open=True)
+            try:
+                BatchBook(service.store).get(batch_id)
+            except SessionError as exc:
+                return updates | {notice: H.notice(str(exc), "error"), **message(str(exc))}
+            running = service.batch_progress(batch_id)
+            shown = show(batch_id, "", "saved batch, drawn from its saved runs (read-only): no model was run",
+                         owner=owner)
+            if running is not None and running.state == "running":
+                shown.update(self.controls(True))
+            return updates | shown | {notice: H.notice(
+                f"Saved batch {batch_id}: its results are under “Prompt sets and batches” below "
+                "(drawn from the saved runs; no model was run).")}
+
+        self.sample_btn.click(use_sample, outputs=[self.set_text, self.set_format, self.status])
+        self.upload.upload(upload, inputs=[self.upload],
+                           outputs=[self.set_text, self.set_format, self.status])
+        start_inputs = {self.set_text, self.set_format, self.method, self.reference, self.tolerance,
+                        self.name, prompt_system, *columns.inputs(), shell.owner}
+        self.run_btn.click(start, inputs=start_inputs, outputs=everything)
+        self.timer.tick(poll, inputs=[self.batch_id], outputs=everything, show_progress="hidden").then(
+            poll_results, inputs=[self.batch_id, self.seen], outputs=everything, show_progress="hidden")
+        self.stop_btn.click(stop, inputs=[self.batch_id], outputs=[self.status])
+        self.resume_btn.click(resume, inputs=[self.batch_id, shell.owner], outputs=everything)
+        for box in (self.filter_model, self.filter_category, self.sort):
+            box.input(refilter, inputs=[self.result, self.filter_model, self.filter_category, self.sort],
+                      outputs=[self.grid], show_progress="hidden")
+        written = self.export_btn.click(export, inputs=[self.batch_id],
+                                        outputs=[self.export_file, self.status])
+        written.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
+        self.import_btn.upload(import_file, inputs=[self.import_btn, shell.owner], outputs=everything)
+        def relist(browser_id: object, request: gr.Request) -> str:
+            return self.listing_for(service, owner_of(request, browser_id))
+
+        self.list_btn.click(relist, inputs=[shell.owner], outputs=[self.listing])
+        demo.load(open_page, inputs=[shell.owner], outputs=everything, show_progress="hidden").then(
+            None, js=SCROLL_TO_BATCH_JS)
+
+
+def build_batch_panel() -> BatchPanel:
+    """The accordion: the set, scoring, Run / Stop / Resume, progress, the grid, summary and charts."""
+    from playground.ui.rules_view import build_rules_panel
+
+    with gr.Accordion("Prompt sets and batches", open=False, elem_id="batch-box") as box:
+        gr.Markdown("Run a **prompt set** over the columns above (their models and parameters): one prompt "
+                    "a line, or CSV / JSONL with the columns `prompt`, `expected`, `category`, `system`, "
+                    "`id`. Each prompt's result is saved as a normal run as soon as it lands.",
+                    elem_classes=["pg-muted"])
+        with gr.Row(equal_height=False):
+            set_text = gr.Textbox(label="Prompt set", lines=6, max_lines=14, scale=4, elem_id="batch-set",
+                                  placeholder="one prompt a line, or CSV / JSONL (pick the format)")
+            with gr.Column(scale=1, min_width=220):
+                set_format = gr.Radio(["lines", "csv", "jsonl"], value="lines", label="Format",
+                                      elem_id="batch-format")
+                upload = gr.UploadButton("Upload CSV / JSONL", size="sm", elem_id="batch-upload",
+                                         file_types=[".csv", ".jsonl", ".ndjson", ".txt"])
+                sample_btn = gr.Button("Use the sample set", size="sm", elem_id="batch-sample")
+        with gr.Row(equal_height=True):
+            method = gr.Dropdown([AUTO, *METHODS], value=AUTO, label="Scoring", elem_id="batch-score",
+                                 scale=2)
+            reference = gr.Number(1, precision=0, minimum=1, label="Reference column (agreement)",
+                                  elem_id="batch-ref", scale=1)
+            tolerance = gr.Number(DEFAULT_TOLERANCE, minimum=0, label="Tolerance (numeric, absolute)",
+                                  elem_id="batch-tol", scale=1)
+            name = gr.Textbox(label="Batch name (optional)", elem_id="batch-name", scale=2)
+        with gr.Row(elem_id="batch-actions"):
+            run_btn = gr.Button("Run batch", variant="primary", size="sm", elem_id="batch-run", scale=0,
+                                min_width=110)
+            stop_btn = gr.Button("Stop", variant="stop", size="sm", interactive=False, elem_id="batch-stop",
+                                 scale=0, min_width=80)
+            resume_btn = gr.Button("Resume", size="sm", interactive=False, elem_id="batch-resume", scale=0,
+                                   min_width=90)
+            export_btn = gr.Button("Export batch", size="sm", interactive=False, elem_id="batch-export",
+                                   scale=0, min_width=110)
+            import_btn = gr.UploadButton("Import batch", size="sm", file_types=[".json"],
+                                         elem_id="batch-import", scale=0, min_width=110)
+            export_file = gr.DownloadButton("download", visible=False, elem_id="batch-export-file")
+        status = gr.HTML(elem_id="batch-status", padding=False)
+        with gr.Row(equal_height=True):
+            filter_model = gr.Dropdown([ALL_MODELS], value=ALL_MODELS, label="Model", elem_id="batch-model",
+                                       scale=1)
+            filter_category = gr.Dropdown([ALL_CATEGORIES], value=ALL_CATEGORIES, label="Category",
+                                          elem_id="batch-category", scale=1)
+            sort = gr.Dropdown(list(SORTS), value="prompt order", label="Sort by", elem_id="batch-sort",
+                               scale=1)
+        grid = gr.HTML(elem_id="batch-grid", padding=False)
+        summary = gr.HTML(elem_id="batch-summary", padding=False)
+        with gr.Row(equal_height=False):
+            quality_plot = gr.Plot(label="Quality against p95 latency", elem_id="batch-quality")
+            latency_plot = gr.Plot(label="Latency per model", elem_id="batch-latency")
+            heatmap = gr.Plot(label="Score by category", elem_id="batch-heatmap")
+        rules = build_rules_panel()
+        with gr.Row(equal_height=True):
+            gr.Markdown("**Saved batches** (a link opens its results)", elem_classes=["pg-muted"])
+            list_btn = gr.Button("Refresh", size="sm", elem_id="batch-list-btn", scale=0, min_width=90)
+        listing = gr.HTML(elem_id="batch-list", padding=False)
+    return BatchPanel(box, set_text, set_format, upload, sample_btn, method, reference, tolerance, name,
+                      run_btn, stop_btn, resume_btn, export_btn, export_file, import_btn, status,
+                      filter_model, filter_category, sort, grid, summary, quality_plot, latency_plot, heatmap,
+                      listing, list_btn, gr.State(""), gr.State(None), gr.State(-1),
+                      gr.Timer(POLL_S, active=False), rules=rules)
