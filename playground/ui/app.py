@@ -268,11 +268,14 @@ def launch(settings: Settings) -> None:
             demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
         except OSError as exc:  # taken between the check and the start
             raise ServeError(in_use(settings.host, settings.port)) from exc
-        print(f"playground: serving on http://{settings.host}:{settings.port}  (data: {settings.data_dir})",
-              flush=True)
-        startup.mark("serving")
-        signal.signal(signal.SIGTERM, _interrupt)
-        demo.block_thread()  # returns after Ctrl+C / SIGTERM, the server closed
+        try:
+            where = f"http://{settings.host}:{settings.port}"
+            print(f"playground: serving on {where}  (data: {settings.data_dir})", flush=True)
+            startup.mark("serving")
+            signal.signal(signal.SIGTERM, _interrupt)
+            demo.block_thread()  # returns after Ctrl+C / SIGTERM, the server closed
+        except KeyboardInterrupt:  # Ctrl+C a moment before block_thread took it over: the same clean stop
+            demo.close()
     finally:
         service.close()
 
