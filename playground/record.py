@@ -193,6 +193,18 @@ class Metrics:
     graph_capture_s: float = 0.0  # fast path: capturing the decode step's CUDA graph (0 when reused)
 
 
+# How each finish reason reads on the page and in reports.
+FINISH_LABELS = {
+    "eos": "done",
+    "stop": "done (stop string)",
+    "length": "done (max new tokens)",
+    "cancelled": "stopped",
+    "timeout": "timed out",
+    "error": "error",
+    "tokenized": "tokenized only",
+}
+
+
 @dataclass
 class ModelRun:
     """One column of a run."""

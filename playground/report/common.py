@@ -13,17 +13,7 @@ from dataclasses import dataclass, field
 from playground.inspect.agreement import Agreement, column_label, run_agreement
 from playground.inspect.diff import ColumnDiff, column_diff
 from playground.inspect.probs import ProbSummary, summarize
-from playground.record import GenerationParams, ModelRun, Run
-
-FINISH_LABELS = {
-    "eos": "done",
-    "stop": "done (stop string)",
-    "length": "done (max new tokens)",
-    "cancelled": "stopped",
-    "timeout": "timed out",
-    "error": "error",
-    "tokenized": "tokenized only",
-}
+from playground.record import FINISH_LABELS, GenerationParams, ModelRun, Run
 
 
 def label(model: ModelRun) -> str:

@@ -1,18 +1,7 @@
 """Routing rules: an ordered list of conditions, each naming a model, and a default.
 
-The file (YAML or JSON) has exactly this shape; the first rule whose `when` holds wins, and
-every condition inside one `when` must hold:
-
-    default: gemma3-270m
-    rules:
-      - when: {category: [extraction, summarisation]}
-        model: smollm2-135m
-      - when: {prompt_tokens_below: 64}
-        model: smollm2-135m
-      - when: {matches: "(?i)step by step|prove"}
-        model: gemma3-270m
-      - when: {anomaly: special_token_literal}
-        model: smollm2-135m
+The file (YAML or JSON) has the shape of EXAMPLE_RULES below; the first rule whose `when`
+holds wins, and every condition inside one `when` must hold.
 
 Pure code: no model is loaded here. Token counts and anomaly kinds come with the prompt
 (`PromptFacts`); when nobody measured them, `approx_tokens` and `approx_anomalies` give
@@ -26,6 +15,20 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+EXAMPLE_RULES = """\
+# First match wins; every condition in one `when` must hold.
+default: gemma3-270m
+rules:
+  - when: {category: [extraction, summarisation]}
+    model: smollm2-135m
+  - when: {prompt_tokens_below: 64}
+    model: smollm2-135m
+  - when: {matches: "(?i)step by step|prove"}
+    model: gemma3-270m
+  - when: {anomaly: special_token_literal}
+    model: smollm2-135m
+"""  # the issue's example, with the bundled models' ids (the page's rules editor starts with it)
 
 # The anomaly kinds of playground/inspect/tokens.py (Anomaly.kind).
 ANOMALY_KINDS = ("special_literal", "blowup", "repeat_run", "byte_fallback", "context_overflow")

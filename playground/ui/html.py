@@ -16,22 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from playground.record import ModelRun, Run
+from playground.record import FINISH_LABELS, ModelRun, Run
 
 _FENCE = re.compile(r"(^```.*?(?:^```[ \t]*$|\Z))", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 # "![" not already escaped (an even number of backslashes before it, none included): an image start
 _IMAGE_START = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
 
-FINISH_LABELS = {
-    "eos": "done",
-    "stop": "done (stop string)",
-    "length": "done (max new tokens)",
-    "cancelled": "stopped",
-    "timeout": "timed out",
-    "error": "error",
-    "tokenized": "tokenized only",
-}
 
 
 def _prose(text: str) -> str:

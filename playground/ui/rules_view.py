@@ -18,24 +18,11 @@ from playground.batch.summary import BatchResult
 from playground.routing import Preview, RulesError, TableError, loads_rules, preview, sweep
 from playground.routing.evaluate import table_from_batch
 from playground.routing.figures import sweep_figure
-from playground.routing.rules import APPROX_ANOMALIES_NOTE, APPROX_TOKENS_NOTE
+from playground.routing.rules import APPROX_ANOMALIES_NOTE, APPROX_TOKENS_NOTE, EXAMPLE_RULES
 from playground.service import RunService, SessionError
 from playground.ui import html as H
 from playground.ui.session_bar import DOWNLOAD_JS
 
-EXAMPLE_RULES = """\
-# First match wins; every condition in one `when` must hold.
-default: gemma3-270m
-rules:
-  - when: {category: [extraction, summarisation]}
-    model: smollm2-135m
-  - when: {prompt_tokens_below: 64}
-    model: smollm2-135m
-  - when: {matches: "(?i)step by step|prove"}
-    model: gemma3-270m
-  - when: {anomaly: special_token_literal}
-    model: smollm2-135m
-"""
 ROUTERS = {"prompt length (tokens)": "prompt_tokens", "score margin (oracle, after the fact)": "margin"}
 MAX_RULES_CHARS = 100_000
 NEEDS_BATCH = ("run a batch or open a saved one first: the preview reads its scored results "
