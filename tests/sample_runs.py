@@ -6,6 +6,8 @@ directory on sys.path), so it imports nothing from the tests themselves.
 
 from __future__ import annotations
 
+import json
+
 from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun, Run, TokenAlt, TokenStep
 
 XSS_PROMPT = "Explain <script>alert(1)</script> and <img src=x onerror=alert(1)> & \"quotes\" 'too'"
@@ -93,3 +95,15 @@ def make_run(
 def _words(text: str) -> list[str]:
     words = text.split(" ")
     return [words[0]] + [" " + w for w in words[1:]] if words else []
+
+
+# A three-prompt set (JSONL) over both bundled models: the batch and routing tests share it.
+THREE_PROMPTS = "\n".join(json.dumps(row) for row in [
+    {"id": "add", "prompt": "What is 7 + 5? Answer with a number only.", "expected": "12",
+     "category": "arithmetic"},
+    {"id": "city", "prompt": "Extract the city: \"Maria moved to Lisbon last spring.\" City:",
+     "expected": "Lisbon", "category": "extraction"},
+    {"id": "def", "prompt": "Which Python keyword starts a function definition?", "expected": "def",
+     "category": "code"},
+]) + "\n"
+BUNDLED_MODELS = ("smollm2-135m", "gemma3-270m")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sample_runs import BUNDLED_MODELS, THREE_PROMPTS
 
 from playground.batch.book import BatchBook
 from playground.batch.prompt_set import parse
@@ -29,15 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RULES = REPO / "assets" / "rules" / "sample.yaml"
 pytestmark = pytest.mark.timeout(180)
 
-THREE = "\n".join(json.dumps(row) for row in [
-    {"id": "add", "prompt": "What is 7 + 5? Answer with a number only.", "expected": "12",
-     "category": "arithmetic"},
-    {"id": "city", "prompt": "Extract the city: \"Maria moved to Lisbon last spring.\" City:",
-     "expected": "Lisbon", "category": "extraction"},
-    {"id": "def", "prompt": "Which Python keyword starts a function definition?", "expected": "def",
-     "category": "code"},
-]) + "\n"
-MODELS = ("smollm2-135m", "gemma3-270m")
+THREE, MODELS = THREE_PROMPTS, BUNDLED_MODELS
 
 # Rules for the three prompts: one rule by category, one by regex, the default for the rest.
 RULES = """\
