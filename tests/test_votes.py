@@ -168,3 +168,20 @@ def test_cli_leaderboard(tmp_path: Path) -> None:
     assert len(rows) == 3 and {r["winner"] for r in rows} == {"smollm2-135m"}
     bad = cli(db, "--csv", str(tmp_path / "missing" / "dir" / "v.csv"))
     assert bad.returncode == 2 and "cannot write" in bad.stderr
+
+
+def test_votes_cast_from_many_threads_at_once_keep_one_per_voter(tmp_path: Path) -> None:
+    """One shared store, many users clicking at once: each voter's first vote is kept, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = SessionStore(tmp_path / "runs.sqlite3")
+    run = make_run()
+    store.save(run)
+    book = VoteBook(store)
+    book.mark_blind(run.id, [0, 1])
+    voters = [f"voter-{i % 4}" for i in range(24)]  # four voters, six clicks each, all at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        casts = list(pool.map(lambda v: book.cast(run, [0, 1], "win", 0, voter=v), voters))
+    assert sum(c.new for c in casts) == 4
+    assert sorted(v.voter for v in book.votes()) == [f"voter-{i}" for i in range(4)]
+    assert all(c.vote.voter == v for c, v in zip(casts, voters, strict=True))
