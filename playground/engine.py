@@ -399,11 +399,11 @@ class Engine:
         def drain() -> None:
             waiting = {c.index for c in pending}
             while waiting:
-                kind, index, _payload = events.get()
+                kind, index, payload = events.get()
                 if kind in ("loaded", "failed", "abandoned") and index in waiting:
                     waiting.discard(index)
                     if kind == "loaded":
-                        self.pool.release(columns[index].spec)
+                        self.pool.release(columns[index].spec, payload[0])
 
         threading.Thread(target=drain, name="release-late-loads", daemon=True).start()
 
@@ -413,7 +413,7 @@ class Engine:
     ) -> Iterator[Event]:
         if col.done:
             if kind == "loaded":  # the column gave up (timeout, stop) while its model was loading
-                self.pool.release(col.spec)
+                self.pool.release(col.spec, payload[0])
                 col.held = True  # released: nothing left to give back
             elif kind in ("failed", "abandoned"):
                 col.held = True
@@ -626,7 +626,7 @@ class Engine:
         if col.pumped:
             self._served_figures(col)
         if col.held and col.backend is not None:
-            self.pool.release(col.spec)
+            self.pool.release(col.spec, col.backend)
         col.done = True
 
     @staticmethod

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from playground.backends import llamacpp as managed
+from playground.backends.base import BackendError
 from playground.backends.loader import load_llamacpp
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
@@ -98,22 +99,78 @@ def _server_process(backend) -> int:  # noqa: ANN001
     return next(s.process.pid for s in managed._LIVE if s.port == port)
 
 
-def test_a_server_killed_mid_stream_fails_its_column_only(catalog: Catalog, data_dir: Path, private_server,
-                                                          pool: ModelPool) -> None:
-    engine = _engine_with(catalog, data_dir, private_server, pool)
-    pid = _server_process(private_server)
-    run, events = engine.stream(RunRequest(STORY, [col("smollm2-135m-llamacpp", max_new_tokens=300),
-                                                   col("smollm2-135m", max_new_tokens=6)]))
-    killed = False
-    for event in events:
-        if event.kind == "token" and event.column == 0 and not killed:
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-    served, local = run.models
-    assert served.finish_reason == "error"
-    assert "closed the stream before finishing" in served.error or "connect" in served.error, served.error
-    assert served.steps and served.text  # partial output kept
-    assert local.error == "" and local.finish_reason in ("length", "eos")
+def _gone(pid: int, within_s: float = 5.0) -> bool:
+    """Reaped, not a zombie: /proc forgets a process only once its parent has waited for it."""
+    deadline = time.monotonic() + within_s
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_killed_engine_ends_its_column_in_words_and_the_next_run_starts_afresh(
+    catalog: Catalog, data_dir: Path, pool: ModelPool
+) -> None:
+    from playground.catalog import SMOLLM2
+
+    fresh = ModelPool(data_dir, device="cpu")
+    fresh.put(SMOLLM2, pool.get(SMOLLM2))
+    engine = Engine(catalog, fresh)
+    try:
+        run, events = engine.stream(RunRequest(STORY, [col("smollm2-135m-llamacpp", max_new_tokens=300),
+                                                       col("smollm2-135m", max_new_tokens=6)]))
+        pid = 0
+        for event in events:
+            if event.kind == "token" and event.column == 0 and not pid:
+                pid = _server_process(fresh.get(SMOLLM2_LLAMACPP))
+                os.kill(pid, signal.SIGKILL)
+        served, local = run.models
+        assert served.finish_reason == "error"
+        crashed = "llama.cpp engine for smollm2-135m-llamacpp crashed: killed (SIGKILL)"
+        assert crashed in served.error, served.error
+        assert served.error.endswith("partial output kept") and served.steps and served.text
+        assert local.error == "" and local.finish_reason in ("length", "eos")  # the other column is untouched
+        assert _gone(pid)  # the dead child was reaped
+        assert not fresh.is_loaded(SMOLLM2_LLAMACPP)  # the pool let go of it at once
+        (again,) = engine.run(RunRequest(FRANCE, [col("smollm2-135m-llamacpp", max_new_tokens=6)])).models
+        assert again.error == "" and again.steps  # a fresh server
+        assert _server_process(fresh.get(SMOLLM2_LLAMACPP)) != pid
+    finally:
+        fresh.unload(SMOLLM2_LLAMACPP)
+
+
+def test_an_engine_that_dies_on_start_says_why(data_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    junk = tmp_path / "broken.gguf"
+    junk.write_bytes(b"GGUF" + b"\0" * 64)
+    spec = replace(SMOLLM2_LLAMACPP, id="broken", location=str(junk), bundled=False)
+    before = set(managed._LIVE)
+    with pytest.raises(BackendError) as error:
+        load_llamacpp(spec, data_dir, lambda _m: None)
+    message = str(error.value)
+    assert "the llama.cpp engine for broken exited with status" in message, message
+    assert "(while starting)" in message and "its log ends:" in message
+    assert set(managed._LIVE) == before  # nothing left running or listed
+
+
+def test_the_watcher_reaps_a_crashed_engine_and_names_the_signal(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    crash = "import os, signal; print('loading', flush=True); os.kill(os.getpid(), signal.SIGILL)"
+    log_path = tmp_path / "engine.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", crash], stdout=log, stderr=subprocess.STDOUT)
+    server = managed.ManagedServer(process, 0, "probe", log_path)
+    server.watch()
+    reason = server.failure(wait_s=10)
+    assert reason.startswith("the llama.cpp engine for probe crashed: illegal instruction (SIGILL)"), reason
+    assert "make clean install" in reason and "its log ends: loading" in reason
+    assert _gone(process.pid)
+    server.stop()  # after a crash, stopping is a no-op that still cleans up
+    assert server.failure() == "" and not log_path.exists()
 
 
 def test_a_stalled_server_hits_the_request_timeout_and_others_finish(

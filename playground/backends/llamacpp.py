@@ -7,6 +7,11 @@ the model is unloaded or the app exits. No orphans: each server is started
 with the parent-death signal set (Linux), from one long-lived launcher thread
 (the signal follows the thread that forked), so it also goes when the app is
 killed by SIGTERM or SIGKILL; `atexit` stops the rest on a normal exit.
+
+Supervised: a watcher thread waits on each server from the moment it starts. When the server
+ends without being asked to (a crash, a signal, the OOM killer), the child is reaped at once,
+`exit_reason` says why in plain words, and `failure()` reports it: the column that was
+streaming ends with that reason and the pool drops the model, so the next run starts afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import queue
 import signal
@@ -31,6 +37,9 @@ from pathlib import Path
 import httpx
 
 from playground.backends.base import BackendError
+from playground.backends.engine_exit import describe_exit
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
@@ -97,7 +106,29 @@ class ManagedServer:
     alias: str
     log_path: Path
     started_s: float = 0.0
+    exit_reason: str = ""  # set when the server ended without being asked to
     _stopped: bool = field(default=False, repr=False)
+    _exited: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def watch(self) -> None:
+        """Reap the server the moment it exits, and say why when nobody asked it to stop."""
+        threading.Thread(target=self._wait_exit, name=f"watch-{self.alias}", daemon=True).start()
+
+    def _wait_exit(self) -> None:
+        code = self.process.wait()  # reaps the child: no zombie
+        if not self._stopped:
+            tail = self.log_tail(3)
+            how = f"crashed: {describe_exit(code)}" if _by_signal(code) else describe_exit(code)
+            self.exit_reason = (f"the llama.cpp engine for {self.alias} {how}"
+                                + (f" (its log ends: {' | '.join(tail.splitlines())})" if tail else ""))
+            log.warning("%s", self.exit_reason)
+        self._exited.set()
+
+    def failure(self, wait_s: float = 0.0) -> str:
+        """Why the server died ('' while it runs); wait_s lets a broken stream wait for the reaper."""
+        if self._exited.wait(wait_s) and not self._stopped:
+            return self.exit_reason
+        return ""
 
     @property
     def base_url(self) -> str:
@@ -140,6 +171,10 @@ def stop_all() -> None:
         server.stop()
 
 
+def _by_signal(code: int) -> bool:
+    return code < 0 or code > 128  # Popen's -N, or a shell's 128 + N
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -170,6 +205,7 @@ def start_server(
     progress("starting llama.cpp server")
     started = time.perf_counter()
     server = ManagedServer(_LAUNCHER.popen(argv, log_path), port, alias, log_path)
+    server.watch()
     _LIVE.add(server)
     try:
         _wait_ready(server, ready_timeout_s, progress)
@@ -184,10 +220,8 @@ def _wait_ready(server: ManagedServer, timeout_s: float, progress: Callable[[str
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0) as client:
         while True:
-            code = server.process.poll()
-            if code is not None:
-                raise BackendError(f"{server.alias}: the llama.cpp server exited ({code}) while starting: "
-                                   f"{server.log_tail()}")
+            if server.failure():
+                raise BackendError(f"{server.failure()} (while starting)")
             try:
                 if client.get(f"{server.base_url}/models").status_code == 200:
                     return

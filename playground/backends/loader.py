@@ -81,6 +81,7 @@ def load_llamacpp(spec: ModelSpec, data_dir: Path, progress: Callable[[str], Non
         server.stop()
         raise
     backend.on_close = server.stop
+    backend.engine_failure = server.failure
     backend.weights_bytes = path.stat().st_size
     backend.load_s = time.perf_counter() - started
     return backend

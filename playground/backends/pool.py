@@ -61,6 +61,12 @@ def _close(backend: Backend) -> None:
             log.exception("closing %s failed", backend.identity.catalog_id)
 
 
+def _failure(backend: Backend) -> str:
+    """Why a backend can no longer serve ('' if it can): a managed server that died says so."""
+    failure = getattr(backend, "failure", None)
+    return failure() if callable(failure) else ""
+
+
 def default_budget(device: str) -> int:
     """60% of the GPU's memory on CUDA, of the machine's RAM otherwise."""
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -97,9 +103,12 @@ class ModelPool:
         """The loaded model, held (never evicted) until release(spec); cache_tokens sizes the pre-flight."""
         return self._get(spec, progress, hold=True, cache_tokens=cache_tokens)
 
-    def release(self, spec: ModelSpec) -> None:
+    def release(self, spec: ModelSpec, backend: Backend | None = None) -> None:
+        """Give back a hold; with `backend`, only if that is still the loaded one (not a reload)."""
         with self._guard:
             entry = self._entries.get(spec)
+            if backend is not None and entry is not None and entry.backend is not backend:
+                return
             if entry is not None and entry.in_use > 0:
                 entry.in_use -= 1
                 entry.last_used = time.monotonic()
@@ -109,6 +118,7 @@ class ModelPool:
         with self._guard:
             lock = self._locks.setdefault(spec, threading.Lock())
         with lock:
+            self._drop_failed()
             with self._guard:
                 entry = self._entries.get(spec)
                 if entry is not None:
@@ -125,6 +135,16 @@ class ModelPool:
                 self._entries[spec] = _Entry(backend, time.monotonic(), int(hold))
                 self._evict_over_budget(keep=spec)
             return backend
+
+    def _drop_failed(self) -> None:
+        """Forget models whose engine died (a crashed managed server): the next use loads a fresh one."""
+        with self._guard:
+            dead = [(s, e) for s, e in self._entries.items() if _failure(e.backend)]
+            for spec, _entry in dead:
+                del self._entries[spec]
+        for spec, entry in dead:
+            log.warning("dropped %s: %s", spec.id, _failure(entry.backend))
+            _close(entry.backend)
 
     def _idle(self) -> list[ModelSpec]:
         """Loaded models no column holds, least recently used first (call with the guard held)."""
@@ -192,6 +212,7 @@ class ModelPool:
         return sum(getattr(e.backend, "weights_bytes", 0) for e in list(self._entries.values()))
 
     def is_loaded(self, spec: ModelSpec) -> bool:
+        self._drop_failed()
         return spec in self._entries
 
     def put(self, spec: ModelSpec, backend: Backend) -> None:
@@ -200,6 +221,7 @@ class ModelPool:
             self._entries[spec] = _Entry(backend, time.monotonic())
 
     def loaded(self) -> list[LoadedInfo]:
+        self._drop_failed()
         with self._guard:
             items = list(self._entries.items())
         return [

@@ -9,6 +9,11 @@ else llama-cpp-python's `/extras/tokenize` on the template rendered by a local
 tokenizer named in the catalog, else that local tokenizer alone, else
 approximate text pieces. Keys come from environment variables only and never
 reach a record, a log line or an error message.
+
+One HTTP stack: every request, the extra endpoints included, goes through the SDK's own
+client (`client.post(url, cast_to=object)`), with the SDK's own types (seconds, `openai.Timeout`),
+and only the SDK's exceptions are caught. Nothing of another HTTP library is handed to it: an
+`httpx.Timeout` given to an SDK built on `httpx2` failed every served column.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import math
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import openai
 
 from playground.backends.base import (
@@ -47,6 +52,8 @@ log = logging.getLogger(__name__)
 TOP_LOGPROBS = 5
 PROBE_TIMEOUT_S = 5.0
 APPROX_PIECE = re.compile(r"\s*\S+|\s+")
+# An extra endpoint that is missing, refuses, or answers in another shape: try the next source.
+ENDPOINT_ERRORS = (openai.APIError, ValueError, KeyError, TypeError)
 
 
 @dataclass
@@ -69,6 +76,7 @@ class RemoteBackend:
     weights_bytes: int = 0
     tokenization: Tokenization = field(default_factory=Tokenization)
     on_close: Callable[[], None] | None = None  # stops a managed server
+    engine_failure: Callable[[float], str] | None = None  # a managed server's death, in words ('' if alive)
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(
         logprobs=True, top_alternatives=True, chat_template=True, attention=False, remote=True))
     eos_ids: frozenset[int] = frozenset()
@@ -76,9 +84,8 @@ class RemoteBackend:
     def __post_init__(self) -> None:
         self._client = openai.OpenAI(
             base_url=self.spec.base_url, api_key=self._key() or "not-needed", max_retries=0,
-            timeout=httpx.Timeout(60.0, connect=10.0),
+            timeout=openai.Timeout(60.0, connect=10.0),
         )
-        self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
 
     # -- identity and set-up ---------------------------------------------------
 
@@ -101,7 +108,7 @@ class RemoteBackend:
                               ("tgi", self._tgi_ids)):
             try:
                 attempt(messages)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            except ENDPOINT_ERRORS:
                 continue
             self.tokenization = Tokenization(kind, "")
             return
@@ -124,17 +131,26 @@ class RemoteBackend:
         return ColumnCapabilities(token_ids=exactness.get(kind, kind), token_ids_note=self.tokenization.note,
                                   logprobs=True, attention=False, memory=False)
 
+    def failure(self, wait_s: float = 0.0) -> str:
+        """Why this model's managed server died ('' while it runs, and always for a served model)."""
+        return self.engine_failure(wait_s) if self.engine_failure is not None else ""
+
+    def _engine_died(self, exc: BaseException, streaming: bool = False) -> None:
+        """A request failed: if the managed server is gone, say so instead of 'connection refused'."""
+        reason = self.failure(wait_s=1.0 if isinstance(exc, openai.APIConnectionError) else 0.0)
+        if reason:
+            raise BackendError(reason + ("; partial output kept" if streaming else "")) from exc
+
     def _extras_available(self) -> bool:
         try:
             return bool(self._extras(["hi"]))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except ENDPOINT_ERRORS:
             return False
 
     def _post(self, path: str, body: dict) -> Any:
-        headers = {"Authorization": f"Bearer {self._key()}"} if self._key() else {}
-        response = self._http.post(self.root + path, json=body, headers=headers)
-        response.raise_for_status()
-        return response.json()
+        """POST to an endpoint beside the API (`root + path`) through the SDK's client; parsed JSON."""
+        return self._client.post(self.root + path, cast_to=object, body=body,
+                                 options={"timeout": PROBE_TIMEOUT_S})
 
     def _vllm_ids(self, messages: list[dict]) -> tuple[list[int], list[str]]:
         data = self._post("/tokenize", {"model": self.spec.served_model, "messages": messages,
@@ -195,7 +211,8 @@ class RemoteBackend:
                 ids = (self._extras([text]) if kind == "extras"
                        else list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
                 return ids, self._local_pieces(ids)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except ENDPOINT_ERRORS as exc:
+            self._engine_died(exc)
             raise BackendError(f"{self.spec.id}: could not tokenize the prompt on the server: "
                                f"{_short(exc)}") from exc
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
@@ -244,13 +261,16 @@ class RemoteBackend:
         info.abort = stream.close
         try:
             yield from self._steps(stream, info, should_stop)
-        except openai.OpenAIError as exc:
-            raise BackendError(describe_error(exc, self.spec)) from exc
-        except httpx.HTTPError as exc:
+        except openai.APITimeoutError as exc:
+            raise BackendError(describe_error(exc, self.spec) + "; partial output kept") from exc
+        except openai.APIConnectionError as exc:  # the SDK wraps a read error mid-stream in this
             if should_stop():
                 return  # closed on purpose (Stop, timeout): not the server's failure
-            raise BackendError(f"the server closed the stream before finishing ({_short(exc)}); "
-                               "partial output kept") from exc
+            self._engine_died(exc, streaming=True)
+            raise BackendError(f"the server closed the stream before finishing "
+                               f"({_short(exc.__cause__ or exc)}); partial output kept") from exc
+        except openai.OpenAIError as exc:
+            raise BackendError(describe_error(exc, self.spec)) from exc
         except ValueError as exc:  # a chunk that is not JSON (or not a chunk)
             raise BackendError(f"the server sent a malformed chunk ({_short(exc, 120)}); "
                                "partial output kept") from exc
@@ -273,6 +293,7 @@ class RemoteBackend:
                     info.logprobs_note = "this server refused logprobs"
                 info.dropped += [d for d in dropped if d not in info.dropped]
             except openai.OpenAIError as exc:
+                self._engine_died(exc)
                 raise BackendError(describe_error(exc, self.spec)) from exc
         raise BackendError(f"{self.spec.id}: the server refused the request")
 
@@ -282,7 +303,7 @@ class RemoteBackend:
             "messages": encoding.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "timeout": httpx.Timeout(params.timeout_s, connect=min(10.0, params.timeout_s)),
+            "timeout": openai.Timeout(params.timeout_s, connect=min(10.0, params.timeout_s)),
         }
         if self.spec.logprobs:
             request.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -346,7 +367,6 @@ class RemoteBackend:
             yield TokenStep(token_id=-1, text=content, logprob=0.0)
 
     def close(self) -> None:
-        self._http.close()
         self._client.close()
         if self.on_close is not None:
             self.on_close()
@@ -433,7 +453,7 @@ def _message(exc: openai.APIStatusError) -> str:
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url
+    return urllib.parse.urlsplit(url).hostname or url
 
 
 def _short(exc: BaseException | str, limit: int = 300) -> str:
