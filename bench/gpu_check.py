@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 import transformers
 
 from playground.backends.pool import ModelPool
-from playground.catalog import Catalog
+from playground.catalog import Catalog, ModelSpec
 from playground.engine import ColumnRequest, Engine, RunRequest
 from playground.record import GenerationParams
 
@@ -79,6 +80,44 @@ def generate_baseline(engine: Engine, model_ref: str, tokens: int) -> dict[str, 
     return {"tokens": produced, "seconds": elapsed, "tok_s": produced / elapsed}
 
 
+# ---------------------------------------------------------------- review checks (issue 20)
+# CUDA-only paths the CPU tests can only simulate; each returns what it saw and `ok`.
+
+
+def check_load_with_empty_estimate_cache(data_dir: Path, gguf: str) -> dict[str, object]:
+    """A directory model whose estimate builds an empty model (under weights_lock) loads on CUDA
+    with the estimate's cache empty; it used to wait for its own lock forever."""
+    from playground.backends import preflight
+    from playground.backends.local import load_backend, sha256_file
+
+    folder = data_dir / "cache" / sha256_file(Path(gguf))  # written by the first run
+    spec = ModelSpec(id="check-dir", name="check-dir", source="dir", location=str(folder))
+    preflight._shape.cache_clear()  # noqa: SLF001 - as after a failed earlier pre-flight
+    seen: dict[str, object] = {}
+
+    def load() -> None:
+        try:
+            seen["device"] = load_backend(spec, data_dir, "cuda").identity.device
+        except Exception as exc:  # noqa: BLE001 - recorded
+            seen["error"] = repr(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=180)
+    seen["finished"] = not worker.is_alive()
+    seen["ok"] = seen["finished"] and str(seen.get("device", "")).startswith("cuda")
+    return seen
+
+
+def review_checks(engine: Engine, data_dir: Path, gguf: str) -> dict[str, object]:
+    checks = {
+        "load_with_empty_estimate_cache": check_load_with_empty_estimate_cache(data_dir, gguf),
+    }
+    for name, seen in checks.items():
+        print(f"review check {name}: {'ok' if seen['ok'] else 'FAILED'} {seen}")
+    return checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("gguf")
@@ -102,6 +141,7 @@ def main() -> None:
         "first_run": first,
         "warm_run": warm,
         "plain_generate": generate_baseline(engine, model_ref, args.tokens),
+        "review_checks": review_checks(engine, data_dir, args.gguf),
     }
     for column in warm["columns"]:
         print(column["identity"]["device"], column["identity"]["dtype"], column["finish_reason"],

@@ -1,10 +1,17 @@
-"""The placement plan for any number of GPUs, with simulated device sizes (it is pure: no GPU needed)."""
+"""The placement plan for any number of GPUs, with simulated device sizes (the plan is pure: no GPU needed),
+and a load on a simulated GPU."""
 
 from __future__ import annotations
 
-import pytest
+import threading
+from pathlib import Path
 
+import pytest
+import torch
+
+from playground.backends.local import LocalBackend
 from playground.backends.placement import HEADROOM, PlacementError, plan_placement
+from playground.catalog import ModelSpec
 
 GB = 2**30
 
@@ -43,3 +50,47 @@ def test_a_model_too_big_for_all_gpus_is_refused_with_numbers() -> None:
         plan_placement(200 * GB, {0: 80 * GB, 1: 80 * GB})
     with pytest.raises(PlacementError, match="no GPU"):
         plan_placement(GB, {})
+
+
+class _Placed(Exception):
+    """Raised by the recording from_pretrained once it has the placement: no second model is built."""
+
+
+def test_a_cuda_load_whose_estimate_builds_an_empty_model_does_not_wait_for_itself(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, smollm2: LocalBackend,
+) -> None:
+    """Simulated GPU: a directory model (its parameter count needs an empty model built under
+    weights_lock) with the estimate's cache empty. The estimate used to run inside that lock and
+    take it again: the load hung forever."""
+    from playground.backends import local, preflight
+
+    folder = data_dir / "cache" / smollm2.identity.sha256  # the converted SmolLM2: a model directory
+    spec = ModelSpec(id="smollm2-dir", name="SmolLM2 folder", source="dir", location=str(folder))
+    monkeypatch.setattr(preflight, "gpu_free", lambda: {0: 80 * GB, 1: 40 * GB})
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    placed: list[dict[str, object]] = []
+
+    def record(*_args: object, **kwargs: object) -> None:
+        placed.append(kwargs)
+        raise _Placed
+
+    monkeypatch.setattr(local.AutoModelForCausalLM, "from_pretrained", record)
+    preflight._shape.cache_clear()  # noqa: SLF001 - as after a failed earlier pre-flight
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            local._load_pretrained(spec, torch.bfloat16, "cuda", lambda _m: None, data_dir)  # noqa: SLF001
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    stuck = worker.is_alive()
+    if stuck:
+        local._WEIGHTS_LOCK.release()  # noqa: SLF001 - let the stuck load go on so later tests can load
+        worker.join(timeout=60)
+    assert not stuck, "the load waited for its own weights lock"
+    assert [type(e) for e in outcome] == [_Placed]
+    assert placed[0]["device_map"] == {"": "cuda:0"}

@@ -518,21 +518,33 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-def _placement(device: str, spec: ModelSpec | None = None, data_dir: Path | None = None) -> dict[str, object]:
+def _weights_need(device: str, spec: ModelSpec, data_dir: Path) -> int:
+    """On CUDA, the estimated weights for the placement plan (0 elsewhere or when unknown).
+
+    Called before weights_lock is taken: the estimate may build an empty model under that lock,
+    which is not re-entrant (a load asking for it inside the lock would wait for itself forever)."""
+    if device != "cuda":
+        return 0
+    from playground.backends import preflight
+
+    need = preflight.estimate(spec, data_dir, pick_dtype(device), 0)
+    return need.weights_bytes if need else 0
+
+
+def _placement(device: str, need_bytes: int, model_id: str) -> dict[str, object]:
     """On CUDA, the placement plan (backends/placement.py): whole on the GPU with the most free
-    memory, or spread over all GPUs when none can hold it; plain CPU otherwise."""
+    memory, or spread over all GPUs when none can hold it; plain CPU otherwise. Read inside
+    weights_lock, so the free memory is what is left after any load this one waited for."""
     if device != "cuda":
         return {}
     from playground.backends import preflight
     from playground.backends.placement import PlacementError, plan_placement
 
-    known = spec is not None and data_dir is not None
-    need = preflight.estimate(spec, data_dir, pick_dtype(device), 0) if known else None
     try:
-        plan = plan_placement(need.weights_bytes if need else 0, preflight.gpu_free())
+        plan = plan_placement(need_bytes, preflight.gpu_free())
     except PlacementError as exc:
-        raise BackendError(f"{spec.id if spec else 'model'}: does not fit on the GPUs: {exc}") from exc
-    log.info("placing %s: %s", spec.id if spec else "model", plan.reason)
+        raise BackendError(f"{model_id}: does not fit on the GPUs: {exc}") from exc
+    log.info("placing %s: %s", model_id, plan.reason)
     return plan.kwargs()
 
 
@@ -549,9 +561,10 @@ def _load_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
         progress(f"loading weights from {where}")
+        need = _weights_need(device, spec, data_dir)
         with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(
-                spec.location, dtype=dtype, **_placement(device, spec, data_dir), **kwargs
+                spec.location, dtype=dtype, **_placement(device, need, spec.id), **kwargs
             )
     except OSError as exc:
         if spec.source == "hub":
@@ -587,9 +600,10 @@ def _load_gguf(
         converted.upgrade(cache)
         tokenizer = converted.load_tokenizer(cache)
         progress("loading weights from converted cache")
+        need = _weights_need(device, spec, data_dir)
         with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
-                                                         **_placement(device, spec, data_dir))
+                                                         **_placement(device, need, spec.id))
         return model, tokenizer, True
     _check_gguf_header(path, spec.id)
     progress("first load: converting GGUF tokenizer")
@@ -601,9 +615,10 @@ def _load_gguf(
     converted.write_cache(model, tokenizer, cache, path)
     if dtype != torch.float32 or device != "cpu":
         progress("loading weights from converted cache")
+        need = _weights_need(device, spec, data_dir)
         with weights_lock(progress, spec.name):
             model = AutoModelForCausalLM.from_pretrained(cache, dtype=dtype,
-                                                         **_placement(device, spec, data_dir))
+                                                         **_placement(device, need, spec.id))
     return model, tokenizer, False
 
 
