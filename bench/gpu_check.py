@@ -109,9 +109,22 @@ def check_load_with_empty_estimate_cache(data_dir: Path, gguf: str) -> dict[str,
     return seen
 
 
-def review_checks(engine: Engine, data_dir: Path, gguf: str) -> dict[str, object]:
+def check_unload_returns_memory(engine: Engine, model_ref: str) -> dict[str, object]:
+    """Unloading an idle model raises the driver's free memory (what the pre-flight reads) by about its
+    weights: the allocator's cached blocks are handed back. Run last: it unloads the checked model."""
+    spec = engine.catalog.get(model_ref)
+    weights = engine.pool.get(spec).weights_bytes
+    before = torch.cuda.mem_get_info()[0]
+    unloaded = engine.pool.unload(spec)
+    freed = torch.cuda.mem_get_info()[0] - before
+    return {"unloaded": unloaded, "weights_bytes": weights, "driver_free_gain_bytes": freed,
+            "ok": unloaded and freed >= 0.8 * weights}
+
+
+def review_checks(engine: Engine, data_dir: Path, gguf: str, model_ref: str) -> dict[str, object]:
     checks = {
         "load_with_empty_estimate_cache": check_load_with_empty_estimate_cache(data_dir, gguf),
+        "unload_returns_memory": check_unload_returns_memory(engine, model_ref),
     }
     for name, seen in checks.items():
         print(f"review check {name}: {'ok' if seen['ok'] else 'FAILED'} {seen}")
@@ -141,7 +154,7 @@ def main() -> None:
         "first_run": first,
         "warm_run": warm,
         "plain_generate": generate_baseline(engine, model_ref, args.tokens),
-        "review_checks": review_checks(engine, data_dir, args.gguf),
+        "review_checks": review_checks(engine, data_dir, args.gguf, model_ref),
     }
     for column in warm["columns"]:
         print(column["identity"]["device"], column["identity"]["dtype"], column["finish_reason"],

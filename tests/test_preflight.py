@@ -80,3 +80,21 @@ def test_on_gpus_the_usable_memory_is_every_gpus_share_and_the_refusal_names_eac
         "cuda:1 40.0 GB free; a plan fills at most 90% of a GPU); unload gemma3-270m or pick a smaller "
         "or quantized model"
     )
+
+
+def test_on_a_gpu_unloading_an_idle_model_hands_its_memory_back_to_the_driver(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, smollm2: LocalBackend, gemma: LocalBackend,
+) -> None:
+    """Simulated GPU: the driver's free memory (what the pre-flight reads) grows only once the
+    allocator's cache is emptied. Unloading used to skip that, so room was never made."""
+    emptied: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    room = smollm2.weights_bytes + GB // 4
+    loaded = {SMOLLM2: smollm2, GEMMA3: gemma}  # the session's models: nothing is loaded again
+    fresh = ModelPool(data_dir, device="cpu", budget_bytes=8 * GB, loader=lambda spec, *_a: loaded[spec],
+                      free_memory=lambda _device: room if emptied else 10 * 2**20)
+    fresh.put(GEMMA3, gemma)
+    assert fresh.get(SMOLLM2) is smollm2
+    assert fresh.evicted == ["gemma3-270m"]
+    assert [i.id for i in fresh.loaded()] == ["smollm2-135m"]

@@ -67,6 +67,14 @@ def _failure(backend: Backend) -> str:
     return failure() if callable(failure) else ""
 
 
+def _return_memory() -> None:
+    """Collect an unloaded model's tensors and hand the cached CUDA blocks back to the driver: the
+    pre-flight reads the driver's free memory, which the allocator's cache would still hold."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def default_budget(device: str) -> int:
     """60% of the GPU's memory on CUDA, of the machine's RAM otherwise."""
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -186,9 +194,7 @@ class ModelPool:
         # A full collection costs ~0.2 s once transformers is loaded: only when it can free a model
         # (one just unloaded, or the fp32 copy a first-launch conversion leaves behind).
         if evicted or not getattr(self._entries[keep].backend, "loaded_from_cache", True):
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            _return_memory()
 
     def unload(self, spec: ModelSpec) -> bool:
         """Drop an idle model; False when it is not loaded or a column is using it."""
@@ -198,7 +204,7 @@ class ModelPool:
                 return False
             del self._entries[spec]
         _close(entry.backend)
-        gc.collect()
+        _return_memory()
         return True
 
     def close(self) -> None:
