@@ -3,6 +3,8 @@ to make room. The machine's free memory is simulated; the models and estimates a
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from playground.backends.pool import ModelPool
 from playground.backends.preflight import GB, estimate
 from playground.catalog import GEMMA3, SMOLLM2, Catalog
 from playground.engine import ColumnRequest, Engine, RunRequest
-from playground.record import GenerationParams
+from playground.record import GenerationParams, ModelIdentity
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -98,3 +100,42 @@ def test_on_a_gpu_unloading_an_idle_model_hands_its_memory_back_to_the_driver(
     assert fresh.get(SMOLLM2) is smollm2
     assert fresh.evicted == ["gemma3-270m"]
     assert [i.id for i in fresh.loaded()] == ["smollm2-135m"]
+
+
+@dataclass
+class _SlowToStop:
+    """A loaded model whose close() takes as long as the test says (a managed server stopping)."""
+
+    identity: ModelIdentity
+    weights_bytes: int
+    stopping: threading.Event = field(default_factory=threading.Event)
+    may_stop: threading.Event = field(default_factory=threading.Event)
+    load_s: float = 0.0
+    loaded_from_cache: bool = True
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.may_stop.wait(timeout=60)
+
+
+def test_evicting_a_model_that_is_slow_to_stop_does_not_hold_up_the_pool(
+    data_dir: Path, smollm2: LocalBackend,
+) -> None:
+    """Over the budget after a load, the idle model is evicted; while it stops (a llama.cpp server:
+    up to 10 s), the pool line, acquires and releases answer at once."""
+    slow = _SlowToStop(replace(smollm2.identity, catalog_id="gemma3-270m"), weights_bytes=GB)
+    fresh = ModelPool(data_dir, device="cpu", budget_bytes=smollm2.weights_bytes + 1,
+                      loader=lambda *_a: smollm2, free_memory=lambda _device: 64 * GB)
+    fresh.put(GEMMA3, slow)
+    loading = threading.Thread(target=fresh.get, args=(SMOLLM2,), daemon=True)
+    loading.start()
+    try:
+        assert slow.stopping.wait(timeout=60)
+        answered = threading.Thread(target=lambda: (fresh.loaded(), fresh.release(SMOLLM2)), daemon=True)
+        answered.start()
+        answered.join(timeout=2)
+        assert not answered.is_alive(), "the pool waited for an evicted model to stop"
+    finally:
+        slow.may_stop.set()
+        loading.join(timeout=60)
+    assert fresh.evicted == ["gemma3-270m"] and [i.id for i in fresh.loaded()] == ["smollm2-135m"]

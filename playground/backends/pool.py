@@ -141,7 +141,8 @@ class ModelPool:
                 ACTIVITY.leave(token)
             with self._guard:  # registered only once completely loaded: a failed load leaves nothing
                 self._entries[spec] = _Entry(backend, time.monotonic(), int(hold))
-                self._evict_over_budget(keep=spec)
+                over = self._over_budget(keep=spec)
+            self._evict(over, fresh=getattr(backend, "loaded_from_cache", True))
             return backend
 
     def _drop_failed(self) -> None:
@@ -181,19 +182,26 @@ class ModelPool:
                 return
         raise BackendError(refusal(spec, need, free, device, [s.id for s in list(self._entries)]))
 
-    def _evict_over_budget(self, keep: ModelSpec) -> None:
-        """Unload idle models, least recently used first, while the weights exceed the budget."""
-        evicted = False
+    def _over_budget(self, keep: ModelSpec) -> list[_Entry]:
+        """Take idle models out of the pool, least recently used first, while the weights exceed the
+        budget (call with the guard held); _evict releases them after the guard is let go."""
+        taken: list[_Entry] = []
         for spec in [s for s in self._idle() if s != keep]:
             if self.used_bytes() <= self.budget_bytes:
                 break
-            _close(self._entries.pop(spec).backend)
+            taken.append(self._entries.pop(spec))
             self.evicted.append(spec.id)
-            evicted = True
             log.info("unloaded idle model %s to stay under the memory budget", spec.id)
+        return taken
+
+    def _evict(self, taken: list[_Entry], fresh: bool) -> None:
+        """Stop and free models taken out by _over_budget, outside the guard: stopping a managed
+        server takes up to 10 s, and every acquire, release and pool line would wait on the guard."""
+        for entry in taken:
+            _close(entry.backend)
         # A full collection costs ~0.2 s once transformers is loaded: only when it can free a model
-        # (one just unloaded, or the fp32 copy a first-launch conversion leaves behind).
-        if evicted or not getattr(self._entries[keep].backend, "loaded_from_cache", True):
+        # (one just unloaded, or the fp32 copy a first-launch conversion leaves behind: not `fresh`).
+        if taken or not fresh:
             _return_memory()
 
     def unload(self, spec: ModelSpec) -> bool:
