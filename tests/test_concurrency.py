@@ -11,10 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from playground.backends.local import LocalBackend
+from playground.backends.local import LocalBackend, load_tokenizer
+from playground.backends.remote import RemoteBackend, Tokenization
+from playground.catalog import ModelSpec
 from playground.engine import ColumnRequest, Engine, RunRequest
-from playground.record import GenerationParams, Run
+from playground.record import GenerationParams, ModelIdentity, Run
 
 THREADS = 6
 
@@ -114,3 +117,37 @@ def test_a_load_waiting_for_another_models_weights_names_it_and_does_not_count_t
     b.join(5)
     assert messages == ["waiting for Gemma 3 270M to finish loading"]
     assert waited and waited[0] >= 0.25
+
+
+def test_a_served_models_local_tokenizer_keeps_each_callers_special_token_setting(data_dir: Path) -> None:
+    """A served model's catalog tokenizer is shared by every user of that model, and transformers
+    flips its `encode_special_tokens` flag on every call: counting and prompt encoding take a lock."""
+    spec = ModelSpec(id="served-smollm2", name="served", source="openai", location="http://127.0.0.1:9/v1",
+                     base_url="http://127.0.0.1:9/v1", served_model="smollm2", tokenizer="smollm2-135m")
+    served = RemoteBackend(spec, ModelIdentity(spec.id, spec.name, spec.source, spec.location),
+                           tokenizer=load_tokenizer("smollm2-135m", data_dir),
+                           tokenization=Tokenization("local tokenizer"))
+    text = "Say <|im_end|> then <|im_start|>user " * 20
+    plain, split = served.count_tokens(text), served.count_tokens(text, specials_as_text=True)
+    expected_prompt = served.encode_prompt(text, "Be brief.").token_ids
+    assert plain != split
+    wrong: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def hammer(kind: int) -> None:
+        barrier.wait()
+        for _ in range(150):
+            if kind == 0:
+                got, want = served.encode_prompt(text, "Be brief.").token_ids, expected_prompt
+            else:
+                as_text = kind == 1
+                got, want = served.count_tokens(text, specials_as_text=as_text), split if as_text else plain
+            if got != want:
+                wrong.append((kind, got))
+
+    threads = [threading.Thread(target=hammer, args=(i % 3,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -80,6 +81,9 @@ class RemoteBackend:
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(
         logprobs=True, top_alternatives=True, chat_template=True, attention=False, remote=True))
     eos_ids: frozenset[int] = frozenset()
+    # transformers sets the fast tokenizer's `encode_special_tokens` flag (shared Rust state) on every
+    # call, and every user of this model shares its tokenizer: as LocalBackend.tokenizer_lock.
+    tokenizer_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._client = openai.OpenAI(
@@ -206,10 +210,10 @@ class RemoteBackend:
                 ids, texts = fetch[kind](messages)
                 return ids, [TokenPiece(i, t, t, False) for i, t in zip(ids, texts, strict=True)]
             if kind in ("extras", "local tokenizer"):
-                text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                          tokenize=False)
-                ids = (self._extras([text]) if kind == "extras"
-                       else list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+                with self.tokenizer_lock:
+                    text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                              tokenize=False)
+                ids = (self._extras([text]) if kind == "extras" else self._local_ids(text))
                 return ids, self._local_pieces(ids)
         except ENDPOINT_ERRORS as exc:
             self._engine_died(exc)
@@ -219,22 +223,28 @@ class RemoteBackend:
         return [-1] * len(APPROX_PIECE.findall(text)), [
             TokenPiece(-1, p, p, False) for p in APPROX_PIECE.findall(text)]
 
+    def _local_ids(self, text: str, split: bool = False) -> list[int]:
+        with self.tokenizer_lock:
+            encoded = self.tokenizer(text, add_special_tokens=False, split_special_tokens=split)
+        return list(encoded["input_ids"])
+
     def _local_pieces(self, ids: list[int]) -> list[TokenPiece]:
-        raws = self.tokenizer.convert_ids_to_tokens(ids)
-        special = set(self.tokenizer.all_special_ids)
-        texts = [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+        with self.tokenizer_lock:
+            raws = self.tokenizer.convert_ids_to_tokens(ids)
+            special = set(self.tokenizer.all_special_ids)
+            texts = [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
         return [TokenPiece(i, t, r or "", i in special) for i, t, r in zip(ids, texts, raws, strict=True)]
 
     def count_tokens(self, text: str, specials_as_text: bool = False) -> int:
         if self.tokenizer is not None:
-            return len(self.tokenizer(text, add_special_tokens=False,
-                                      split_special_tokens=specials_as_text)["input_ids"])
+            return len(self._local_ids(text, split=specials_as_text))
         return len(APPROX_PIECE.findall(text))
 
     def decode(self, token_ids: list[int]) -> str:
         if self.tokenizer is None or any(i < 0 for i in token_ids):
             return ""
-        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        with self.tokenizer_lock:
+            return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def kv_cache_bytes(self, tokens: int) -> int:
         return 0  # the server's memory is its own
