@@ -47,6 +47,9 @@ class ModelSpec:
     preset: bool = False  # a hosted preset listed by the playground itself
     logprobs: bool = True  # ask a served model for token probabilities (llama-cpp-python: ~25 ms a token)
     frame: str = ""  # models without a chat template: "" = the question/answer frame, "raw" = raw completion
+    # a web user's typed URL: the addresses its host resolved to when it was checked; every connection
+    # goes to one of them (no second DNS answer). Empty: resolved once per connection, unchecked.
+    pinned_addresses: tuple[str, ...] = ()
 
     @property
     def remote(self) -> bool:
@@ -198,8 +201,37 @@ def _remote_reference(ref: str) -> ModelSpec:
         )
     host = urllib.parse.urlsplit(base_url).netloc
     return ModelSpec(id=f"{model}@{host}", name=f"{model} ({host})", source="openai", location=base_url,
-                     base_url=base_url, served_model=model, api_key_env="OPENAI_API_KEY"
-                     if "api.openai.com" in host else "")
+                     base_url=base_url, served_model=model, api_key_env=preset_key_env(base_url))
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, the host lowercased without a trailing dot; None if unparsable."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        port = parts.port or {"https": 443, "http": 80}.get(scheme, 0)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    return (scheme, host, port) if host else None
+
+
+def preset_key_env(url: str) -> str:
+    """The key variable of the hosted preset whose origin this URL is, exactly: same https scheme, whole
+    host name and port. A typed or imported URL inherits no key otherwise (a look-alike host such as
+    api.openai.com.attacker.invalid, a user-info trick or plain http would receive it)."""
+    origin = _origin(url)
+    if origin is None or origin[0] != "https":
+        return ""
+    for preset in PRESETS:
+        if _origin(preset.base_url) == origin:
+            return preset.api_key_env
+    return ""
+
+
+def is_preset_host(url: str) -> bool:
+    """True when the URL is exactly a hosted preset's origin (their request format is OpenAI's own)."""
+    return bool(preset_key_env(url))
 
 
 def load_catalog_file(path: Path) -> list[ModelSpec]:

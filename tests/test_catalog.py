@@ -13,6 +13,7 @@ from playground.catalog import (
     Catalog,
     CatalogError,
     load_catalog_file,
+    preset_key_env,
     spec_from_reference,
 )
 
@@ -295,3 +296,28 @@ def test_quick_served_and_llamacpp_references(tmp_path: Path) -> None:
     assert (served.source, served.location, served.id) == ("llama.cpp", str(gguf.resolve()), "m@llama.cpp")
     with pytest.raises(CatalogError, match="openai:MODEL@BASE_URL"):
         spec_from_reference("openai:nourl")
+
+
+@pytest.mark.parametrize(
+    ("url", "key_env"),
+    [
+        ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+        ("https://API.OpenAI.com./v1/", "OPENAI_API_KEY"),  # case and the root dot do not change the host
+        ("https://api.openai.com:443/v1", "OPENAI_API_KEY"),
+        ("https://api.anthropic.com/v1/", "ANTHROPIC_API_KEY"),
+        ("http://api.openai.com.attacker.invalid/v1", ""),  # issue 20: the look-alike got the key
+        ("https://api.openai.com.attacker.invalid/v1", ""),
+        ("https://evil-api.openai.com/v1", ""),
+        ("https://api.openai.com@attacker.invalid/v1", ""),  # user-info: the host is attacker.invalid
+        ("https://attacker.invalid/api.openai.com/v1", ""),
+        ("http://api.openai.com/v1", ""),  # plain http would send it in clear
+        ("https://api.openai.com:8443/v1", ""),
+    ],
+)
+def test_a_typed_reference_inherits_a_key_only_on_its_presets_exact_origin(url: str, key_env: str) -> None:
+    assert preset_key_env(url) == key_env
+    if "@" in url:  # openai:MODEL@URL splits at the last @: this one is no served-model reference at all
+        with pytest.raises(CatalogError, match="openai:MODEL@BASE_URL"):
+            spec_from_reference(f"openai:gpt-x@{url}")
+    else:
+        assert spec_from_reference(f"openai:gpt-x@{url}").api_key_env == key_env
