@@ -171,7 +171,8 @@ class Engine:
             col.spec = self.catalog.get(request.model, allow_any=self.allow_any_model)
             typed_url = col.spec.source == "openai" and request.model.strip() not in self.catalog.specs
             if self.redact and typed_url:
-                check_served_url(col.spec.base_url, self.fetch_allow)  # a web user's own URL
+                pinned = check_served_url(col.spec.base_url, self.fetch_allow)  # a web user's own URL
+                col.spec = replace(col.spec, pinned_addresses=pinned)  # connect to what was checked
             record.identity = replace(
                 identity, catalog_id=col.spec.id, name=col.spec.name, source=col.spec.source,
                 location=col.spec.location,

@@ -5,7 +5,9 @@ Built from the documented response shapes of OpenAI's streaming Chat Completions
 with `top_logprobs`, a final chunk with `finish_reason`, a usage chunk with empty
 `choices` when `stream_options.include_usage` is set, `data: [DONE]`) and of its
 error bodies (`{"error": {"message", "type", "param", "code"}}`, `retry-after`
-on 429). The model name picks a behaviour, so one server covers every case.
+on 429). The model name picks a behaviour, so one server covers every case; `echo` answers with
+the key it was sent (split over several tokens, as an alternative token, in the fingerprint), as a
+hostile or careless server could. `redirect_to` makes every request answer 307 to another server.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ ERRORS = {
 class FakeOpenAI:
     """Serve on a free loopback port in a thread; `requests` keeps every request body received."""
 
-    def __init__(self, server: str = "openai") -> None:
+    def __init__(self, server: str = "openai", host: str = "127.0.0.1", port: int = 0,
+                 redirect_to: str = "") -> None:
         """server: which engine's extra endpoints to have: "openai" (none), "vllm" (`/tokenize` with
         messages), "llama.cpp" (`/apply-template` + `/tokenize` with pieces, `timings` in the stream)
-        or "tgi" (`/chat_tokenize`), each in the shape its documentation gives."""
+        or "tgi" (`/chat_tokenize`), each in the shape its documentation gives. host/port: where to
+        listen; redirect_to: a base URL every request is sent on to with a 307 (path kept)."""
         self.kind = server
+        self.redirect_to = redirect_to
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization header) of every request, any path
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +55,10 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                fake.seen.append((self.path, self.headers.get("authorization", "")))
+                if fake.redirect_to:
+                    self._redirect(fake.redirect_to.rstrip("/") + self.path.removeprefix("/v1"))
+                    return
                 if not self.path.startswith("/v1/"):
                     self._extra(self.path, body)
                     return
@@ -60,7 +70,7 @@ class FakeOpenAI:
                     self._error(*ERRORS[model], key=key)
                     return
                 with contextlib.suppress(ConnectionError):  # the client closed the stream (Stop, timeout)
-                    self._stream(body, model)
+                    self._stream(body, model, key)
 
             def _extra(self, path: str, body: dict) -> None:
                 """The tokenize endpoints of vLLM, llama.cpp's llama-server and TGI."""
@@ -87,6 +97,12 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _redirect(self, location: str) -> None:
+                self.send_response(307)
+                self.send_header("location", location)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
             def _error(self, status: int, kind: str, code: str | None, message: str, key: str) -> None:
                 data = json.dumps({"error": {"message": message.format(key=key), "type": kind, "param": None,
                                              "code": code}}).encode()
@@ -98,16 +114,18 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body: dict, model: str) -> None:
+            def _stream(self, body: dict, model: str, key: str) -> None:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")
                 self.end_headers()
                 with_logprobs = body.get("logprobs") and model != "nologprobs"
-                limit = body.get("max_completion_tokens") or body.get("max_tokens") or len(WORDS)
-                words = WORDS[:limit]
+                answer = echo_words(key) if model == "echo" else WORDS
+                limit = body.get("max_completion_tokens") or body.get("max_tokens") or len(answer)
+                words = answer[:limit]
+                fingerprint = f"fp_{key}" if model == "echo" else "fp_fake"
                 self._send(_chunk(model, {"role": "assistant", "content": "", "refusal": None}, None,
-                                  {"content": [], "refusal": None} if with_logprobs else None))
+                                  {"content": [], "refusal": None} if with_logprobs else None, fingerprint))
                 for i, word in enumerate(words):
                     if model == "cut" and i == 2:
                         self.wfile.flush()
@@ -121,14 +139,15 @@ class FakeOpenAI:
                     logprobs = None
                     if with_logprobs:
                         top = [{"token": word, "logprob": -0.05 * (i + 1), "bytes": list(word.encode())}]
-                        top += [{"token": f"alt{k}", "logprob": -2.0 - k, "bytes": None}
+                        top += [{"token": key if model == "echo" and k == 0 else f"alt{k}",
+                                 "logprob": -2.0 - k, "bytes": None}
                                 for k in range(body.get("top_logprobs", 0) - 1)]
                         logprobs = {"content": [{"token": word, "logprob": -0.05 * (i + 1),
                                                  "bytes": list(word.encode()), "top_logprobs": top}],
                                     "refusal": None}
-                    self._send(_chunk(model, {"content": word}, None, logprobs))
-                finish = "length" if limit < len(WORDS) else "stop"
-                last = _chunk(model, {}, finish, None)
+                    self._send(_chunk(model, {"content": word}, None, logprobs, fingerprint))
+                finish = "length" if limit < len(answer) else "stop"
+                last = _chunk(model, {}, finish, None, fingerprint)
                 if fake.kind == "llama.cpp":  # llama-server's own figures ride on the last chunk
                     last["timings"] = {"prompt_n": 13, "prompt_per_second": 900.0, "predicted_n": len(words),
                                        "predicted_per_second": 120.5}
@@ -137,7 +156,7 @@ class FakeOpenAI:
                     usage = {"prompt_tokens": 13, "completion_tokens": len(words),
                              "total_tokens": 13 + len(words)}
                     self._send({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                                "model": f"{model}-2025-08-07", "system_fingerprint": "fp_fake",
+                                "model": f"{model}-2025-08-07", "system_fingerprint": fingerprint,
                                 "choices": [], "usage": usage})
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
@@ -146,12 +165,16 @@ class FakeOpenAI:
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"http://{self.server.server_address[0]}:{self.port}/v1"
 
     def __enter__(self) -> FakeOpenAI:
         self.thread.start()
@@ -175,8 +198,15 @@ def piece_ids(pieces: list[str]) -> list[int]:
     return [sum(map(ord, p)) % 50_000 for p in pieces]
 
 
-def _chunk(model: str, delta: dict, finish: str | None, logprobs: dict | None) -> dict:
+def echo_words(key: str) -> list[str]:
+    """An answer that quotes the key in three tokens, the way a tokenizer splits an unknown string."""
+    third = max(1, len(key) // 3)
+    return ["Your", " key", " is", " ", key[:third], key[third:2 * third], key[2 * third:], "."]
+
+
+def _chunk(model: str, delta: dict, finish: str | None, logprobs: dict | None,
+           fingerprint: str = "fp_fake") -> dict:
     return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-            "model": f"{model}-2025-08-07", "system_fingerprint": "fp_fake", "service_tier": "default",
+            "model": f"{model}-2025-08-07", "system_fingerprint": fingerprint, "service_tier": "default",
             "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
             "usage": None}

@@ -8,7 +8,9 @@ it lacks. The prompt's token ids come from the best source the server offers
 else llama-cpp-python's `/extras/tokenize` on the template rendered by a local
 tokenizer named in the catalog, else that local tokenizer alone, else
 approximate text pieces. Keys come from environment variables only and never
-reach a record, a log line or an error message.
+reach a record, a log line or an error message: whatever the server sends (steps, their
+alternatives, model names, errors) passes through a KeyBlanker (keys.py) at this boundary.
+Connections go only to addresses resolved once (pinned.py) and redirects are not followed.
 
 One HTTP stack: every request, the extra endpoints included, goes through the SDK's own
 client (`client.post(url, cast_to=object)`), with the SDK's own types (seconds, `openai.Timeout`),
@@ -26,7 +28,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
@@ -39,7 +41,9 @@ from playground.backends.base import (
     StreamInfo,
     chat_messages,
 )
-from playground.catalog import ModelSpec
+from playground.backends.keys import KeyBlanker
+from playground.backends.pinned import http_client, pinned_refusal
+from playground.catalog import ModelSpec, is_preset_host
 from playground.record import (
     ColumnCapabilities,
     GenerationParams,
@@ -88,7 +92,7 @@ class RemoteBackend:
     def __post_init__(self) -> None:
         self._client = openai.OpenAI(
             base_url=self.spec.base_url, api_key=self._key() or "not-needed", max_retries=0,
-            timeout=openai.Timeout(60.0, connect=10.0),
+            timeout=openai.Timeout(60.0, connect=10.0), http_client=http_client(self.spec),
         )
 
     # -- identity and set-up ---------------------------------------------------
@@ -188,7 +192,10 @@ class RemoteBackend:
     ) -> PromptEncoding:
         """The prompt's tokens as well as this server lets us know them (see Tokenization)."""
         messages = self.messages(prompt, system_prompt, history)
-        ids, pieces = self._prompt_tokens(messages)
+        blank = KeyBlanker.for_spec(self.spec)
+        with blank.errors():
+            ids, pieces = self._prompt_tokens(messages)
+        pieces = [replace(p, text=blank.text(p.text), raw=blank.text(p.raw)) for p in pieces]
         note = self.tokenization.note
         if specials_as_text:
             note = "; ".join(x for x in (note, "special-token strings: the server tokenizes them its own way")
@@ -261,16 +268,25 @@ class RemoteBackend:
         self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
         info: StreamInfo | None = None,
     ) -> Iterator[TokenStep]:
-        """Stream one chat completion as TokenSteps; `info` collects what the server reported."""
+        """Stream one chat completion as TokenSteps; `info` collects what the server reported. A key the
+        server echoes is blanked in steps, names and errors alike: nothing past this boundary sees one."""
         info = info or StreamInfo()
         if not self.spec.logprobs:
             info.logprobs, info.logprobs_note = False, "not asked for (catalog: logprobs = false)"
+        blank = KeyBlanker.for_spec(self.spec)
+        with blank.errors():
+            yield from blank.steps(self._stream(encoding, params, should_stop, info, blank))
+
+    def _stream(
+        self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
+        info: StreamInfo, blank: KeyBlanker,
+    ) -> Iterator[TokenStep]:
         request = self._request(encoding, params)
         started = time.perf_counter()
         stream = self._open(request, info)
         info.abort = stream.close
         try:
-            yield from self._steps(stream, info, should_stop)
+            yield from self._steps(stream, info, should_stop, blank)
         except openai.APITimeoutError as exc:
             raise BackendError(describe_error(exc, self.spec) + "; partial output kept") from exc
         except openai.APIConnectionError as exc:  # the SDK wraps a read error mid-stream in this
@@ -317,7 +333,7 @@ class RemoteBackend:
         }
         if self.spec.logprobs:
             request.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
-        hosted = self.spec.preset or "api.openai.com" in self.spec.base_url
+        hosted = self.spec.preset or is_preset_host(self.spec.base_url)
         request["max_completion_tokens" if hosted else "max_tokens"] = params.max_new_tokens
         if not (hosted and self.spec.served_model.startswith("gpt-5")):  # reasoning models take neither
             request["temperature"] = params.temperature
@@ -339,10 +355,12 @@ class RemoteBackend:
             request["extra_body"] = extra
         return request
 
-    def _steps(self, stream: Any, info: StreamInfo, should_stop: Callable[[], bool]) -> Iterator[TokenStep]:
+    def _steps(self, stream: Any, info: StreamInfo, should_stop: Callable[[], bool],
+               blank: KeyBlanker) -> Iterator[TokenStep]:
         for chunk in stream:
-            info.served_model = chunk.model or info.served_model
-            info.fingerprint = getattr(chunk, "system_fingerprint", None) or info.fingerprint
+            info.served_model = blank.text(chunk.model or "") or info.served_model
+            fingerprint = getattr(chunk, "system_fingerprint", None) or ""
+            info.fingerprint = blank.text(fingerprint) or info.fingerprint
             if chunk.usage is not None:
                 info.usage_prompt_tokens = chunk.usage.prompt_tokens or 0
                 info.usage_output_tokens = chunk.usage.completion_tokens or 0
@@ -350,8 +368,8 @@ class RemoteBackend:
             for choice in chunk.choices or []:
                 yield from self._choice_steps(choice, info)
                 if choice.finish_reason:
-                    info.finish_reason = {"stop": "eos", "length": "length"}.get(choice.finish_reason,
-                                                                                  choice.finish_reason)
+                    info.finish_reason = {"stop": "eos", "length": "length"}.get(
+                        choice.finish_reason, blank.text(str(choice.finish_reason)))
             if should_stop():
                 return
         if not info.finish_reason and not should_stop():
@@ -398,16 +416,16 @@ def _read_timings(chunk: Any, info: StreamInfo) -> None:
 
 
 def describe_error(exc: BaseException, spec: ModelSpec) -> str:
-    """A user-facing sentence for an SDK error: what happened and what to do; never the key."""
-    text = _describe(exc, spec)
-    key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
-    return text.replace(key, "***") if len(key) >= 4 else text
+    """A user-facing sentence for an SDK error: what happened and what to do; never a key."""
+    return KeyBlanker.for_spec(spec).text(_describe(exc, spec))
 
 
 def _describe(exc: BaseException, spec: ModelSpec) -> str:
     where = f"{spec.id} ({_host(spec.base_url)})"
     if isinstance(exc, openai.APITimeoutError):
         return f"{where}: the server did not answer in time (connect, first byte or between chunks)"
+    if isinstance(exc, openai.APIConnectionError) and pinned_refusal(exc):
+        return f"{where}: {pinned_refusal(exc)}"
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
         text = str(cause)
@@ -428,6 +446,11 @@ def _describe(exc: BaseException, spec: ModelSpec) -> str:
         retry = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
         after = f"; retry after {retry} s" if retry else ""
         return f"{where}: rate limited by the server (429){after}"
+    if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
+        location = exc.response.headers.get("location", "") if exc.response is not None else ""
+        return (f"{where}: the server answered {exc.status_code}, a redirect to "
+                f"{_short(location or '?', 200)}; redirects of served models are not followed: "
+                "put the final address in the model's URL")
     if isinstance(exc, openai.APIStatusError):
         return f"{where}: the server failed ({exc.status_code}): {_short(_message(exc))}"
     return f"{where}: {_short(exc)}"
