@@ -189,3 +189,15 @@ def test_a_web_users_url_that_resolves_to_a_refused_address_is_refused(
         run = _ask(_web(data_dir, ()), f"openai:m@http://inside.test:{server.port}/v1")
     assert "private or local address (127.0.0.1)" in run.models[0].error
     assert server.seen == []
+
+
+def test_a_pinned_connection_reaches_only_its_own_host_and_tries_each_checked_address() -> None:
+    from playground.backends.pinned import PinnedBackend, PinnedConnectError
+
+    with FakeOpenAI() as server:
+        backend = PinnedBackend("served.test", ("127.0.0.3", "127.0.0.1"))  # nothing listens on .3
+        with pytest.raises(PinnedConnectError, match="may only reach served.test"):
+            backend.connect_tcp("elsewhere.test", server.port, timeout=2.0)
+        stream = backend.connect_tcp("served.test", server.port, timeout=2.0)
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+        stream.close()
