@@ -75,6 +75,9 @@ class KeyBlanker:
     def steps(self, source: Iterable[TokenStep]) -> Iterator[TokenStep]:
         """The steps with every key blanked, even one split over several steps (a step waits while its
         text may begin a key; a failure still yields what was held, then raises)."""
+        if not self.keys:  # nothing to look for (no key variable set): pass the steps through
+            yield from source
+            return
         window = _Window(self.keys)
         with closing(source) if isinstance(source, Generator) else nullcontext():
             try:
@@ -96,8 +99,6 @@ class _Window:
     def push(self, step: TokenStep) -> list[TokenStep]:
         step = replace(step, top=[self._alt(alt) for alt in step.top])
         self.held.append(step)
-        if not self.keys:
-            return self._release(len(self.held))
         self._blank_whole_keys()
         joined = "".join(s.text for s in self.held)
         safe = len(joined) - self._key_prefix_tail(joined)
