@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,52 @@ def test_one_served_model_in_several_columns_and_runs_at_once(engine: Engine, ll
         assert first.error == "" and second.error == ""
         assert first.text == second.text and first.prompt_token_ids == second.prompt_token_ids  # greedy
     assert len({run.models[0].text for run in runs} | {""}) >= 2
+
+
+def _within(seconds: float, call: Callable[[], object]) -> object:
+    """What `call` returned or raised, or TimeoutError when it was still waiting after `seconds`."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return outcome[0] if outcome else TimeoutError(f"still waiting after {seconds} s")
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_launch_that_fails_is_reported_and_later_starts_work_and_leak_nothing(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path,
+) -> None:
+    """Popen raising SubprocessError (here: the parent-death set-up failing in the child) used to kill
+    the launcher thread: that start and every later one waited forever. Each start also leaked the
+    log file's descriptor."""
+    from playground.catalog import bundled_file
+
+    gguf = bundled_file(SMOLLM2_LLAMACPP, data_dir)
+    monkeypatch.setattr(managed, "_LAUNCHER", managed._Launcher())  # noqa: SLF001 - a launcher of its own
+    real = managed._die_with_parent  # noqa: SLF001
+
+    def refuse() -> None:
+        raise RuntimeError("prctl refused")
+
+    monkeypatch.setattr(managed, "_die_with_parent", refuse)
+    logs = set(Path(tempfile.gettempdir()).glob("playground-llamacpp-*"))
+    failed = _within(30, lambda: managed.start_server(gguf, "refused"))
+    assert isinstance(failed, BackendError), failed
+    assert "refused: could not start the llama.cpp server" in str(failed)
+    assert set(Path(tempfile.gettempdir()).glob("playground-llamacpp-*")) == logs  # no log file left
+    monkeypatch.setattr(managed, "_die_with_parent", real)
+    before = _open_descriptors()
+    server = _within(120, lambda: managed.start_server(gguf, "after-refusal"))
+    assert isinstance(server, managed.ManagedServer), server
+    server.stop()
+    assert _open_descriptors() == before

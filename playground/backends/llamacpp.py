@@ -81,17 +81,29 @@ class _Launcher:
         return result
 
     def _run(self) -> None:
+        """Answer every job, whatever fails: a thread that died would leave each later start waiting
+        on its reply forever (Popen raises SubprocessError too, e.g. when preexec_fn fails)."""
         while True:
             argv, log_path, reply = self._jobs.get()
             try:
-                log = log_path.open("wb")
-                preexec = _die_with_parent if sys.platform.startswith("linux") else None
-                process = subprocess.Popen(  # noqa: PLW1509 - the child only calls prctl
-                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
-                reply.put(process)
-                log.close()
-            except OSError as exc:
+                reply.put(_spawn(argv, log_path))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 reply.put(exc)
+
+
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
+    """Start one server writing to `log_path` (the child keeps its own copy of the descriptor)."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    with log_path.open("wb") as out:
+        return subprocess.Popen(  # noqa: PLW1509 - the child only calls prctl
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+
+
+def _log_file() -> Path:
+    """A fresh file for a server's log; mkstemp's descriptor is closed here (one leaked per start)."""
+    descriptor, name = tempfile.mkstemp(prefix="playground-llamacpp-", suffix=".log")
+    os.close(descriptor)
+    return Path(name)
 
 
 _LAUNCHER = _Launcher()
@@ -196,7 +208,7 @@ def start_server(
     if not gguf.is_file():
         raise BackendError(f"{alias}: GGUF file {gguf} does not exist")
     port = _free_port()
-    log_path = Path(tempfile.mkstemp(prefix="playground-llamacpp-", suffix=".log")[1])
+    log_path = _log_file()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
             "--port", str(port), "--model_alias", alias, "--n_ctx", str(context),
             "--n_threads", str(threads or os.cpu_count() or 1),
@@ -204,7 +216,13 @@ def start_server(
             "--interrupt_requests", "False"]
     progress("starting llama.cpp server")
     started = time.perf_counter()
-    server = ManagedServer(_LAUNCHER.popen(argv, log_path), port, alias, log_path)
+    try:
+        process = _LAUNCHER.popen(argv, log_path)
+    except (OSError, subprocess.SubprocessError) as exc:
+        with contextlib.suppress(OSError):
+            log_path.unlink()
+        raise BackendError(f"{alias}: could not start the llama.cpp server: {exc}") from exc
+    server = ManagedServer(process, port, alias, log_path)
     server.watch()
     _LIVE.add(server)
     try:
