@@ -256,3 +256,30 @@ def test_serve_loads_both_default_models_before_building_the_page(tmp_path: Path
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_two_threads_converting_the_same_file_each_write_their_own_folder(
+    tmp_path: Path, smollm2: LocalBackend,
+) -> None:
+    """Two loads of one GGUF (say, a bundled id and its path) convert at once: their temporary folders
+    were named after the process alone, so each wiped and overwrote the other's."""
+    cache = tmp_path / "cache" / smollm2.identity.sha256
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def convert() -> None:
+        barrier.wait()
+        try:
+            converted.write_cache(smollm2.model, smollm2.tokenizer, cache, Path("smollm2.gguf"))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=convert) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert converted.is_complete(cache)
+    assert converted.parameter_count(cache) == sum(p.numel() for p in smollm2.model.parameters())
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temporary folder left

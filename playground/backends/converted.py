@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import struct
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,12 +40,14 @@ def is_complete(cache: Path) -> bool:
 
 
 def write_cache(model: object, tokenizer: object, cache: Path, source: Path) -> None:
-    """Write safetensors + config + tokenizer into a temp dir, then rename: never a half cache."""
+    """Write safetensors + config + tokenizer into a temp dir, then rename: never a half cache.
+
+    The temp dir is a fresh one beside the cache (mkdtemp): two threads or processes converting
+    the same file each write their own, and the first rename wins."""
     from safetensors.torch import save_file
 
-    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{cache.name}.tmp", dir=cache.parent))
     save_file(unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
     model.config.architectures = [type(model).__name__]  # `transformers serve` needs it to load the folder
     model.config.save_pretrained(tmp)
@@ -52,9 +55,19 @@ def write_cache(model: object, tokenizer: object, cache: Path, source: Path) -> 
     tokenizer.save_pretrained(tmp)
     _mark_complete(tmp, source)
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a cache is as readable as any data file
         tmp.rename(cache)
-    except OSError:  # another process finished first: theirs is as good as ours
+    except OSError:  # another thread or process finished first: theirs is as good as ours
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temp_beside(path: Path) -> Path:
+    """A fresh, empty file next to `path` to write and then replace it with: unique per caller, so
+    two threads upgrading one cache never write into each other's file."""
+    descriptor, name = tempfile.mkstemp(prefix=f"{path.name}.tmp", dir=path.parent)
+    os.fchmod(descriptor, 0o644)  # mkstemp makes it private; it replaces an ordinary data file
+    os.close(descriptor)
+    return Path(name)
 
 
 def unique_tensors(model: object) -> dict[str, object]:
@@ -100,7 +113,7 @@ def upgrade(cache: Path) -> None:
     except (OSError, ValueError, KeyError) as exc:  # the cache still loads as it is, only slower
         log.warning("could not upgrade the converted cache %s: %s", cache, exc)
         return
-    tmp = cache / f"complete.json.tmp{os.getpid()}"
+    tmp = _temp_beside(cache / "complete.json")
     tmp.write_text(json.dumps(marker | {"format": CACHE_FORMAT}))
     tmp.replace(cache / "complete.json")
 
@@ -113,7 +126,7 @@ def _ensure_architectures(cache: Path) -> None:
         return
     if config.get("model_type") in _ARCHITECTURES:
         config["architectures"] = [_ARCHITECTURES[config["model_type"]]]
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = _temp_beside(path)
         tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
         tmp.replace(path)
 
@@ -148,7 +161,7 @@ def _store_tied_weights_under_their_source(cache: Path) -> None:
     header["__metadata__"] = {"format": "pt"}  # the old one named the removed duplicate
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)  # keep the data 8-byte aligned, as safetensors writes it
-    tmp = path.with_name(f"{WEIGHTS}.tmp{os.getpid()}")
+    tmp = _temp_beside(path)
     with path.open("rb") as old, tmp.open("wb") as new:
         (size,) = struct.unpack("<Q", old.read(8))
         old.seek(8 + size)
