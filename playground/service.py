@@ -29,6 +29,7 @@ from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, Event, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
 from playground.inspect.leaderboard import Standing, leaderboard, votes_csv
+from playground.limits import LimitError
 from playground.record import Run
 from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from playground.sessions.rerun import ColumnMatch, compare_runs, follow_up_from, request_from
@@ -40,30 +41,34 @@ EXPORT_TTL_S = 600.0  # an export file lives this long: long enough to download,
 
 
 class LiveRuns:
-    """Cancel flags of the runs in progress, by caller key (a browser tab), so Stop can reach them."""
+    """Cancel flags of the runs in progress, one per run, by caller key (a browser tab), so Stop can
+    reach them. A tab may have several runs at once (a follow-up sent while a run streams): each keeps
+    its own flag, and Stop on the tab sets them all."""
 
     def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
+        self._flags: dict[str, list[threading.Event]] = {}
         self._lock = threading.Lock()
 
     def start(self, key: str) -> threading.Event:
         flag = threading.Event()
         with self._lock:
-            self._flags[key] = flag
+            self._flags.setdefault(key, []).append(flag)
         return flag
 
     def stop(self, key: str) -> bool:
         with self._lock:
-            flag = self._flags.get(key)
-        if flag is None:
-            return False
-        flag.set()
-        return True
+            flags = list(self._flags.get(key, ()))
+        for flag in flags:
+            flag.set()
+        return bool(flags)
 
     def end(self, key: str, flag: threading.Event) -> None:
         with self._lock:
-            if self._flags.get(key) is flag:
-                del self._flags[key]
+            left = [f for f in self._flags.get(key, ()) if f is not flag]
+            if left:
+                self._flags[key] = left
+            else:
+                self._flags.pop(key, None)
 
 
 @dataclass
@@ -200,7 +205,7 @@ class RunService:
         if save:
             try:
                 outcome.saved_id = self.store.save(record, owner=live.owner)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, LimitError) as exc:  # LimitError: over what an export could hold
                 log.exception("saving run %s failed", record.id)
                 outcome.save_error = f"could not save the run: {exc}"
                 outcome.summary += f"; {outcome.save_error}"

@@ -117,3 +117,33 @@ def test_stop_reaches_the_run_of_that_key_only(engine: Engine, tmp_path: Path) -
     assert stopped.stopped and stopped.run.models[0].finish_reason == "cancelled"
     assert not finished.stopped and finished.run.models[0].finish_reason in ("length", "eos")
     assert not service.stop("tab-1")  # ended runs leave the registry
+
+
+def test_a_follow_up_started_during_a_run_leaves_the_first_stoppable(engine: Engine, tmp_path: Path) -> None:
+    """One tab, two runs at once (a follow-up sent while the first still streams): each run has its own
+    cancel flag. The tab's one flag was replaced by the second run's and dropped when it ended, so
+    Stop could no longer reach the first."""
+    service = _service(engine, tmp_path)
+    first = service.start(_request("Write a long story about a dragon.", 64), key="tab-1", owner="x")
+    follow_up = service.start(_request("And a short one about a cat.", 2), key="tab-1", owner="x")
+    for _event in follow_up.events:
+        pass
+    assert not service.finish(follow_up).stopped
+    reached = False
+    for event in first.events:
+        if event.kind == "token" and not reached:
+            reached = service.stop("tab-1")
+    stopped = service.finish(first)
+    assert reached and stopped.stopped and stopped.run.models[0].finish_reason == "cancelled"
+    assert not service.stop("tab-1")
+
+
+def test_stop_reaches_every_run_of_its_tab(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    runs = [service.start(_request(f"Write a long story about a {animal}.", 64), key="tab-1", owner="x")
+            for animal in ("dragon", "cat")]
+    assert service.stop("tab-1")
+    for live in runs:
+        for _event in live.events:
+            pass
+    assert [service.finish(live).stopped for live in runs] == [True, True]
