@@ -2,7 +2,8 @@
 
 - exact: equal after trimming and collapsing whitespace (case-sensitive)
 - contains: the expected text occurs in the answer, ignoring case and runs of whitespace
-- regex: `expected` is a Python regular expression searched for in the answer
+- regex: `expected` is a Python regular expression searched for in the answer, with a time budget
+  (playground/patterns.py): a pattern that backtracks too long gives no score and a note, never a hang
 - numeric: the last number in the answer ("7 + 5 = 12" gives 12, as GSM8K-style graders read it) equals
   the expected number within an absolute tolerance
 - semantic: cosine similarity of sentence embeddings (all-MiniLM-L6-v2, shipped), negatives as 0
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from playground.patterns import PatternError, TimeBudget, UserPattern
+
 METHODS = ("exact", "contains", "regex", "numeric", "semantic", "agreement")
-MAX_PATTERN_CHARS = 1000
-MAX_SCORED_CHARS = 100_000  # of an answer, for regex (Python's re has no timeout)
+MAX_SCORED_CHARS = 100_000  # of an answer, for regex and numbers
+SCORING_BUDGET_S = 5.0  # all regex searches of one scoring of a batch (see summary.build_table)
 DEFAULT_TOLERANCE = 1e-6
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 
@@ -65,18 +68,22 @@ def contains(answer: str, expected: str) -> float:
     return 1.0 if normalise(expected).casefold() in normalise(answer).casefold() else 0.0
 
 
-def compile_pattern(expected: str) -> re.Pattern[str]:
-    """The expected pattern compiled; ValueError with a readable message when it cannot be."""
-    if len(expected) > MAX_PATTERN_CHARS:
-        raise ValueError(f"the pattern is {len(expected)} characters; the limit is {MAX_PATTERN_CHARS}")
+def compile_pattern(expected: str) -> UserPattern:
+    """The expected pattern compiled; PatternError (a ValueError) naming the scorer when it cannot be."""
     try:
-        return re.compile(expected)
-    except re.error as exc:
-        raise ValueError(f"not a regular expression: {exc}") from exc
+        return UserPattern.compile(expected)
+    except PatternError as exc:
+        raise PatternError(f"regex scoring: {exc}") from exc
 
 
-def regex(answer: str, expected: str) -> float:
-    return 1.0 if compile_pattern(expected).search(answer[:MAX_SCORED_CHARS]) else 0.0
+def regex(answer: str, expected: str, budget: TimeBudget | None = None) -> float:
+    """1 when the pattern occurs in the answer. PatternTimeout (a ValueError) naming the scorer when
+    the search runs out of time (`budget`, or one search's own limit)."""
+    pattern = compile_pattern(expected)
+    try:
+        return 1.0 if pattern.search(answer[:MAX_SCORED_CHARS], budget) else 0.0
+    except PatternError as exc:
+        raise type(exc)(f"regex scoring: {exc}") from exc
 
 
 def parse_number(text: str, last: bool = False) -> float | None:
@@ -124,14 +131,16 @@ def similarities(pairs: Sequence[tuple[str, str]], embed: Embed) -> list[float]:
     return out
 
 
-def score_text(method: str, answer: str, expected: str, tolerance: float = DEFAULT_TOLERANCE) -> float:
-    """exact | contains | regex | numeric (the methods that need no model); ValueError when unscorable."""
+def score_text(method: str, answer: str, expected: str, tolerance: float = DEFAULT_TOLERANCE,
+               budget: TimeBudget | None = None) -> float:
+    """exact | contains | regex | numeric (the methods that need no model); ValueError when unscorable.
+    `budget`: the time regex searches may take, shared by every answer scored with it."""
     if method == "exact":
         return exact(answer, expected)
     if method == "contains":
         return contains(answer, expected)
     if method == "regex":
-        return regex(answer, expected)
+        return regex(answer, expected, budget)
     if method == "numeric":
         return numeric(answer, expected, tolerance)
     raise ValueError(f"{method} scoring needs an embedding model")

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from playground.batch.prompt_set import PromptItem
-from playground.batch.score import Embed, Scoring, score_text, similarities
+from playground.batch.score import SCORING_BUDGET_S, Embed, Scoring, score_text, similarities
 from playground.inspect.agreement import column_label
+from playground.patterns import PatternTimeout, TimeBudget
 from playground.record import Run
 
 
@@ -104,7 +105,11 @@ def build_table(items: list[PromptItem], columns: int, runs: dict[int, Run], sco
 
 def _score(cells: list[Cell], items: list[PromptItem], columns: int, scoring: Scoring,
            embed: Embed | None) -> None:
+    """Scores and notes in place. Regex searches share one SCORING_BUDGET_S for the whole table (the
+    page rescores on every refresh), and a pattern that ran out of time is not tried again."""
     pending: list[tuple[Cell, str, str]] = []  # (cell, a, b) for the embedding model
+    budget = TimeBudget(SCORING_BUDGET_S)
+    stopped: dict[str, str] = {}  # expected pattern -> why it was given up
     for cell in cells:
         item = items[cell.prompt_index]
         if cell.status in ("pending", "failed"):
@@ -129,8 +134,13 @@ def _score(cells: list[Cell], items: list[PromptItem], columns: int, scoring: Sc
         if scoring.method == "semantic":
             pending.append((cell, cell.output, item.expected))
             continue
+        if item.expected in stopped:
+            cell.score_note = stopped[item.expected]
+            continue
         try:
-            cell.score = score_text(scoring.method, cell.output, item.expected, scoring.tolerance)
+            cell.score = score_text(scoring.method, cell.output, item.expected, scoring.tolerance, budget)
+        except PatternTimeout as exc:
+            cell.score_note = stopped[item.expected] = str(exc)
         except ValueError as exc:
             cell.score_note = str(exc)
     if pending:

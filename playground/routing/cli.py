@@ -87,6 +87,7 @@ def _route(args: argparse.Namespace) -> int:
         raise RouteError("--sweep needs --results FILE (scored results to sweep over)")
     if args.prompt is None:
         raise RouteError("give a PROMPT to route ('-' reads stdin), or --results FILE")
+    _check_catalog(args, rules)
     text = sys.stdin.buffer.read().decode("utf-8", "replace") if args.prompt == "-" else args.prompt
     facts = PromptFacts(text, args.category)
     measured_by = None
@@ -105,6 +106,24 @@ def _route(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"playground: {note}; pass --tokenizer MODEL for the real count", file=sys.stderr)
     return 0
+
+
+def _check_catalog(args: argparse.Namespace, rules: RuleSet) -> None:
+    """Every model the rules name must be in the catalog: a decision naming a model that cannot run
+    is bad input (exit 2), not an answer. (Previews check against the results' models instead.)"""
+    from playground.catalog import Catalog, CatalogError
+
+    settings = _settings(args)
+    try:
+        known = Catalog.build(settings.catalog_file, settings.models).ids()
+    except (CatalogError, ValueError) as exc:
+        raise RouteError(f"the catalog: {exc}") from exc
+    missing = [m for m in rules.models() if m not in known]
+    if missing:
+        names = ", ".join(repr(m[:80]) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise RouteError(f"{args.rules}: the rules name {names}, which the catalog does not have "
+                         f"(catalog: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''}); add it "
+                         "with --catalog FILE or PLAYGROUND_MODELS")
 
 
 def _measured(args: argparse.Namespace, model: str, facts: PromptFacts) -> PromptFacts:

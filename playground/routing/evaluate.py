@@ -17,7 +17,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from playground.routing.rules import Decision, PromptFacts, RuleSet, route
+from playground.patterns import TimeBudget
+from playground.routing.rules import Decision, PromptFacts, RuleSet, RuleTimeout, route
+
+PREVIEW_BUDGET_S = 5.0  # all `matches:` searches of one preview, over every prompt of the table
 
 
 class TableError(ValueError):
@@ -163,9 +166,15 @@ class Preview:
                 "approximate": self.approximate}
 
 
-def preview(rules: RuleSet, table: ResultTable,
-            count_tokens: Callable[[str], int] | None = None) -> Preview:
-    """Which model each prompt goes to (and which rule sent it), and the rules against "all to X"."""
+def preview(rules: RuleSet, table: ResultTable, count_tokens: Callable[[str], int] | None = None,
+            budget: TimeBudget | None = None) -> Preview:
+    """Which model each prompt goes to (and which rule sent it), and the rules against "all to X".
+
+    The rules' patterns share one `budget` (default PREVIEW_BUDGET_S) over the whole table, so a
+    pattern that backtracks costs seconds in all, not seconds per prompt; RuleTimeout names the
+    rule and the prompt.
+    """
+    budget = budget or TimeBudget(PREVIEW_BUDGET_S)
     known = table.models
     missing = [m for m in rules.models() if m not in known]
     if missing:
@@ -174,7 +183,10 @@ def preview(rules: RuleSet, table: ResultTable,
     assignments: list[Assignment] = []
     approximate: list[str] = []
     for row in table.rows:
-        decision: Decision = route(rules, row.facts(), count_tokens)
+        try:
+            decision: Decision = route(rules, row.facts(), count_tokens, budget)
+        except RuleTimeout as exc:
+            raise RuleTimeout(f"prompt {row.id[:40]!r}: {exc}") from exc
         approximate.extend(decision.approximate)
         assignments.append(Assignment(row.id, decision.model, decision.rule, decision.reason,
                                       row.results.get(decision.model)))

@@ -6,6 +6,11 @@ holds wins, and every condition inside one `when` must hold.
 Pure code: no model is loaded here. Token counts and anomaly kinds come with the prompt
 (`PromptFacts`); when nobody measured them, `approx_tokens` and `approx_anomalies` give
 labelled approximations.
+
+A rules file comes from anyone who can type one (the page's editor, a file handed around), so
+reading one is bounded: MAX_RULES_BYTES before parsing, YAML anchors and aliases refused (a
+"billion laughs" file expands to gigabytes), at most MAX_RULES rules, `matches:` patterns run with
+a time budget (playground/patterns.py), and messages quote only a short prefix of a bad value.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+from playground.patterns import PatternError, PatternTimeout, TimeBudget, UserPattern, quote
 
 EXAMPLE_RULES = """\
 # First match wins; every condition in one `when` must hold.
@@ -39,9 +48,18 @@ CONDITION_KEYS = ("category", "prompt_tokens_below", "matches", "anomaly")
 RULE_KEYS = ("when", "model")
 TOP_KEYS = ("default", "rules")
 
+MAX_RULES_BYTES = 256 * 1024  # a rules file (UTF-8), checked before it is parsed
+MAX_RULES = 200  # rules in one file
+MAX_NAME_CHARS = 200  # a model id
+ROUTE_BUDGET_S = 2.0  # all `matches:` searches for one prompt together
+
 
 class RulesError(ValueError):
     """A rules file that cannot be used; the message names the rule index and key."""
+
+
+class RuleTimeout(RulesError):
+    """A rule's `matches:` pattern ran out of time on a prompt (the message names the rule)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,12 @@ class Condition:
     prompt_tokens_below: int | None = None
     matches: str | None = None
     anomaly: str | None = None  # canonical kind (aliases resolved)
+    pattern: UserPattern | None = field(default=None, compare=False, repr=False)  # `matches`, compiled
+
+    def __post_init__(self) -> None:
+        """Compile `matches` once (PatternError when it cannot be), so routing many prompts reuses it."""
+        if self.matches is not None and self.pattern is None:
+            object.__setattr__(self, "pattern", UserPattern.compile(self.matches))
 
     def to_dict(self) -> dict:
         out: dict = {}
@@ -97,17 +121,20 @@ class RuleSet:
 
 def _model_name(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RulesError(f"{where}: must be a model id (a non-empty string), got {value!r}")
+        raise RulesError(f"{where}: must be a model id (a non-empty string), got {quote(value)}")
+    if len(value.strip()) > MAX_NAME_CHARS:
+        raise RulesError(f"{where}: {quote(value.strip())} is {len(value.strip()):,} characters, too long "
+                         f"for a model id (the limit is {MAX_NAME_CHARS})")
     return value.strip()
 
 
 def _condition(when: object, where: str) -> Condition:
     if not isinstance(when, Mapping) or not when:
         raise RulesError(f"{where}: must hold one or more conditions "
-                         f"({', '.join(CONDITION_KEYS)}), got {when!r}")
+                         f"({', '.join(CONDITION_KEYS)}), got {quote(when)}")
     unknown = [str(k) for k in when if k not in CONDITION_KEYS]
     if unknown:
-        raise RulesError(f"{where}: unknown condition {', '.join(map(repr, unknown))} "
+        raise RulesError(f"{where}: unknown condition {_names(unknown)} "
                          f"(known: {', '.join(CONDITION_KEYS)})")
     fields: dict = {}
     if "category" in when:
@@ -116,32 +143,39 @@ def _condition(when: object, where: str) -> Condition:
             value = [value]
         if (not isinstance(value, list) or not value
                 or not all(isinstance(c, str) and c.strip() for c in value)):
-            raise RulesError(f"{where}.category: must be a non-empty list of category names, got {value!r}")
+            raise RulesError(f"{where}.category: must be a non-empty list of category names, "
+                             f"got {quote(value)}")
         fields["category"] = tuple(c.strip() for c in value)
     if "prompt_tokens_below" in when:
         value = when["prompt_tokens_below"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RulesError(f"{where}.prompt_tokens_below: must be a whole number of tokens >= 1, "
-                             f"got {value!r}")
+                             f"got {quote(value)}")
         fields["prompt_tokens_below"] = value
     if "matches" in when:
         value = when["matches"]
         if not isinstance(value, str) or not value:
             raise RulesError(f"{where}.matches: must be a regular expression (a non-empty string), "
-                             f"got {value!r}")
+                             f"got {quote(value)}")
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise RulesError(f"{where}.matches: bad regular expression {value!r}: {exc}") from exc
+            fields["pattern"] = UserPattern.compile(value)
+        except PatternError as exc:
+            raise RulesError(f"{where}.matches: {exc}") from exc
         fields["matches"] = value
     if "anomaly" in when:
         value = when["anomaly"]
         kind = ANOMALY_ALIASES.get(value, value) if isinstance(value, str) else value
         if kind not in ANOMALY_KINDS:
             names = ", ".join([*ANOMALY_KINDS, *ANOMALY_ALIASES])
-            raise RulesError(f"{where}.anomaly: unknown anomaly kind {value!r} (known: {names})")
+            raise RulesError(f"{where}.anomaly: unknown anomaly kind {quote(value)} (known: {names})")
         fields["anomaly"] = kind
     return Condition(**fields)
+
+
+def _names(keys: list[str]) -> str:
+    """Unknown keys for a message: a few, each cut short (a file may hold thousands of long ones)."""
+    shown = ", ".join(quote(k) for k in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
 def parse_rules(data: object) -> RuleSet:
@@ -151,7 +185,7 @@ def parse_rules(data: object) -> RuleSet:
                          f"got {type(data).__name__}")
     unknown = [str(k) for k in data if k not in TOP_KEYS]
     if unknown:
-        raise RulesError(f"unknown key {', '.join(map(repr, unknown))} at the top level "
+        raise RulesError(f"unknown key {_names(unknown)} at the top level "
                          f"(known: {', '.join(TOP_KEYS)})")
     if "default" not in data:
         raise RulesError("default: missing (the model for prompts no rule matches)")
@@ -161,14 +195,16 @@ def parse_rules(data: object) -> RuleSet:
         raw_rules = []
     if not isinstance(raw_rules, list):
         raise RulesError(f"rules: must be a list of {{when, model}} entries, got {type(raw_rules).__name__}")
+    if len(raw_rules) > MAX_RULES:
+        raise RulesError(f"rules: {len(raw_rules):,} rules; the limit is {MAX_RULES}")
     rules = []
     for i, raw in enumerate(raw_rules):
         where = f"rules[{i}]"
         if not isinstance(raw, Mapping):
-            raise RulesError(f"{where}: must be a mapping with 'when' and 'model', got {raw!r}")
+            raise RulesError(f"{where}: must be a mapping with 'when' and 'model', got {quote(raw)}")
         unknown = [str(k) for k in raw if k not in RULE_KEYS]
         if unknown:
-            raise RulesError(f"{where}: unknown key {', '.join(map(repr, unknown))} "
+            raise RulesError(f"{where}: unknown key {_names(unknown)} "
                              f"(known: {', '.join(RULE_KEYS)})")
         for key in RULE_KEYS:
             if key not in raw:
@@ -178,32 +214,59 @@ def parse_rules(data: object) -> RuleSet:
     return RuleSet(default, tuple(rules))
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases before anything is expanded: a few lines of
+    nested aliases ("billion laughs") would otherwise build gigabytes. Rules never need them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise RulesError(f"line {event.start_mark.line + 1}: YAML anchors and aliases (& and *) are "
+                             "not allowed in a rules file: write each value out")
+        return super().compose_node(parent, index)
+
+
+def _size(text: str) -> int:
+    """UTF-8 bytes, without encoding a text that is too long in characters already."""
+    return len(text) if len(text) > MAX_RULES_BYTES else len(text.encode("utf-8", "surrogatepass"))
+
+
 def loads_rules(text: str, fmt: str = "yaml") -> RuleSet:
     """Parse rules text; fmt "json" or "yaml" (YAML also reads JSON, which is a subset of it)."""
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RulesError(f"not valid JSON: {exc}") from exc
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RulesError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
+    size = _size(text)
+    if size > MAX_RULES_BYTES:
+        raise RulesError(f"the rules are {size:,} bytes; the limit is {MAX_RULES_BYTES // 1024} KiB")
+    try:
+        # yaml.load with a SafeLoader subclass: safe_load's loader, with aliases refused
+        data = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506
+    except json.JSONDecodeError as exc:
+        raise RulesError(f"not valid JSON: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RulesError(f"not valid YAML: {' '.join(str(exc).split())[:300]}") from exc
+    except RecursionError as exc:
+        raise RulesError("the rules are nested too deeply") from exc
     return parse_rules(data)
+
+
+def _read_capped(path: Path) -> str:
+    """The file's text, refusing it unread past MAX_RULES_BYTES (a huge file, /dev/zero, a pipe)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
+    except OSError as exc:
+        raise RulesError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_RULES_BYTES:
+        raise RulesError(f"{path} is larger than {MAX_RULES_BYTES // 1024} KiB, the limit for a rules file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{path} is not UTF-8 text") from exc
 
 
 def load_rules(path: str | Path) -> RuleSet:
     """A rules file: .json is read as JSON, anything else as YAML."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise RulesError(f"{path} is not UTF-8 text") from exc
+    text = _read_capped(path)
     try:
         return loads_rules(text, "json" if path.suffix.lower() == ".json" else "yaml")
     except RulesError as exc:
@@ -213,8 +276,6 @@ def load_rules(path: str | Path) -> RuleSet:
 def dumps_rules(rules: RuleSet, fmt: str = "yaml") -> str:
     if fmt == "json":
         return json.dumps(rules.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    import yaml
-
     return yaml.safe_dump(rules.to_dict(), sort_keys=False, allow_unicode=True)
 
 
@@ -271,12 +332,12 @@ class Decision:
 
 
 def _holds(cond: Condition, facts: PromptFacts, tokens: Callable[[], int],
-           anomalies: Callable[[], tuple[str, ...]]) -> bool:
+           anomalies: Callable[[], tuple[str, ...]], budget: TimeBudget) -> bool:
     if cond.category is not None and facts.category not in cond.category:
         return False
     if cond.prompt_tokens_below is not None and not tokens() < cond.prompt_tokens_below:
         return False
-    if cond.matches is not None and not re.search(cond.matches, facts.prompt):
+    if cond.pattern is not None and not cond.pattern.search(facts.prompt, budget):
         return False
     return cond.anomaly is None or cond.anomaly in anomalies()
 
@@ -294,13 +355,16 @@ def _reason(cond: Condition, tokens: int | None) -> str:
     return " and ".join(parts)
 
 
-def route(rules: RuleSet, facts: PromptFacts,
-          count_tokens: Callable[[str], int] | None = None) -> Decision:
+def route(rules: RuleSet, facts: PromptFacts, count_tokens: Callable[[str], int] | None = None,
+          budget: TimeBudget | None = None) -> Decision:
     """The model the rules pick for one prompt, and why. First matching rule wins.
 
     count_tokens is used when facts.prompt_tokens is None (default: approx_tokens, labelled as such
-    in Decision.approximate); missing anomaly kinds fall back to approx_anomalies.
+    in Decision.approximate); missing anomaly kinds fall back to approx_anomalies. `matches:`
+    searches share `budget` (default: ROUTE_BUDGET_S for this prompt); RuleTimeout names the rule
+    whose pattern ran out of time.
     """
+    budget = budget or TimeBudget(ROUTE_BUDGET_S)
     approximate: list[str] = []
     counted: list[int] = []  # the token count, once something asked for it
     kinds: list[tuple[str, ...]] = []
@@ -326,7 +390,11 @@ def route(rules: RuleSet, facts: PromptFacts,
         return kinds[0]
 
     for i, rule in enumerate(rules.rules):
-        if _holds(rule.when, facts, tokens, anomalies):
+        try:
+            held = _holds(rule.when, facts, tokens, anomalies, budget)
+        except PatternTimeout as exc:
+            raise RuleTimeout(f"rules[{i}].when.matches: {exc}") from exc
+        if held:
             used = counted[0] if counted else None
             return Decision(rule.model, i, f"rule {i}: {_reason(rule.when, used)}", used, approximate)
     return Decision(rules.default, None, "no rule matched: the default",
