@@ -25,6 +25,9 @@ from playground.ui.session_bar import DOWNLOAD_JS
 
 ROUTERS = {"prompt length (tokens)": "prompt_tokens", "score margin (oracle, after the fact)": "margin"}
 MAX_RULES_CHARS = 100_000
+# Previews and sweeps at once, over all users: each is bounded by the rules' time budget
+# (routing.evaluate.PREVIEW_BUDGET_S), and the rest of the page never waits on them.
+RULES_CONCURRENCY = 2
 NEEDS_BATCH = ("run a batch or open a saved one first: the preview reads its scored results "
                "(no model runs for it)")
 
@@ -123,7 +126,7 @@ class RulesPanel:
             try:
                 spec, built = table(result, rules.default)
                 shown = preview(rules, built)
-            except (TableError, SessionError) as exc:
+            except (TableError, SessionError, RulesError) as exc:  # RulesError: a pattern ran out of time
                 return H.notice(f"cannot preview these rules on batch {result.batch_id}: {exc}", "error")
             categories = {str(i.id): i.category for i in spec.items}
             return preview_html(shown, categories)
@@ -158,10 +161,12 @@ class RulesPanel:
                 return {self.preview: H.notice(rules, "error"), self.save_file: None}
             return {self.save_file: str(service._temp_file("routing-rules.yaml", text))}
 
-        self.preview_btn.click(show_preview, inputs=[result_state, self.yaml], outputs=[self.preview])
+        limit = {"concurrency_limit": RULES_CONCURRENCY, "concurrency_id": "routing-rules"}
+        self.preview_btn.click(show_preview, inputs=[result_state, self.yaml], outputs=[self.preview],
+                               **limit)
         self.sweep_btn.click(show_sweep, inputs=[result_state, self.router, self.strong, self.weak,
                                                  self.threshold],
-                             outputs=[self.sweep_plot, self.sweep_note])
+                             outputs=[self.sweep_plot, self.sweep_note], **limit)
         saved = self.save_btn.click(save, inputs=[self.yaml], outputs=[self.save_file, self.preview])
         saved.success(None, inputs=[self.save_file], js=DOWNLOAD_JS)
 
