@@ -121,9 +121,31 @@ def check_unload_returns_memory(engine: Engine, model_ref: str) -> dict[str, obj
             "ok": unloaded and freed >= 0.8 * weights}
 
 
+def check_workspaces_in_budget(engine: Engine, model_ref: str) -> dict[str, object]:
+    """The fast path's workspaces (CUDA graphs' static caches) count in the pool's budget and its
+    line; a fresh 8-row workspace's counted bytes beside what the CUDA allocator gave it."""
+    from playground.backends.workspace import WorkspaceKey
+
+    pool = engine.pool
+    backend = pool.get(engine.catalog.get(model_ref))
+    held = backend.workspace_bytes()
+    weights = sum(info.weights_bytes for info in pool.loaded())
+    before = torch.cuda.memory_allocated()
+    workspace, _capture_s = backend.fast.acquire(WorkspaceKey(rows=8, length=4096, sampling=True))
+    allocated = torch.cuda.memory_allocated() - before
+    counted = backend.workspace_bytes() - held
+    in_use_counted = pool.used_bytes() == weights + backend.workspace_bytes()
+    backend.fast.release(workspace, keep=False)
+    return {"workspace_bytes_after_runs": held, "pool_used_bytes": pool.used_bytes(),
+            "weights_bytes": weights, "fresh_workspace_counted_bytes": counted,
+            "fresh_workspace_allocated_bytes": allocated,
+            "ok": held > 0 and in_use_counted and counted > 0}
+
+
 def review_checks(engine: Engine, data_dir: Path, gguf: str, model_ref: str) -> dict[str, object]:
     checks = {
         "load_with_empty_estimate_cache": check_load_with_empty_estimate_cache(data_dir, gguf),
+        "workspaces_in_budget": check_workspaces_in_budget(engine, model_ref),
         "unload_returns_memory": check_unload_returns_memory(engine, model_ref),
     }
     for name, seen in checks.items():

@@ -624,6 +624,7 @@ class Engine:
         if col.info.decode_path:
             record.identity.decode_path = col.info.decode_path
             m.graph_capture_s = col.info.graph_capture_s
+            m.workspace_bytes = col.info.workspace_bytes
         if col.pumped:
             self._served_figures(col)
         if col.held and col.backend is not None:

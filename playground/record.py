@@ -191,6 +191,7 @@ class Metrics:
     usage_output_tokens: int = 0
     cost_usd: float = 0.0  # from the catalog's prices per million tokens; 0 when unpriced
     graph_capture_s: float = 0.0  # fast path: capturing the decode step's CUDA graph (0 when reused)
+    workspace_bytes: int = 0  # fast path: its workspace's static KV cache and buffers (shared by a group)
 
 
 # How each finish reason reads on the page and in reports.

@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,10 +26,12 @@ from transformers.generation.logits_process import (
 from playground.backends import fast_decode
 from playground.backends.base import StreamInfo
 from playground.backends.local import LocalBackend
+from playground.backends.pool import ModelPool
 from playground.backends.sampling import RowParams, gumbel_argmax, process_rows, seed_words, uniform_noise
-from playground.catalog import GEMMA3, SMOLLM2
+from playground.catalog import GEMMA3, SMOLLM2, Catalog
 from playground.engine import ColumnRequest, Engine, RunRequest
 from playground.record import GenerationParams
+from playground.ui.html import fmt_bytes, loaded_models, memory_text
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -263,3 +266,32 @@ def test_a_failed_capture_falls_back_to_eager_and_an_oom_ends_only_its_column(
     assert "out of memory on the GPU while setting up the fast path" in second.error
     assert gemma.fast.idle_bytes() == 0
     smollm2.fast.broken = ""  # later tests take the fast path again
+
+
+def test_fast_path_workspaces_count_in_the_pool_budget_and_the_mem_lines(
+    catalog: Catalog, data_dir: Path, smollm2: LocalBackend, gemma: LocalBackend, fast: None,
+) -> None:
+    """On CPU the fast path runs the GPU's step eagerly with the same workspaces (static caches,
+    up to 2 GiB a model on a GPU). They were held outside the pool's budget and shown nowhere: now
+    the pool counts them, an idle model goes when a run's workspace puts the pool over the budget,
+    and the pool line and the column's mem line show them."""
+    smollm2.fast.close()  # a known start: no workspace kept from earlier tests
+    gemma.fast.close()
+    loaded = {SMOLLM2: smollm2, GEMMA3: gemma}  # the session's models: nothing is loaded again
+    weights = smollm2.weights_bytes + gemma.weights_bytes
+    fresh = ModelPool(data_dir, device="cpu", budget_bytes=weights + 2**20,
+                      loader=lambda spec, *_a: loaded[spec], free_memory=lambda _device: 64 * 2**30)
+    fresh.put(GEMMA3, gemma)
+    fresh.get(SMOLLM2)
+    assert fresh.evicted == []  # both models' weights fit
+    run = Engine(catalog, fresh).run(RunRequest(prompt=QUESTION, columns=[one(8)]))
+    (model,) = run.models
+    assert model.error == "" and model.identity.decode_path.startswith("fast path")
+    held = smollm2.workspace_bytes()
+    assert held > 2**20 and model.metrics.workspace_bytes == held
+    assert fresh.evicted == ["gemma3-270m"], "the workspace put the pool over its budget"
+    assert fresh.used_bytes() == smollm2.weights_bytes + held
+    (info,) = fresh.loaded()
+    assert info.workspace_bytes == held
+    assert f"+ {fmt_bytes(held)} fast-path workspaces" in loaded_models([info], fresh.used_bytes(), weights)
+    assert memory_text(model).endswith(f"+ {fmt_bytes(held)} fast-path workspace")

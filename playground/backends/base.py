@@ -50,6 +50,7 @@ class StreamInfo:
     batch: object = None  # local columns with the same token (their run) and prompt may decode as one batch
     decode_path: str = ""  # local models: "fast path: ..." or "eager: <why>"
     graph_capture_s: float = 0.0  # the fast path's graph capture, when this column's run paid for it
+    workspace_bytes: int = 0  # the fast path: its workspace's static cache and buffers (shared by a group)
 
 
 Exchange = tuple[str, str]  # an earlier turn of a conversation: (the user's prompt, this model's answer)

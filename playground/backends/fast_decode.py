@@ -75,7 +75,7 @@ class FastRow:
     slot: int
     params: GenerationParams
     should_stop: Callable[[], bool]
-    on_path: Callable[[str, float], None]  # tells the column its decode path and graph capture time
+    on_path: Callable[[str, float, int], None]  # tells the column: decode path, capture time, workspace bytes
     wanted: int = 0  # the step index this row reads next
     ended: bool = False  # after EOS, or when asked to stop: like the eager generator, it yields no more
     closed: bool = False
@@ -167,7 +167,7 @@ class _Group:
         if len(self.rows) > 1:
             label += f", {len(self.rows)} columns batched"
         for row in self.rows:
-            row.on_path(label, capture_s)
+            row.on_path(label, capture_s, workspace.nbytes())
         ids = torch.tensor([self.prompt_ids], dtype=torch.long, device=decoder.model.device)
         with torch.inference_mode():
             filled = prefill(decoder.model, ids, lambda: all(r.should_stop() for r in self.live()),
@@ -189,7 +189,7 @@ class _Group:
         log.warning("fast path unavailable for %s: %s", self.decoder.name, reason)
         self._give_back(keep=False)
         for row in self.rows:
-            row.on_path(f"eager: fast path unavailable, {reason}", 0.0)
+            row.on_path(f"eager: fast path unavailable, {reason}", 0.0, 0)
             row.fallback = self.decoder.eager(self.prompt_ids, row.params, row.should_stop)
 
     def _fail(self, error: BackendError, cause: BaseException) -> None:
@@ -263,6 +263,7 @@ class FastDecoder:
         self.eager = eager  # the eager generator for one row: the fallback
         self.broken = ""  # set when a capture failed: later runs go straight to eager
         self._idle: dict[WorkspaceKey, list[Workspace]] = {}
+        self._busy: list[Workspace] = []  # handed to a group now: counted in workspace_bytes too
         self._forming: dict[tuple[int, tuple[int, ...]], _Group] = {}
         self._guard = threading.Lock()
 
@@ -304,7 +305,7 @@ class FastDecoder:
 
     def open_row(
         self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool],
-        on_path: Callable[[str, float], None], batch: object = None,
+        on_path: Callable[[str, float, int], None], batch: object = None,
     ) -> FastRow:
         """A row in a group that has not started yet (same batch token and prompt), or a new group."""
         with self._guard:
@@ -332,11 +333,16 @@ class FastDecoder:
         with self._guard:
             idle = self._idle.get(key)
             if idle:
-                return idle.pop(), 0.0
+                workspace = idle.pop()
+                self._busy.append(workspace)
+                return workspace, 0.0
         try:
             with self.lock:  # no other forward of this model (or attention switch) during capture
                 workspace = Workspace(self.model, key)
-                return workspace, workspace.prepare()
+                capture_s = workspace.prepare()
+            with self._guard:
+                self._busy.append(workspace)
+            return workspace, capture_s
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - any capture failure sends this model to the eager path
@@ -352,6 +358,7 @@ class FastDecoder:
                 log.exception("resetting a fast-path workspace failed")
                 keep = False
         with self._guard:
+            self._busy = [w for w in self._busy if w is not workspace]
             kept = [w for ws in self._idle.values() for w in ws]
             room = sum(w.nbytes() for w in kept) + workspace.nbytes() <= IDLE_BYTES
             if keep and room and len(kept) < IDLE_WORKSPACES:
@@ -364,6 +371,12 @@ class FastDecoder:
     def idle_bytes(self) -> int:
         with self._guard:
             return sum(w.nbytes() for ws in self._idle.values() for w in ws)
+
+    def workspace_bytes(self) -> int:
+        """What this model's workspaces hold, idle and in use (up to IDLE_BYTES idle, more while
+        runs decode): the pool counts it against its budget beside the weights."""
+        with self._guard:
+            return sum(w.nbytes() for w in [*self._busy, *(w for ws in self._idle.values() for w in ws)])
 
     def close(self) -> None:
         with self._guard:

@@ -168,6 +168,10 @@ class LocalBackend:
     def context_window(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
 
+    def workspace_bytes(self) -> int:
+        """The fast path's workspaces (static caches, up to 2 GiB idle): memory held beside the weights."""
+        return self.fast.workspace_bytes()
+
     def encode_prompt(
         self, prompt: str, system_prompt: str, specials_as_text: bool = False,
         history: Sequence[Exchange] = (),
@@ -351,8 +355,8 @@ class LocalBackend:
             info.decode_path = f"eager: {reason}"
             return StepStream(self, self._eager(prompt_ids, params, should_stop))
 
-        def on_path(label: str, capture_s: float) -> None:
-            info.decode_path, info.graph_capture_s = label, capture_s
+        def on_path(label: str, capture_s: float, workspace_bytes: int) -> None:
+            info.decode_path, info.graph_capture_s, info.workspace_bytes = label, capture_s, workspace_bytes
 
         info.decode_path = "fast path"
         return StepStream(self, self.fast.open_row(prompt_ids, params, should_stop, on_path, info.batch))

@@ -42,6 +42,7 @@ class LoadedInfo:
     from_cache: bool
     weights_bytes: int = 0
     in_use: int = 0  # columns holding it right now
+    workspace_bytes: int = 0  # the fast path's workspaces, idle and in use
 
 
 @dataclass
@@ -59,6 +60,17 @@ def _close(backend: Backend) -> None:
             close()
         except Exception:  # noqa: BLE001 - unloading must go on
             log.exception("closing %s failed", backend.identity.catalog_id)
+
+
+def _workspace_bytes(backend: Backend) -> int:
+    """The fast path's workspaces a local model holds beside its weights (0 for other backends)."""
+    held = getattr(backend, "workspace_bytes", None)
+    return int(held()) if callable(held) else 0
+
+
+def _held_bytes(backend: Backend) -> int:
+    """What a loaded model holds against the budget: its weights and its fast-path workspaces."""
+    return int(getattr(backend, "weights_bytes", 0)) + _workspace_bytes(backend)
 
 
 def _failure(backend: Backend) -> str:
@@ -112,7 +124,10 @@ class ModelPool:
         return self._get(spec, progress, hold=True, cache_tokens=cache_tokens)
 
     def release(self, spec: ModelSpec, backend: Backend | None = None) -> None:
-        """Give back a hold; with `backend`, only if that is still the loaded one (not a reload)."""
+        """Give back a hold; with `backend`, only if that is still the loaded one (not a reload).
+
+        A run may have grown the model's fast-path workspaces: idle models go if that put the pool
+        over its budget."""
         with self._guard:
             entry = self._entries.get(spec)
             if backend is not None and entry is not None and entry.backend is not backend:
@@ -120,6 +135,8 @@ class ModelPool:
             if entry is not None and entry.in_use > 0:
                 entry.in_use -= 1
                 entry.last_used = time.monotonic()
+            over = self._over_budget(keep=spec)
+        self._evict(over, fresh=True)
 
     def _get(self, spec: ModelSpec, progress: Callable[[str], None], hold: bool, cache_tokens: int = 0
              ) -> Backend:
@@ -183,8 +200,8 @@ class ModelPool:
         raise BackendError(refusal(spec, need, free, device, [s.id for s in list(self._entries)]))
 
     def _over_budget(self, keep: ModelSpec) -> list[_Entry]:
-        """Take idle models out of the pool, least recently used first, while the weights exceed the
-        budget (call with the guard held); _evict releases them after the guard is let go."""
+        """Take idle models out of the pool, least recently used first, while weights and workspaces
+        exceed the budget (call with the guard held); _evict releases them after the guard is let go."""
         taken: list[_Entry] = []
         for spec in [s for s in self._idle() if s != keep]:
             if self.used_bytes() <= self.budget_bytes:
@@ -223,7 +240,8 @@ class ModelPool:
             _close(entry.backend)
 
     def used_bytes(self) -> int:
-        return sum(getattr(e.backend, "weights_bytes", 0) for e in list(self._entries.values()))
+        """Weights and fast-path workspaces of every loaded model (what the budget limits)."""
+        return sum(_held_bytes(e.backend) for e in list(self._entries.values()))
 
     def is_loaded(self, spec: ModelSpec) -> bool:
         self._drop_failed()
@@ -240,6 +258,7 @@ class ModelPool:
             items = list(self._entries.items())
         return [
             LoadedInfo(s.id, e.backend.identity.device, e.backend.identity.dtype, e.backend.load_s,
-                       e.backend.loaded_from_cache, getattr(e.backend, "weights_bytes", 0), e.in_use)
+                       e.backend.loaded_from_cache, getattr(e.backend, "weights_bytes", 0), e.in_use,
+                       _workspace_bytes(e.backend))
             for s, e in items
         ]

@@ -138,6 +138,8 @@ def memory_text(run: ModelRun) -> str:
         return f"model file {fmt_bytes(m.weights_bytes)}" if m.weights_bytes else ""
     if m.weights_bytes or m.kv_cache_bytes:
         parts.append(f"mem {fmt_bytes(m.weights_bytes)} weights + {fmt_bytes(m.kv_cache_bytes)} KV")
+    if m.workspace_bytes:  # the fast path's static cache is allocated whole, for the length bucket
+        parts.append(f"+ {fmt_bytes(m.workspace_bytes)} fast-path workspace")
     if m.memory_kind and m.peak_memory_bytes:
         peak = f"{m.memory_kind} {fmt_bytes(m.peak_memory_bytes)}"
         parts.append(f"({peak})" if parts else f"mem {fmt_bytes(m.peak_memory_bytes)} ({m.memory_kind})")
@@ -201,6 +203,7 @@ class LoadedModel(Protocol):
     from_cache: bool
     weights_bytes: int
     in_use: int
+    workspace_bytes: int
 
 
 def _gb(n: int) -> str:
@@ -218,6 +221,8 @@ def loaded_models(rows: Sequence[LoadedModel], used_bytes: int = 0, budget_bytes
         details = [f"{r.device} {r.dtype}"]
         if r.weights_bytes:
             details.append(fmt_bytes(r.weights_bytes))
+        if r.workspace_bytes:
+            details.append(f"+ {fmt_bytes(r.workspace_bytes)} fast-path workspaces")
         details.append(f"in use by {r.in_use} column{'s' if r.in_use != 1 else ''}" if r.in_use else "idle")
         items.append(f"{r.id} ({', '.join(details)})")
     return f'<span class="pg-muted">{html.escape("Loaded: " + "; ".join(items) + budget)}</span>'
