@@ -110,3 +110,18 @@ def test_a_pathological_preview_errs_quickly_and_others_are_answered(rules_serve
         "rules[0].when.matches: the pattern '(a|aa)+$' took longer than" in html, html[:500]
     assert "prompt" in html and "p0" in html
     assert float(outcome["took"]) < PREVIEW_QUICK_S  # type: ignore[arg-type]
+
+
+def test_a_billion_laughs_rules_text_is_refused_at_once(rules_server: str) -> None:
+    """The issue's row on the page: nested aliases took the server to 4.1 GB; now they are refused
+    before anything expands, and the message is short."""
+    from gradio_client import Client
+
+    laughs = "default:\n" + "".join(
+        f"  - &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+        for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+    started = time.monotonic()
+    html = Client(rules_server, verbose=False).predict(laughs, api_name="/show_preview")
+    assert time.monotonic() - started < OTHERS_WITHIN_S + 3
+    assert "YAML anchors and aliases (&amp; and *) are not allowed" in html and len(html) < 1000, html[:300]
+    assert httpx.get(rules_server, timeout=OTHERS_WITHIN_S).status_code == 200
