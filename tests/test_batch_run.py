@@ -16,16 +16,17 @@ from pathlib import Path
 import pytest
 from sample_runs import BUNDLED_MODELS, THREE_PROMPTS
 
+from playground.batch import runner
 from playground.batch.book import BatchBook
 from playground.batch.prompt_set import parse
-from playground.batch.runner import Progress, batch_result, run_batch
+from playground.batch.runner import BatchLimit, Progress, batch_result, run_batch
 from playground.batch.score import Scoring
 from playground.batch.spec import BatchSpec, ColumnSpec
 from playground.config import Settings
 from playground.engine import Engine
 from playground.record import GenerationParams
 from playground.service import RunService
-from playground.sessions.store import SessionStore
+from playground.sessions.store import SessionError, SessionStore
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(300)
@@ -173,4 +174,44 @@ def test_service_runs_a_batch_in_the_background(service: RunService) -> None:
     assert p.state == "complete" and p.done == p.total == 3
     result = service.batch_result(batch_id)
     assert [m.answered for m in result.models] == [3] and service.store.count() == 3
-    assert not service.batches.stop(batch_id)  # finished: nothing to stop
+    assert not service.batches.stop(batch_id, owner="carol")  # finished: nothing to stop
+
+
+def _small_spec(tokens: int = 4) -> BatchSpec:
+    spec = make_spec()
+    spec.columns = spec.columns[:1]
+    spec.columns[0].params.max_new_tokens = tokens
+    return spec
+
+
+def _wait_until_not_running(service: RunService, batch_id: str) -> Progress:
+    deadline = time.monotonic() + 120
+    while (p := service.batch_progress(batch_id)).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return p
+
+
+def test_only_the_owner_can_stop_a_background_batch(service: RunService) -> None:
+    """A `?batch=` link shows a batch to anyone; stopping it is its owner's (as deleting a run is)."""
+    batch_id = service.start_batch(_small_spec(16), owner="carol")
+    with pytest.raises(SessionError, match="only the batch's owner can stop it"):
+        service.batches.stop(batch_id, owner="mallory")
+    assert service.batches.stop(batch_id, owner="carol")
+    assert _wait_until_not_running(service, batch_id).state == "stopped"
+
+
+def test_background_batches_are_capped_per_server(service: RunService,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each background batch keeps models busy for as long as its set lasts: a server runs at most
+    MAX_RUNNING_BATCHES at once, and says so instead of starting (or resuming) one more."""
+    monkeypatch.setattr(runner, "MAX_RUNNING_BATCHES", 1)
+    first = service.start_batch(_small_spec(16), owner="carol")
+    try:
+        with pytest.raises(BatchLimit, match="running 1 batches, the most it runs at once: wait for one"):
+            service.start_batch(_small_spec(), owner="dave")
+        assert service.list_batches("dave") == []  # refused before anything was stored
+    finally:
+        service.batches.stop(first, owner="carol")
+        _wait_until_not_running(service, first)
+    second = service.start_batch(_small_spec(), owner="dave")  # room again once the first has ended
+    assert _wait_until_not_running(service, second).state == "complete"

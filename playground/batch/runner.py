@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from playground.service import RunService
 
 log = logging.getLogger(__name__)
+MAX_RUNNING_BATCHES = 2  # background batches one server runs at once (each keeps its models busy)
+
+
+class BatchLimit(SessionError):
+    """The server already runs as many background batches as it allows; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -162,16 +167,27 @@ class BatchJobs:
         self._lock = threading.Lock()
 
     def start(self, spec: BatchSpec, owner: str) -> str:
-        """Store the batch and start it; resuming a stored one: `resume(id)`."""
+        """Store the batch and start it; resuming a stored one: `resume(id)`. BatchLimit when the server
+        runs as many batches as it allows (checked first: nothing is stored then)."""
+        with self._lock:
+            self._check_room()
         batch_id = BatchBook(self.service.store).create(spec, owner)
         self.resume(batch_id)
         return batch_id
+
+    def _check_room(self) -> None:
+        """Raise BatchLimit when MAX_RUNNING_BATCHES run already (call with the lock held)."""
+        running = sum(1 for thread, _cancel, _last in self._jobs.values() if thread.is_alive())
+        if running >= MAX_RUNNING_BATCHES:
+            raise BatchLimit(f"this server is running {running} batches, the most it runs at once: "
+                             "wait for one to finish (or stop yours), then run or resume this one")
 
     def resume(self, batch_id: str) -> None:
         with self._lock:
             job = self._jobs.get(batch_id)
             if job is not None and job[0].is_alive():
                 return
+            self._check_room()
             cancel, last = threading.Event(), [Progress(batch_id, 0, 0)]
 
             def work() -> None:
@@ -192,10 +208,14 @@ class BatchJobs:
             job = self._jobs.get(batch_id)
         return None if job is None else job[2][0]
 
-    def stop(self, batch_id: str) -> bool:
+    def stop(self, batch_id: str, owner: str) -> bool:
+        """Stop a running batch: only its owner may (anyone with shared history), as with deleting runs.
+        A `?batch=` link lets anyone see a batch, not stop it. SessionError for someone else's batch."""
         with self._lock:
             job = self._jobs.get(batch_id)
         if job is None or not job[0].is_alive():
             return False
+        if not self.service.shared_history and BatchBook(self.service.store).owner_of(batch_id) != owner:
+            raise SessionError("only the batch's owner can stop it")
         job[1].set()
         return True

@@ -236,8 +236,12 @@ class BatchPanel:
             updates.update(self.controls(False, resumable=mine and not result.complete))
             return updates
 
-        def stop(batch_id: str) -> dict[Any, Any]:
-            if batch_id and service.batches.stop(batch_id):
+        def stop(batch_id: str, browser_id: object, request: gr.Request) -> dict[Any, Any]:
+            try:
+                stopping = bool(batch_id) and service.batches.stop(batch_id, owner_of(request, browser_id))
+            except SessionError as exc:
+                return message(str(exc), "warn")
+            if stopping:
                 return {self.status: H.notice("stopping… the prompt running now is cut (it runs "
                                               "again on Resume); the finished prompts stay saved", "warn")}
             return message("no batch of yours is running", "warn")
@@ -249,7 +253,10 @@ class BatchPanel:
                     return message("only the batch's owner can resume it: start a new batch instead")
             except SessionError as exc:
                 return message(str(exc))
-            service.batches.resume(batch_id)
+            try:
+                service.batches.resume(batch_id)
+            except SessionError as exc:  # BatchLimit: the server runs as many batches as it allows
+                return message(str(exc), "warn")
             return {self.seen: -1, self.status: H.notice(f"resuming batch {batch_id}…", "info"),
                     **self.controls(True)}
 
@@ -318,7 +325,7 @@ class BatchPanel:
         self.run_btn.click(start, inputs=start_inputs, outputs=everything)
         self.timer.tick(poll, inputs=[self.batch_id], outputs=everything, show_progress="hidden").then(
             poll_results, inputs=[self.batch_id, self.seen], outputs=everything, show_progress="hidden")
-        self.stop_btn.click(stop, inputs=[self.batch_id], outputs=[self.status])
+        self.stop_btn.click(stop, inputs=[self.batch_id, shell.owner], outputs=[self.status])
         self.resume_btn.click(resume, inputs=[self.batch_id, shell.owner], outputs=everything)
         for box in (self.filter_model, self.filter_category, self.sort):
             box.input(refilter, inputs=[self.result, self.filter_model, self.filter_category, self.sort],
