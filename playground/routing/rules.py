@@ -70,11 +70,11 @@ class Condition:
     prompt_tokens_below: int | None = None
     matches: str | None = None
     anomaly: str | None = None  # canonical kind (aliases resolved)
-    pattern: UserPattern | None = field(default=None, compare=False, repr=False)  # `matches`, compiled
+    pattern: UserPattern | None = field(init=False, default=None, compare=False, repr=False)  # `matches`
 
     def __post_init__(self) -> None:
         """Compile `matches` once (PatternError when it cannot be), so routing many prompts reuses it."""
-        if self.matches is not None and self.pattern is None:
+        if self.matches is not None:
             object.__setattr__(self, "pattern", UserPattern.compile(self.matches))
 
     def to_dict(self) -> dict:
@@ -158,7 +158,7 @@ def _condition(when: object, where: str) -> Condition:
             raise RulesError(f"{where}.matches: must be a regular expression (a non-empty string), "
                              f"got {quote(value)}")
         try:
-            fields["pattern"] = UserPattern.compile(value)
+            UserPattern.compile(value)  # here, to name the rule; Condition keeps it (compiled once)
         except PatternError as exc:
             raise RulesError(f"{where}.matches: {exc}") from exc
         fields["matches"] = value
