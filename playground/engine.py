@@ -31,6 +31,15 @@ from playground.grounding.citations import check_citations
 from playground.grounding.prompt import build_grounded_prompt
 from playground.grounding.providers import SearchResult
 from playground.inspect.tokens import find_anomalies
+from playground.limits import (
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_OUTPUT_CHARS,
+    MAX_PROMPT_TOKENS,
+    MAX_TOKEN_CHARS,
+    MAX_TOP_ALTERNATIVES,
+    cut_notice,
+)
 from playground.params import MAX_NEW_TOKENS_LIMIT, validate_params  # noqa: F401 - re-exported
 from playground.record import (
     ColumnCapabilities,
@@ -84,6 +93,8 @@ class _Column:
     capture: bool = False
     parallel: bool = False  # its steps overlap other columns' (fast path): speed is its own wall pace
     sources: int = 0  # numbered sources this column's prompt carries
+    step_chars: int = 0  # text of the steps kept so far, and of the text shown: each at most MAX_OUTPUT_CHARS
+    text_chars: int = 0
     done: bool = False
 
 
@@ -267,6 +278,11 @@ class Engine:
         """Record the prompt's tokens and anomalies; False when the column ends here."""
         encoding, prompt_text, user_tokens = prepared
         record = col.record
+        count = max(len(encoding.token_ids), len(encoding.pieces))
+        if count > MAX_PROMPT_TOKENS:  # a record keeps at most this many (a served tokenizer can send more)
+            self._fail(col, f"the prompt is {count:,} tokens; a run keeps at most {MAX_PROMPT_TOKENS:,} "
+                            "per column (shorten the prompt or the conversation)")
+            return False
         record.prompt_token_ids = encoding.token_ids
         record.prompt_pieces = encoding.pieces
         if encoding.stop:  # the prompt's frame ends the answer too (a base model's new "Question:")
@@ -506,12 +522,20 @@ class Engine:
             col.busy_s = 0.0  # decode speed counts the steps after the first token
         elif col.pumped or col.parallel:
             col.busy_s = now - col.first_token_at  # its own pace (steps overlap others'), since token 1
+        step, cut = _bounded_step(step, MAX_OUTPUT_CHARS - col.step_chars)
+        col.step_chars += len(step.text)
         record.steps.append(step)
         text = col.decoder.push(step.token_id) if col.decoder is not None else step.text
+        if len(text) > MAX_OUTPUT_CHARS - col.text_chars:  # a served model's 30 MB chunk stops here
+            text, cut = text[: MAX_OUTPUT_CHARS - col.text_chars], True
+        col.text_chars += len(text)
         shown = col.scanner.push(text)
         record.text += shown
         reason = ""
-        if col.scanner.stopped:
+        if cut:
+            reason = "length"
+            record.error = cut_notice()
+        elif col.scanner.stopped:
             reason = "stop"
         elif step.token_id in getattr(col.backend, "eos_ids", ()):
             reason = "eos"
@@ -600,7 +624,7 @@ class Engine:
         if message:
             record.error = message
         if record.error:
-            record.error = self._public(record.error)
+            record.error = _clip(self._public(record.error), MAX_MESSAGE_CHARS)
         if reason in ("cancelled", "timeout", "error") and not record.attention_note:
             record.attention_note = "no attention: this column did not finish"
         if col.pumped:
@@ -636,8 +660,9 @@ class Engine:
         """What the server reported: its model name, usage, own speed; cost from the catalog's prices."""
         record, info, spec = col.record, col.info, col.spec
         m = record.metrics
-        record.identity.served_model = info.served_model or record.identity.served_model
-        record.identity.fingerprint = info.fingerprint
+        served = info.served_model or record.identity.served_model
+        record.identity.served_model = _clip(served, MAX_NAME_CHARS)
+        record.identity.fingerprint = _clip(info.fingerprint, MAX_NAME_CHARS)
         m.usage_prompt_tokens, m.usage_output_tokens = info.usage_prompt_tokens, info.usage_output_tokens
         m.server_prompt_tok_s, m.server_decode_tok_s = info.server_prompt_tok_s, info.server_decode_tok_s
         prompt_tokens = info.usage_prompt_tokens or m.prompt_tokens
@@ -661,6 +686,23 @@ class Engine:
         if col.probe is not None and alone:
             m.peak_memory_bytes = col.probe.peak_bytes()
             m.memory_kind = col.probe.kind
+
+
+def _clip(text: str, limit: int) -> str:
+    """A message or name from a server, at most `limit` characters (an ellipsis says it was cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded_step(step: TokenStep, room: int) -> tuple[TokenStep, bool]:
+    """A step within the record's limits: its text cut to the room left in the column (True when cut),
+    at most MAX_TOP_ALTERNATIVES alternatives of at most MAX_TOKEN_CHARS each. Only a served model
+    can send more; a local model's steps pass unchanged."""
+    cut = len(step.text) > room
+    trimmed = len(step.top) > MAX_TOP_ALTERNATIVES or any(len(a.text) > MAX_TOKEN_CHARS for a in step.top)
+    if cut or trimmed:
+        top = [replace(alt, text=_clip(alt.text, MAX_TOKEN_CHARS)) for alt in step.top[:MAX_TOP_ALTERNATIVES]]
+        step = replace(step, text=step.text[: max(room, 0)], top=top)
+    return step, cut
 
 
 def _exchanges(run: Run, column: int) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
+from playground.limits import MAX_COLUMNS, MAX_TURNS
 from playground.record import GenerationParams, SearchSnapshot, Turn
 
 MAX_PROMPT_CHARS = 2_000_000
@@ -64,6 +65,13 @@ def validate_request(request: RunRequest) -> None:
         )
     if not request.columns:
         raise RequestError("no model picked: choose at least one model column")
+    if len(request.columns) > MAX_COLUMNS:
+        raise RequestError(f"{len(request.columns)} model columns; a run has at most {MAX_COLUMNS}")
+    if len(request.history) > MAX_TURNS:  # what a saved run keeps and an export imports
+        raise RequestError(
+            f"this conversation already has {len(request.history):,} turns; a conversation keeps at most "
+            f"{MAX_TURNS + 1} (its {MAX_TURNS} earlier turns and the latest): start a new run"
+        )
     for number, turn in enumerate(request.history, start=1):
         if len(turn.models) != len(request.columns):
             raise RequestError(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sample_runs import XSS_PROMPT, make_run, model_run
 
+from playground.limits import MAX_OUTPUT_STEPS
 from playground.record import SCHEMA_VERSION, GenerationParams, Run
 from playground.sessions.bundle import (
     FORMAT,
@@ -279,7 +280,7 @@ def test_too_many_model_columns_are_refused() -> None:
     assert len(_import(doc).models) == MAX_MODELS
 
 
-@pytest.mark.parametrize("where", ["prompt", "system_prompt", "text", "error"])
+@pytest.mark.parametrize("where", ["prompt", "system_prompt", "error"])
 def test_too_long_text_is_refused_and_named(where: str) -> None:
     doc = _doc()
     long = "a" * (MAX_TEXT_CHARS + 1)
@@ -303,11 +304,12 @@ def test_text_at_the_limit_is_accepted() -> None:
 def test_too_many_tokens_are_refused(where: str) -> None:
     doc = _doc()
     model = doc["run"]["models"][0]
+    limit = MAX_TOKENS_PER_MODEL if where == "prompt_token_ids" else MAX_OUTPUT_STEPS
     if where == "prompt_token_ids":
-        model[where] = [1] * (MAX_TOKENS_PER_MODEL + 1)
+        model[where] = [1] * (limit + 1)
     else:
-        model[where] = [{"token_id": 1, "text": "", "logprob": 0.0, "top": []}] * (MAX_TOKENS_PER_MODEL + 1)
-    with pytest.raises(BundleError, match=rf"^models\[0\]\.{where} has 200,001 entries; at most 200,000"):
+        model[where] = [{"token_id": 1, "text": "", "logprob": 0.0, "top": []}] * (limit + 1)
+    with pytest.raises(BundleError, match=rf"^models\[0\]\.{where} has {limit + 1:,} entries; at most {limit:,}"):
         _import(doc)
 
 
@@ -514,8 +516,8 @@ def test_a_million_prompt_pieces_are_refused_before_any_record_is_built(
         (("models", 0, "identity", "name"), r"models\[0\]\.identity\.name"),
         (("models", 1, "identity", "location"), r"models\[1\]\.identity\.location"),
         (("models", 0, "identity", "libraries", "torch"), r"models\[0\]\.identity\.libraries\.torch"),
-        (("models", 0, "steps", 1, "text"), r"models\[0\]\.steps\[1\]\.text"),
-        (("models", 0, "steps", 1, "top", 0, "text"), r"models\[0\]\.steps\[1\]\.top\[0\]\.text"),
+        (("models", 0, "grounding_notice"), r"models\[0\]\.grounding_notice"),
+        (("models", 0, "attention_note"), r"models\[0\]\.attention_note"),
         (("models", 0, "params", "stop", 0), r"models\[0\]\.params\.stop\[0\]"),
         (("search", "results", 1, "text"), r"search\.results\[1\]\.text"),
         (("search", "query"), r"search\.query"),

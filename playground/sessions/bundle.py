@@ -2,7 +2,8 @@
 
 A bundle is `{"format": "playground-run", "schema_version": N, "run": {...}}`.
 Import never trusts a file: size limit first, then JSON syntax, format and
-schema version, then every field's type (record.py) and size limits. Nothing
+schema version, then the size limits (limits.py: the same ones a save and an
+export meet), then every field's type (record.py) and value. Nothing
 in a file is executed, and all of it is escaped when shown.
 """
 
@@ -11,9 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
 
-from playground.params import MAX_STOP_STRINGS, validate_params
+from playground.limits import (  # noqa: F401 - re-exported: the limits an import applies
+    MAX_BUNDLE_BYTES,
+    MAX_COLUMNS,
+    MAX_LAYERS,
+    MAX_PROMPT_TOKENS,
+    MAX_TEXT_CHARS,
+    MAX_TURNS,
+    LimitError,
+    check_record,
+    check_record_bytes,
+)
+from playground.params import validate_params
 from playground.record import (
     SCHEMA_VERSION,
     SUPPORTED_VERSIONS,
@@ -26,20 +37,9 @@ from playground.record import (
 from playground.sessions.store import MAX_CREATED_AT, SessionError, check_id, valid_time
 
 FORMAT = "playground-run"
-MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # attention of a few columns takes ~8 MiB each
-MAX_MODELS = 64
-MAX_TEXT_CHARS = 2_000_000  # every string but the attention data (bounded by the file size)
-MAX_TOKENS_PER_MODEL = 200_000  # prompt token ids, output steps and prompt pieces, each
-MAX_TOP_ALTERNATIVES = 20
-MAX_ANOMALIES = 10_000
-MAX_SEARCH_RESULTS = 100
-MAX_CITATIONS = 1000
-MAX_LIBRARIES = 32
-MAX_LAYERS = 1024  # attention layers and per-layer sink figures
+MAX_MODELS = MAX_COLUMNS  # the names this module has always had
+MAX_TOKENS_PER_MODEL = MAX_PROMPT_TOKENS
 MAX_LOGPROB = 1e-3  # a log-probability is at most 0; this much above it is float rounding
-MAX_DEPTH = 16  # a run record nests 8 deep (history turns included); anything deeper is not one
-MAX_TURNS = 200  # earlier turns of a conversation
-INT_RANGE = (-(2**63), 2**63 - 1)  # what SQLite, numpy and the UI's arithmetic take
 
 
 class BundleError(ValueError):
@@ -47,11 +47,18 @@ class BundleError(ValueError):
 
 
 def export_bundle(run: Run) -> str:
-    return json.dumps(
-        {"format": FORMAT, "schema_version": SCHEMA_VERSION, "run": run.to_dict()},
-        ensure_ascii=False,
-        indent=1,
-    )
+    """The run as an export file, checked against the limits an import applies (BundleError when over,
+    e.g. a run saved before these limits): a file this writes always imports again.
+
+    Compact JSON, the form the store saves: a run the store accepted fits in a file."""
+    data = run.to_dict()
+    try:
+        check_record(data)
+        record = json.dumps(data, ensure_ascii=False)
+        check_record_bytes(len(record.encode("utf-8")))
+    except LimitError as exc:
+        raise BundleError(f"this run cannot be exported: {exc}") from exc
+    return f'{{"format": "{FORMAT}", "schema_version": {SCHEMA_VERSION}, "run": {record}}}'
 
 
 def import_bundle(data: bytes | str) -> Run:
@@ -95,8 +102,10 @@ def import_bundle(data: bytes | str) -> Run:
             f"(this one reads versions {SUPPORTED_VERSIONS.start}..{SCHEMA_VERSION})"
         )
     raw = doc.get("run")
-    _check_counts(raw)
-    _check_scalars(raw)
+    try:
+        check_record(raw)
+    except LimitError as exc:
+        raise BundleError(str(exc)) from None
     try:
         run = Run.from_dict(raw)
     except RecordError as exc:
@@ -107,113 +116,6 @@ def import_bundle(data: bytes | str) -> Run:
         raise BundleError(f"the export is malformed: run.id: {exc}") from exc
     _check_values(run)
     return run
-
-
-# -- on the parsed JSON, before any record is built ------------------------------------------------
-
-
-def _count(value: object, where: str, limit: int) -> None:
-    """A list (or object) longer than its limit; anything else is left to the type checks."""
-    if isinstance(value, (list, dict)) and len(value) > limit:
-        raise BundleError(f"{where} has {len(value):,} entries; at most {limit:,} are allowed")
-
-
-def _field(value: object, key: str) -> object:
-    return value.get(key) if isinstance(value, dict) else None
-
-
-def _check_counts(run: object) -> None:
-    """Every list a file can make long, by its length alone: cheap, and before building anything."""
-    history = _field(run, "history")
-    _count(history, "history", MAX_TURNS)
-    for t, turn in enumerate(history if isinstance(history, list) else []):
-        _check_turn_counts(turn, f"history[{t}].")
-        _count(_field(_field(turn, "search"), "results"), f"history[{t}].search.results", MAX_SEARCH_RESULTS)
-    _check_turn_counts(run, "")
-    _count(_field(_field(run, "search"), "results"), "search.results", MAX_SEARCH_RESULTS)
-
-
-def _check_turn_counts(turn: object, prefix: str) -> None:
-    """One turn's columns (the run itself is the latest turn)."""
-    models = _field(turn, "models")
-    if isinstance(models, list) and len(models) > MAX_MODELS:
-        raise BundleError(f"the export has {len(models)} model columns; at most {MAX_MODELS} are allowed")
-    for i, model in enumerate(models if isinstance(models, list) else []):
-        where = f"{prefix}models[{i}]"
-        for key in ("prompt_token_ids", "steps", "prompt_pieces"):
-            _count(_field(model, key), f"{where}.{key}", MAX_TOKENS_PER_MODEL)
-        _count(_field(model, "anomalies"), f"{where}.anomalies", MAX_ANOMALIES)
-        for key in ("cited", "invalid_citations"):
-            _count(_field(model, key), f"{where}.{key}", MAX_CITATIONS)
-        _count(_field(_field(model, "params"), "stop"), f"{where}.params.stop", MAX_STOP_STRINGS)
-        _count(_field(_field(model, "identity"), "libraries"), f"{where}.identity.libraries", MAX_LIBRARIES)
-        attention = _field(model, "attention")
-        for key in ("layers", "sink_first", "sink_special"):
-            _count(_field(attention, key), f"{where}.attention.{key}", MAX_LAYERS)
-        steps = _field(model, "steps")
-        for j, step in enumerate(steps if isinstance(steps, list) else []):
-            _count(_field(step, "top"), f"{where}.steps[{j}].top", MAX_TOP_ALTERNATIVES)
-
-
-class _Bad(Exception):
-    """A string or integer out of bounds; the path is collected on the way out (only when one is found)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.path: list[str] = []
-
-
-def _check_scalars(run: object) -> None:
-    """Every string at most MAX_TEXT_CHARS (but the attention data) and valid Unicode, every integer
-    within 64 bits. JSON escapes can spell lone surrogates (\\ud800), which SQLite (UTF-8) cannot store.
-    """
-    try:
-        _walk(run, 0)
-    except _Bad as bad:
-        where = "".join(reversed(bad.path)).removeprefix(".")
-        raise BundleError(f"{where or 'run'} {bad.problem}") from None
-
-
-def _check_text(text: str, what: str) -> None:
-    if len(text) > MAX_TEXT_CHARS:
-        raise _Bad(f"{what} {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = ascii(text[exc.start])
-            raise _Bad(f"has text that is not valid Unicode (a lone surrogate, {bad})") from None
-
-
-def _walk(value: Any, depth: int) -> None:
-    if isinstance(value, str):
-        _check_text(value, "is")
-    elif isinstance(value, bool) or value is None or isinstance(value, float):
-        return
-    elif isinstance(value, int):
-        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
-            raise _Bad(f"is {str(value)[:30]}{'...' if len(str(value)) > 30 else ''}, "
-                       "outside the 64-bit integer range")
-    elif depth >= MAX_DEPTH:
-        raise _Bad("is nested too deeply to be part of a run record")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, "has a key of")
-            if key == "data" and isinstance(item, str):
-                continue  # attention weights: bounded by the file size, checked with their shape
-            try:
-                _walk(item, depth + 1)
-            except _Bad as bad:
-                bad.path.append(f".{key}")
-                raise
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            try:
-                _walk(item, depth + 1)
-            except _Bad as bad:
-                bad.path.append(f"[{index}]")
-                raise
 
 
 # -- on the built record: values and ranges ----------------------------------------------------------

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from playground.limits import check_record, check_record_bytes
 from playground.record import RecordError, Run, new_run_id
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,23}$")  # record.new_run_id(): 23 chars, 136 random bits
@@ -207,9 +208,13 @@ class SessionStore:
         Never replaces a saved run: when the id is taken (an imported file saved twice, or a
         colleague's run with the same id), the run gets a fresh id, `run.id` is set to it, and
         the new id is returned, so callers must show the returned id rather than the old one.
+        LimitError for a run over the limits an export and an import apply (limits.py): what is
+        saved can always be exported and imported again.
         """
         data = run.to_dict()
+        check_record(data)
         record = json.dumps(data, ensure_ascii=False)
+        check_record_bytes(len(record.encode("utf-8")))
         outputs = _outputs_text(data)
         models = json.dumps([m.identity.catalog_id for m in run.models])
         original_id = run.id
