@@ -97,8 +97,9 @@ class Page:
             **self.prompt.show(record), **columns,
             self.shell.notice: H.notice(message + note), self.rerun_report: "",
             **self.bar.updates(record), **self.evidence(record),
-            **(self.blind.replay(self, record) if self.blind else {}),
         }
+        if self.blind:  # merged: a blind replay takes the pickers off the page, keeping their values
+            drawn = merge_updates(drawn, self.blind.replay(self, record))
         return merge_updates(drawn, self.editable(not replay, replay_banner(record) if replay else ""))
 
     def editable(self, on: bool, banner: str = "") -> dict[Any, Any]:
@@ -165,7 +166,7 @@ def build_page(service: RunService) -> gr.Blocks:
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
         columns = build_columns(service.settings, service.engine)
         build_follow_up(bar)
-        blind = build_blind_panel(prompt.blind, columns.size)
+        blind = build_blind_panel(prompt.blind, columns.size, [slot.model for slot in columns.slots])
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
                     build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)
         batches = build_batch_panel()  # prompt sets over the columns; routing rules on their results

@@ -2,9 +2,10 @@
 
 A blind run is drawn from a masked copy of its record (playground/inspect/blind.py) into the
 slots it ran in, letter A in the first slot, B in the second, ... with the run's columns
-shuffled among the letters. The model pickers and per-column parameters of those slots are
-hidden meanwhile (they would say which model sits where). The letter order is stored with the
-run, so a replay shows the same letters and takes a vote too. Voting stores the vote, then
+shuffled among the letters. The model pickers of those slots are taken off the page meanwhile
+(visible=False: not in the page's HTML at all, where CSS would only hide them from sight, not from
+View Source or a screen reader), and their per-column parameters are hidden. The letter order is
+stored with the run, so a replay shows the same letters and takes a vote too. Voting stores the vote, then
 redraws the run from its real record in the slots it was run from: names, pickers and
 parameters back in place, and a line saying which letter was which model.
 
@@ -17,7 +18,8 @@ per run: the names are revealed after the first vote.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from playground.ui.columns import Columns
 
 CATEGORIES = ["", "general", "coding", "math", "reasoning", "writing", "facts", "other"]
-# While a blind run is shown: hide what says which model sits in which slot (pickers, parameters).
+# While a blind run is shown: hide the slots' top rows and parameters from sight; the pickers
+# themselves (the model names) leave the page (BlindPanel.pickers_shown).
 HIDE_PICKERS = ("<style>#columns .pg-col-top, #columns .pg-column .gr-accordion"
                 " { display: none !important; }</style>")
 
@@ -94,10 +97,16 @@ class BlindPanel:
     buttons: list[Any]  # one per possible letter, then tie, then bad
     category: Any
     result: Any
+    pickers: list[Any] = field(default_factory=list)  # each column slot's model dropdown
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.state, self.style, self.box, self.prompt, self.category, self.result, *self.buttons]
+        return [self.state, self.style, self.box, self.prompt, self.category, self.result, *self.buttons,
+                *self.pickers]
+
+    def pickers_shown(self, hidden_slots: Sequence[int] = ()) -> dict[Any, Any]:
+        """The slots' model pickers, those of `hidden_slots` taken out of the page (not rendered)."""
+        return {picker: gr.update(visible=i not in hidden_slots) for i, picker in enumerate(self.pickers)}
 
     # -- drawing ---------------------------------------------------------------------
 
@@ -122,11 +131,14 @@ class BlindPanel:
 
     def hidden(self) -> dict[Any, Any]:
         """No blind run on screen."""
-        return {self.state: None, self.style: "", self.box: gr.update(visible=False), self.result: ""}
+        return {self.state: None, self.style: "", self.box: gr.update(visible=False), self.result: "",
+                **self.pickers_shown()}
 
     def running(self, view: BlindView | None) -> dict[Any, Any]:
         """At the start of a run: pickers hidden for a blind one, the vote box hidden either way."""
-        return self.hidden() | ({self.style: HIDE_PICKERS} if view is not None else {})
+        if view is None:
+            return self.hidden()
+        return self.hidden() | {self.style: HIDE_PICKERS, **self.pickers_shown(view.slots)}
 
     def ask(self, page: Page, record: Run, view: BlindView, note: str = "") -> dict[Any, Any]:
         """A blind run to vote on: every panel drawn from its masked copy, the vote buttons shown."""
@@ -135,6 +147,7 @@ class BlindPanel:
         labels = vote_labels(n)
         updates: dict[Any, Any] = {
             **page.evidence(masked), self.state: view.to_state(), self.style: HIDE_PICKERS,
+            **self.pickers_shown(view.slots),
             self.box: gr.update(visible=True), self.result: note,
             self.prompt: H.notice("Blind run: the columns are shown as Model A, B, … in a shuffled order. "
                                   "Vote to store your judgement and reveal the models."),
@@ -179,7 +192,7 @@ class BlindPanel:
         return {**draw, **page.evidence(record), self.state: view.to_state(), self.style: "",
                 self.box: gr.update(visible=True), self.result: message, self.prompt: "",
                 self.category: gr.update(visible=False), page.bar.again_btn: gr.update(interactive=True),
-                **{b: gr.update(visible=False) for b in self.buttons}}
+                **{b: gr.update(visible=False) for b in self.buttons}, **self.pickers_shown()}
 
     # -- events ----------------------------------------------------------------------
 
@@ -222,7 +235,7 @@ def build_blind_toggle() -> Any:
     return gr.Checkbox(False, label="Blind: hide the model names, vote, then reveal", elem_id="blind-toggle")
 
 
-def build_blind_panel(toggle: Any, max_columns: int) -> BlindPanel:
+def build_blind_panel(toggle: Any, max_columns: int, pickers: list[Any]) -> BlindPanel:
     """The vote box under the columns (hidden until a blind run finishes)."""
     with gr.Group(visible=False, elem_id="vote-box") as box:
         prompt = gr.HTML(elem_id="vote-prompt", padding=False)
@@ -236,4 +249,4 @@ def build_blind_panel(toggle: Any, max_columns: int) -> BlindPanel:
                                    scale=2)
         result = gr.HTML(elem_id="vote-result", padding=False)
     style = gr.HTML("", elem_id="blind-style", padding=False)
-    return BlindPanel(toggle, gr.State(None), style, box, prompt, buttons, category, result)
+    return BlindPanel(toggle, gr.State(None), style, box, prompt, buttons, category, result, list(pickers))

@@ -12,6 +12,14 @@ def _columns_text(page) -> str:  # noqa: ANN001 - what a user can read in the co
     return page.locator("#columns").inner_text()
 
 
+def _columns_html(page) -> str:  # noqa: ANN001 - what View Source or a screen reader finds there
+    return page.evaluate("""() => {
+      const box = document.querySelector('#columns');
+      const values = [...box.querySelectorAll('input, textarea')].map((field) => field.value);
+      return box.outerHTML + ' ' + values.join(' ');
+    }""")
+
+
 def test_blind_vote_reveals_and_ranks(browser, app_url) -> None:  # noqa: ANN001
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
@@ -33,6 +41,8 @@ def test_blind_vote_reveals_and_ranks(browser, app_url) -> None:  # noqa: ANN001
         after = _columns_text(page)
         assert "Model A" in after and "Model B" in after
         assert not any(name in after for name in NAMES), after
+        hidden = _columns_html(page)  # the pickers were hidden by CSS only: their values were in the HTML
+        assert not any(name in hidden for name in NAMES), [n for n in NAMES if n in hidden]
         assert page.locator("#model-0").is_hidden() and page.locator("#model-1").is_hidden()
         assert page.locator("#vote-a").inner_text() == "A is better"
         assert page.locator("#vote-b").inner_text() == "B is better"
@@ -74,6 +84,7 @@ def test_blind_vote_reveals_and_ranks(browser, app_url) -> None:  # noqa: ANN001
         settle(replay)
         again = _columns_text(replay)
         assert not any(name in again for name in NAMES), again
+        assert not any(name in _columns_html(replay) for name in NAMES)
         assert [replay.locator("#out-0").inner_text(), replay.locator("#out-1").inner_text()] == answers
         replay.context.close()
         assert dialogs == []
