@@ -22,6 +22,7 @@ from playground.record import Run
 # whenever one answer's words are a subset of the other's ("Paris." vs "The capital of France
 # is Paris."), which hides exactly the differences this panel is for.
 LEXICAL_METHOD = "rapidfuzz fuzz.ratio / 100 (character edit similarity, order- and case-sensitive)"
+LEXICAL_CHARS = 5_000  # characters of each output compared (a replay of the longest outputs stays quick)
 
 
 class SemanticScorer(Protocol):
@@ -38,10 +39,12 @@ def is_empty(text: str) -> bool:
 
 
 def lexical_matrix(texts: list[str]) -> np.ndarray:
-    """N×N similarity in [0, 1], symmetric, ones on the diagonal."""
+    """N×N similarity in [0, 1], symmetric, ones on the diagonal; over each text's first LEXICAL_CHARS
+    characters (the ratio is quadratic in length: two 200,000-character answers took seconds)."""
     if not texts:
         return np.zeros((0, 0))
-    scores = process.cdist(texts, texts, scorer=fuzz.ratio, dtype=np.float64, workers=1) / 100.0
+    heads = [text[:LEXICAL_CHARS] for text in texts]
+    scores = process.cdist(heads, heads, scorer=fuzz.ratio, dtype=np.float64, workers=1) / 100.0
     return _finish(scores, texts)
 
 

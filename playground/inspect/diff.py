@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from playground.record import ModelRun
 
 EQUAL, INSERT, DELETE = "equal", "insert", "delete"
+DIFF_WORDS = 2_000  # words of each side compared one by one after the common start (see _matching_blocks)
 
 # Code points that belong to the character before them: combining marks (NFD accents),
 # variation selectors, emoji skin tones, tag characters. Kept with that character so a
@@ -75,7 +77,7 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def word_diff(baseline: str, other: str) -> list[DiffOp]:
+def word_diff(baseline: str, other: str, words: int = DIFF_WORDS) -> list[DiffOp]:
     """Ops turning `baseline` into `other`; a replacement is a delete followed by an insert.
 
     Words are matched without the whitespace between them (whitespace tokens, one in two,
@@ -84,10 +86,9 @@ def word_diff(baseline: str, other: str) -> list[DiffOp]:
     """
     a_words, a_gaps = _split(baseline)
     b_words, b_gaps = _split(other)
-    matcher = difflib.SequenceMatcher(None, a_words, b_words, autojunk=False)
     hunks: list[_Hunk] = []
     i0 = j0 = 0  # gap index where the stretch between matched blocks starts
-    for i, j, size in matcher.get_matching_blocks():
+    for i, j, size in _matching_blocks(a_words, b_words, words):
         hunks.append(_hunk(_stretch(a_words, a_gaps, i0, i), _stretch(b_words, b_gaps, j0, j)))
         for k in range(size):
             hunks.append(_Hunk(a_words[i + k], a_words[i + k], True))
@@ -95,6 +96,28 @@ def word_diff(baseline: str, other: str) -> list[DiffOp]:
                 hunks.append(_hunk(a_gaps[i + k + 1], b_gaps[j + k + 1]))
         i0, j0 = i + size, j + size
     return _to_ops(_trim_whitespace(_bridge_whitespace(_merge(hunks))))
+
+
+def _matching_blocks(a: list[str], b: list[str], words: int) -> list[tuple[int, int, int]]:
+    """Stretches of equal words, as SequenceMatcher gives them (ending with (len(a), len(b), 0)).
+
+    The common start and end are matched directly; SequenceMatcher (quadratic on repetitive text)
+    compares at most `words` words of each side between them, and what follows is one change:
+    a replay of the longest outputs the limits allow stays quick, and both texts are still exact.
+    """
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    blocks = [(0, 0, head)] if head else []
+    middle_a, middle_b = a[head: len(a) - tail][:words], b[head: len(b) - tail][:words]
+    matcher = difflib.SequenceMatcher(None, middle_a, middle_b, autojunk=False)
+    blocks += [(head + i, head + j, size) for i, j, size in matcher.get_matching_blocks() if size]
+    if tail:
+        blocks.append((len(a) - tail, len(b) - tail, tail))
+    return [*blocks, (len(a), len(b), 0)]
 
 
 def _hunk(a: str, b: str) -> _Hunk:
@@ -248,13 +271,19 @@ def diff_stats(ops: list[DiffOp]) -> dict[str, Any]:
     }
 
 
-def column_diff(baseline: ModelRun, other: ModelRun) -> ColumnDiff:
+def diff_words(diffs: int) -> int:
+    """Words compared per diff when a panel draws `diffs` of them: the cost is quadratic in the words,
+    so the whole panel costs about what 7 diffs of DIFF_WORDS do, whatever the number of columns."""
+    return DIFF_WORDS if diffs <= 7 else max(200, int(DIFF_WORDS * math.sqrt(7 / diffs)))
+
+
+def column_diff(baseline: ModelRun, other: ModelRun, words: int = DIFF_WORDS) -> ColumnDiff:
     """Diff two columns' outputs; a failed column gives a message, never a diff against "" ."""
     for run in (baseline, other):
         if run.error:
             message = f"cannot diff: column {run.column + 1} failed: {run.error}"
             return ColumnDiff(baseline.column, other.column, error=message)
-    return ColumnDiff(baseline.column, other.column, word_diff(baseline.text, other.text))
+    return ColumnDiff(baseline.column, other.column, word_diff(baseline.text, other.text, words))
 
 
 def abbreviate(ops: list[DiffOp], context: int = 6) -> list[DiffOp]:

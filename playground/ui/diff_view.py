@@ -13,7 +13,7 @@ import gradio as gr
 
 from playground.backends.embeddings import EmbeddingModel
 from playground.inspect.agreement import LEXICAL_METHOD, run_agreement
-from playground.inspect.diff import column_diff
+from playground.inspect.diff import column_diff, diff_words
 from playground.inspect.run_compare import RunDiff, compare_runs
 from playground.record import Run
 from playground.service import RunService, SessionError
@@ -28,10 +28,11 @@ def baseline_diffs_html(run: Run, baseline: int) -> str:
         return '<span class="pg-muted">Add a second column to compare outputs.</span>'
     base = run.models[baseline]
     blocks = []
+    words = diff_words(len(run.models) - 1)
     for model in run.models:
         if model.column == base.column:
             continue
-        diff = column_diff(base, model)
+        diff = column_diff(base, model, words)
         title = f"{column_label(model)} vs baseline {column_label(base)}"
         if diff.error:
             body = f'<div class="pg-error">{html.escape(diff.error)}</div>'

@@ -11,7 +11,9 @@ import gradio as gr
 
 from playground.inspect.probs import probability, summarize
 from playground.record import ModelRun, Run, TokenStep
-from playground.ui.token_view import column_label, visible
+from playground.ui.token_view import column_label, short_repr, visible
+
+PROBS_SHOWN = 2_000  # tokens shaded per column: a replay of 64 columns of 32,768 tokens stays quick
 
 
 def _shade(p: float) -> str:
@@ -21,8 +23,9 @@ def _shade(p: float) -> str:
 
 
 def _title(step: TokenStep, position: int) -> str:
-    lines = [f"#{position} {step.text!r}: p={probability(step):.3f} (logprob {step.logprob:.3f})", "top 5:"]
-    lines += [f"  {alt.text!r}: p={math.exp(alt.logprob):.3f}" for alt in step.top]
+    lines = [f"#{position} {short_repr(step.text)}: p={probability(step):.3f} (logprob {step.logprob:.3f})",
+             "top 5:"]
+    lines += [f"  {short_repr(alt.text)}: p={math.exp(alt.logprob):.3f}" for alt in step.top]
     return html.escape("\n".join(lines), quote=True)
 
 
@@ -38,11 +41,14 @@ def column_html(model: ModelRun) -> str:
     spans = "".join(
         f'<span class="ptok" data-p="{probability(s):.6f}" style="{_shade(probability(s))}" '
         f'title="{_title(s, i)}">{visible(s.text) or "∅"}</span>'
-        for i, s in enumerate(model.steps)
+        for i, s in enumerate(model.steps[:PROBS_SHOWN])
     )
+    if len(model.steps) > PROBS_SHOWN:
+        spans += (f'<div class="pg-muted">The first {PROBS_SHOWN:,} of {len(model.steps):,} tokens are '
+                  "shaded here; the Tokens panel pages through all of them.</div>")
     lowest = "".join(
-        f"<li><code>{html.escape(repr(s.text))}</code> at {i}: p={probability(s):.3f}"
-        + (f" (model preferred <code>{html.escape(repr(s.top[0].text))}</code>)"
+        f"<li><code>{html.escape(short_repr(s.text))}</code> at {i}: p={probability(s):.3f}"
+        + (f" (model preferred <code>{html.escape(short_repr(s.top[0].text))}</code>)"
            if s.top and s.top[0].token_id != s.token_id else "")
         + "</li>"
         for i, s in summary.lowest

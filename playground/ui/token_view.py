@@ -16,6 +16,7 @@ from playground.record import ModelRun, Run
 from playground.ui.plots import token_counts_figure
 
 PAGE_SIZE = 400
+TITLE_CHARS = 80  # characters of a token's text a tooltip quotes
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,19 @@ def visible(text: str) -> str:
     return shown.replace("\n", "↵").replace("\r", "␍")
 
 
+def short_repr(text: str, limit: int = TITLE_CHARS) -> str:
+    """repr() of a token's text for a tooltip, cut after `limit` characters: a served model's step can
+    be 200,000 characters, and every tooltip of a page would carry it again."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
 def _title(chip: Chip, index: int) -> str:
     parts = [f"#{index} · id {chip.token_id}", f"{chip.part}"]
     if chip.raw:
-        parts.append(f"token {chip.raw!r}")
-    parts.append(f"text {chip.text!r}")
-    parts.append("bytes " + (chip.text.encode("utf-8").hex(" ") or "(none)"))
+        parts.append(f"token {short_repr(chip.raw)}")
+    parts.append(f"text {short_repr(chip.text)}")
+    raw = chip.text[:TITLE_CHARS].encode("utf-8").hex(" ")
+    parts.append("bytes " + ((raw + (" …" if len(chip.text) > TITLE_CHARS else "")) or "(none)"))
     if chip.special:
         parts.append("special / control token")
     if chip.logprob is not None:
