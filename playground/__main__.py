@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from playground.config import Settings, parse_auth
+from playground.controls import strip_controls
 from playground.record import GenerationParams
 
 
@@ -21,17 +22,10 @@ class CliError(Exception):
     """Bad input: printed as `playground: error: ...`, exit status 2."""
 
 
-# C0 and C1 control characters, DEL too, except tab and newline: deleted by terminal_safe
-_CONTROLS = dict.fromkeys(c for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n")
-
-
 def terminal_safe(text: str) -> str:
-    """Text from a saved record or a model, fit for a terminal: no control characters but tab and newline.
-
-    A saved run (or an imported file) can hold escape sequences such as "\x1b]0;title\x07" or
-    "\x1b[2J" that would retitle, clear or reprogram the terminal of whoever prints it.
-    """
-    return text.translate(_CONTROLS)
+    """Text from a saved record or a model, fit for a terminal: no control characters but tab and newline
+    (playground/controls.py: escape sequences in saved text never reach the terminal)."""
+    return strip_controls(text)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -537,10 +531,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader that went away (`sessions list | head -1`) shows here at the latest
+        return status
     except CliError as exc:
         print(f"playground: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout closed the pipe: nothing more can reach it, and it asked for no more.
+
+    As Python's documentation recommends (signal module, "Note on SIGPIPE"): point stdout at devnull,
+    so the interpreter's own flush at exit raises no second BrokenPipeError (a traceback)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -281,3 +281,41 @@ def test_sessions_bad_input_exits_2_with_a_message(
     listed = playground(data_dir, "sessions", "list", "--json", db=db)
     assert json.loads(listed.stdout) == []  # nothing was stored
     assert not (tmp_path / "out.json").exists()
+
+
+
+def _saved_runs(db: Path, count: int, prompt_chars: int = 40) -> None:
+    from playground.sessions.store import SessionStore
+
+    store = SessionStore(db)
+    for i in range(count):
+        store.save(make_run(prompt=f"run {i} " + "p" * prompt_chars, created_at=1.7e9 + i))
+
+
+def _env(data_dir: Path, db: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PLAYGROUND_DATA_DIR": str(data_dir),
+            "PLAYGROUND_DB": str(db), "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def test_sessions_list_into_a_closed_pipe_exits_quietly(data_dir: Path, tmp_path: Path) -> None:
+    """The reader is gone before the first line (`| head -1` after its line): status 0, no traceback."""
+    db = tmp_path / "runs.sqlite3"
+    _saved_runs(db, 3)
+    child = subprocess.Popen([sys.executable, "-m", "playground", "sessions", "list"], cwd=REPO, text=True,
+                             env=_env(data_dir, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # long before the interpreter has started: its first write meets a closed pipe
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert err == ""
+
+
+def test_sessions_list_piped_to_head_exits_quietly(data_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite3"
+    _saved_runs(db, 60, prompt_chars=4_000)  # 240 KB of --json: more than a pipe holds
+    script = (f"{sys.executable} -m playground sessions list --json --limit 60 | head -1; "
+              f"{sys.executable} -m playground sessions list | head -1")
+    done = subprocess.run(["bash", "-o", "pipefail", "-ec", script], cwd=REPO, env=_env(data_dir, db),
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[0] == "["

@@ -278,3 +278,19 @@ def test_a_conversation_and_column_system_prompts_are_in_both_reports() -> None:
     assert "**Turn 1**" in text and "**Turn 2 (this run)**" in text
     assert code_block(f"Explain {XSS}") in text and code_block(f"Pirate {XSS}") in text
     assert code_block(FENCED_OUTPUT) in text  # the earlier answer with ``` runs stays inside its fence
+
+
+def test_markdown_strips_control_characters_from_saved_text(tmp_path: Path) -> None:
+    """An escape in a saved answer (clear screen, retitle, bell) never reaches the .md file: whoever
+    prints the report in a terminal sees the text, not the effect. Tabs and newlines stay."""
+    escapes = "\x1b[2J\x1b]0;owned\x07\x9b31m\x00\r\x7f"
+    run = make_run(prompt=f"Say{escapes} hi", outputs=(f"Clear{escapes} screen\tnow\nplease", "fine"))
+    run.models[1].error = f"failed{escapes}"
+    db = tmp_path / "runs.sqlite3"
+    SessionStore(db).save(run)
+    md_file = tmp_path / "r.md"
+    assert _cli(run.id, str(md_file), db=db).returncode == 0
+    text = md_file.read_text(encoding="utf-8")
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+    assert "Clear[2J]0;owned31m screen\tnow\nplease" in text
+    assert render_report(run, "markdown") == text

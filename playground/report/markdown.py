@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 
+from playground.controls import strip_controls
 from playground.inspect.diff import DELETE, INSERT, diff_stats
 from playground.record import Run
 from playground.report import common as C
@@ -62,7 +63,7 @@ def render_markdown(run: Run) -> str:
         *_grounding(run),
         *_attention(run),
     ]
-    return "\n\n".join(parts) + "\n"
+    return strip_controls("\n\n".join(parts) + "\n")  # an escape in a saved answer never reaches the .md
 
 
 def _prompt(run: Run) -> list[str]:
