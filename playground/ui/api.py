@@ -7,8 +7,10 @@ input is a gr.Error with a sentence saying what is wrong, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -21,6 +23,7 @@ from playground.ui.page import login_name
 from playground.ui.runner import search_options
 from playground.ui.text import REPAIRED_NOTICE, clean_text
 
+log = logging.getLogger(__name__)
 API_OWNER = "api"  # who owns runs made through the API on a server without --auth
 GROUNDINGS = ("none", "local", "web")
 _INT_FIELDS = {"max_new_tokens", "top_k", "seed"}
@@ -98,6 +101,11 @@ def compare_request(prompt: Any, system_prompt: Any, models: Any, params: Any, m
 
 def add_compare_endpoint(service: RunService) -> None:
     """Register `/compare` on the Blocks being built (API only: no widget on the page)."""
+    gr.api(compare_endpoint(service), api_name="compare", concurrency_limit=4)
+
+
+def compare_endpoint(service: RunService) -> Callable[..., dict]:
+    """The `/compare` function: every failure is a gr.Error with a sentence, never a bare AppError."""
     settings = service.settings
 
     def compare(
@@ -130,7 +138,11 @@ def add_compare_endpoint(service: RunService) -> None:
             outcome = service.run(request_, f"api-{secrets.token_hex(8)}", owner, options)
         except RequestError as exc:
             raise gr.Error(str(exc)) from exc
+        except Exception as exc:  # a fault of the server's: the log has the traceback, the client a sentence
+            log.exception("/compare failed")
+            raise gr.Error(f"the run failed on the server ({type(exc).__name__}); "
+                           "the server's log has the details") from exc
         summary = outcome.summary + (f"; {REPAIRED_NOTICE}" if repaired else "")
         return {"saved_id": outcome.saved_id or None, "summary": summary, **outcome.run.to_dict()}
 
-    gr.api(compare, api_name="compare", concurrency_limit=4)
+    return compare

@@ -43,9 +43,14 @@ DOWNLOAD_JS = """(file) => {
   }
   return [];
 }"""
-# Runs before the handler, in the browser: a declined confirmation sends no id (nothing is deleted).
-CONFIRM_DELETE_JS = """(id, owner, query) => [
-  confirm('Delete this saved run? Its link will stop working.') ? id : '', owner, query]"""
+# Runs before the handler, in the browser: the answer goes in the hidden `confirmed` box, "no" deletes
+# nothing. (Not in the id: the run shown is a gr.State, kept on the server, which a script cannot change.)
+# The API runs no script: there an empty id means no saved run is shown in that session.
+DECLINED = "no"
+CONFIRM_DELETE_JS = f"""(id, owner, query, confirmed) => [id, owner, query,
+  confirm('Delete this saved run? Its link will stop working.') ? 'yes' : '{DECLINED}']"""
+NO_RUN_SHOWN = ("no saved run is shown in this session: open one (its share link or History) first; "
+                "through the API, /compare returns the id of the run it saved")
 
 
 @dataclass
@@ -58,6 +63,7 @@ class SessionBar:
     export_file: Any  # hidden DownloadButton: the file written on the last Export click
     import_btn: Any
     delete_btn: Any
+    confirmed: Any = None  # hidden Textbox: the answer to Delete's confirmation ("yes" / "no")
     report_html_btn: Any = None  # "Report (HTML)": one self-contained page, written on click
     report_md_btn: Any = None  # "Report (Markdown)": for an issue tracker
     history_query: Any = None
@@ -120,8 +126,8 @@ class SessionBar:
                 "saved record: no model was run. “Run again” re-executes it and compares.", replay=True)
 
         def import_file(path: str | None, browser_id: object, request: gr.Request) -> dict[Any, Any]:
-            if not path:
-                return {}
+            if not path or not isinstance(path, str):  # only through the API: the page sends a file
+                raise gr.Error("give a run file (JSON, from Export) to import")
             owner = owner_of(request, browser_id)
             try:
                 imported = service.import_file(path, owner)
@@ -141,7 +147,7 @@ class SessionBar:
                 return {notice: H.notice("show a saved run first", "warn"), self.export_file: None}
             try:
                 path = service.export_file(run_id)
-            except SessionError as exc:  # e.g. deleted meanwhile
+            except (SessionError, BundleError) as exc:  # deleted meanwhile; saved before today's limits
                 return {notice: H.notice(str(exc), "error"), self.export_file: None}
             return {self.export_file: str(path)}
 
@@ -155,15 +161,19 @@ class SessionBar:
                 return {notice: H.notice(str(exc), "error"), self.export_file: None}
             return {self.export_file: str(path)}
 
-        def delete_run(run_id: str, browser_id: object, query: str, request: gr.Request) -> dict[Any, Any]:
-            if not run_id:  # the confirmation was declined
-                return {}
+        def delete_run(run_id: str, browser_id: object, query: str, confirmed: str, request: gr.Request
+                       ) -> dict[Any, Any]:
+            if confirmed == DECLINED:  # nothing changes (an empty dict of updates would be an error)
+                return {notice: gr.update()}
+            if not run_id or not isinstance(run_id, str):
+                raise gr.Error(NO_RUN_SHOWN)
             owner = owner_of(request, browser_id)
             try:
                 gone = service.delete(run_id, owner)
             except SessionError as exc:
                 return {notice: H.notice(str(exc), "error")}
             message = f"deleted run {run_id}" if gone else f"run {run_id} was already deleted"
+            query = query if isinstance(query, str) else ""
             return self.updates(None) | {notice: H.notice(message),
                                          self.history: self.listing(shell, owner, query)}
 
@@ -179,7 +189,8 @@ class SessionBar:
             reported = button.click(lambda run_id, fmt=fmt: report_run(run_id, fmt), inputs=[self.current_id],
                                     outputs=[self.export_file, notice])
             reported.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
-        self.delete_btn.click(delete_run, inputs=[self.current_id, shell.owner, self.history_query],
+        self.delete_btn.click(delete_run,
+                              inputs=[self.current_id, shell.owner, self.history_query, self.confirmed],
                               outputs=[*self.outputs, notice, self.history], js=CONFIRM_DELETE_JS)
         refresh = self.refresh_history(shell)
         self.history_btn.click(**refresh)
@@ -213,8 +224,9 @@ def build_session_bar() -> SessionBar:
                                      scale=0, min_width=110)
         delete_btn = gr.Button("Delete run", size="sm", variant="stop", interactive=False,
                                elem_id="delete-btn", scale=0, min_width=100)
+        confirmed = gr.Textbox("", visible=False, elem_id="delete-confirmed")
     return SessionBar(gr.State(""), share_link, copy_btn, again_btn, export_btn, export_file, import_btn,
-                      delete_btn, report_html_btn=report_html_btn, report_md_btn=report_md_btn)
+                      delete_btn, confirmed, report_html_btn=report_html_btn, report_md_btn=report_md_btn)
 
 
 def build_history(bar: SessionBar) -> None:

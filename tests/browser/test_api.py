@@ -55,3 +55,56 @@ def test_compare_is_documented(client) -> None:  # noqa: ANN001
     endpoint = api["named_endpoints"]["/compare"]
     names = [p["parameter_name"] for p in endpoint["parameters"]]
     assert names == ["prompt", "system_prompt", "models", "params", "grounding"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((None, "", ["smollm2-135m"], None, "none"), "prompt and system_prompt must be strings"),
+        (("Hi", "", "smollm2-135m", None, "none"), "models must be a non-empty list"),
+        (("Hi", "", ["smollm2-135m"], "fast", "none"), "params must be an object or a list"),
+        (("Hi", "", ["smollm2-135m"], None, ["web"]), "grounding must be one of none, local, web"),
+        (("  ", "", ["smollm2-135m"], None, "none"), "the prompt is empty"),
+    ],
+)
+def test_compare_refuses_bad_input_with_a_message(client, args, message) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/compare")
+
+
+def test_delete_run_with_no_run_shown_answers_a_clear_error(client) -> None:  # noqa: ANN001
+    """The API runs no confirmation script and its session shows no run: a sentence, not a traceback."""
+    from gradio_client.exceptions import AppError
+
+    from playground.ui.session_bar import NO_RUN_SHOWN
+
+    with pytest.raises(AppError, match=r"no saved run is shown in this session") as info:
+        client.predict("", "", "", api_name="/delete_run")
+    assert str(info.value) == NO_RUN_SHOWN
+
+
+def test_import_file_without_a_file_answers_a_clear_error(client) -> None:  # noqa: ANN001
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="give a run file"):
+        client.predict(None, "", api_name="/import_file")
+
+
+def test_a_server_fault_in_compare_is_a_sentence_and_a_logged_traceback(caplog) -> None:  # noqa: ANN001
+    import gradio as gr
+
+    from playground.config import Settings
+    from playground.ui.api import compare_endpoint
+
+    class Broken:
+        settings = Settings()
+
+        def run(self, *_args: object, **_kwargs: object) -> None:
+            raise RuntimeError("disk on fire")
+
+    compare = compare_endpoint(Broken())  # type: ignore[arg-type]
+    with pytest.raises(gr.Error, match=r"the run failed on the server \(RuntimeError\)"):
+        compare("Hi", "", ["smollm2-135m"], None, "none")
+    assert "disk on fire" in caplog.text

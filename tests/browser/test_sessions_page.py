@@ -115,3 +115,29 @@ def test_delete_removes_the_run_and_its_link(page, store) -> None:  # noqa: ANN0
     notice_has(page, "no saved run has the id")
     assert all(r.id != run_id for r in store.recent(limit=200))
     assert page.dialogs == ["Delete this saved run? Its link will stop working."]
+
+
+
+
+def test_declining_the_delete_confirmation_keeps_the_run_without_an_error(browser, app_url, store) -> None:  # noqa: ANN001
+    from .helpers import VIEWPORT
+
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(app_url)
+        page.wait_for_selector("#prompt textarea")
+        link = _run(page, "Say one word.", tokens=4)
+        run_id = link.split("session=")[1]
+        page.goto(link)
+        notice_has(page, "Replay of saved run")
+        page.click("#delete-btn")
+        page.wait_for_timeout(2000)  # the handler's answer (before: the run was deleted all the same)
+        assert dialogs == ["Delete this saved run? Its link will stop working."]
+        assert store.get(run_id).id == run_id
+        assert "Replay of saved run" in page.locator("#notice").inner_text()
+        assert page.locator(".toast-body.error").count() == 0
+    finally:
+        context.close()
