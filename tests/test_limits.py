@@ -26,6 +26,7 @@ from playground.limits import (
     MAX_MESSAGE_CHARS,
     MAX_OUTPUT_CHARS,
     MAX_OUTPUT_STEPS,
+    MAX_PROMPT_TOKENS,
     MAX_TOKEN_CHARS,
     MAX_TURNS,
     LimitError,
@@ -51,7 +52,8 @@ def _chunk(delta: dict, finish: str | None = None, logprobs: dict | None = None)
 
 class _Handler(BaseHTTPRequestHandler):
     """A served model that sends too much: "flood" one 30 MB chunk, "wide" alternatives of 5,000
-    characters, "loud" an error body of a megabyte. Other endpoints (tokenize) are not there."""
+    characters, "loud" an error body of a megabyte, "many" a prompt of 200,001 tokens from its tokenize
+    endpoint (the others have none)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -60,6 +62,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if self.path == "/tokenize" and body.get("model") == "many":  # vLLM's endpoint, far too many ids
+            n = MAX_PROMPT_TOKENS + 1
+            reply = {"count": n, "max_model_len": 8192, "tokens": [7] * n, "token_strs": ["a"] * n}
+            self._reply(200, json.dumps(reply).encode())
+            return
         if not self.path.startswith("/v1/"):
             self._reply(404, b'{"detail": "Not Found"}')
             return
@@ -145,6 +152,19 @@ def test_a_megabyte_error_body_is_kept_short(served: str, data_dir: Path) -> Non
     (model,) = _run_served(served, "loud", data_dir).models
     assert model.finish_reason == "error" and "overloaded" in model.error
     assert len(model.error) <= MAX_MESSAGE_CHARS
+
+
+def test_a_prompt_of_more_tokens_than_a_run_keeps_ends_its_column(
+    served: str, data_dir: Path, tmp_path: Path,
+) -> None:
+    run = _run_served(served, "many", data_dir)
+    (model,) = run.models
+    assert model.finish_reason == "error" and model.prompt_token_ids == [] and model.prompt_pieces == []
+    assert f"the prompt is {MAX_PROMPT_TOKENS + 1:,} tokens; a run keeps at most {MAX_PROMPT_TOKENS:,}" \
+        in model.error
+    store = SessionStore(tmp_path / "runs.db")
+    store.save(run)
+    assert import_bundle(export_bundle(store.get(run.id))).models[0].error == model.error
 
 
 def _at_the_limit(extra: int = 0) -> Run:
