@@ -2,7 +2,8 @@
 
 A saved run (or an imported file, or a served model's answer) can hold escape sequences such as
 "\\x1b]0;title\\x07" or "\\x1b[2J" that would retitle, clear or reprogram the terminal of whoever
-prints it or reads a Markdown report there. The CLI (`terminal_safe`) and the Markdown report share this table.
+prints it or reads a Markdown report there. The CLI (`terminal_safe`) and the Markdown report
+share this table.
 """
 
 from __future__ import annotations

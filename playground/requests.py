@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
-from playground.limits import MAX_COLUMNS, MAX_TURNS
+from playground.limits import MAX_COLUMNS, MAX_TEXT_CHARS, MAX_TURNS
 from playground.record import GenerationParams, SearchSnapshot, Turn
 
-MAX_PROMPT_CHARS = 2_000_000
+MAX_PROMPT_CHARS = MAX_TEXT_CHARS  # a prompt is a text of the record: what a save and an import take
 
 
 class RequestError(ValueError):

@@ -309,7 +309,8 @@ def test_too_many_tokens_are_refused(where: str) -> None:
         model[where] = [1] * (limit + 1)
     else:
         model[where] = [{"token_id": 1, "text": "", "logprob": 0.0, "top": []}] * (limit + 1)
-    with pytest.raises(BundleError, match=rf"^models\[0\]\.{where} has {limit + 1:,} entries; at most {limit:,}"):
+    message = rf"^models\[0\]\.{where} has {limit + 1:,} entries; at most {limit:,}"
+    with pytest.raises(BundleError, match=message):
         _import(doc)
 
 
