@@ -103,7 +103,7 @@ class AttentionPanel:
         def redraw(record: Run | None, a: str, b: str, layer: int, mode: str, head: float | None,
                    first: float | None, last: float | None) -> dict:
             if not record:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             return self.render(record, a, b, layer, mode, int(head or 0),
                                None if first is None else int(first), None if last is None else int(last))
 

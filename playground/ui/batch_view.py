@@ -141,7 +141,7 @@ class BatchPanel:
 
         def upload(path: str | None) -> dict[Any, Any]:
             if not path:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             from pathlib import Path
 
             file = Path(path)
@@ -219,7 +219,7 @@ class BatchPanel:
             """While it runs: redraw the results when more prompts landed."""
             p = service.batch_progress(batch_id) if batch_id else None
             if p is None or p.state != "running" or p.done == seen or p.done == 0:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             try:
                 return self.draw(service, service.batch_result(batch_id), progress=p)
             except (SessionError, ValueError) as exc:
@@ -281,7 +281,7 @@ class BatchPanel:
 
         def import_file(path: str | None, browser_id: object, request: gr.Request) -> dict[Any, Any]:
             if not path:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             from pathlib import Path
 
             owner = owner_of(request, browser_id)

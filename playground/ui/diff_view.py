@@ -112,7 +112,7 @@ class ComparePanel:
 
     def wire(self, shown: Any, service: RunService) -> None:
         def pick_baseline(record: Run | None, baseline: str) -> dict:
-            return self.render(record, baseline) if record else {}
+            return self.render(record, baseline) if record else gr.skip()
 
         def semantic(record: Run | None) -> dict:
             if not record:

@@ -218,16 +218,16 @@ class TokensPanel:
 
     def wire(self, shown: Any) -> None:
         def pick_column(record: Run | None, label: str) -> dict:
-            return self.render(record, column_of(label)) if record and label else {}
+            return self.render(record, column_of(label)) if record and label else gr.skip()
 
         def turn_page(record: Run | None, label: str, page: float) -> dict:
             if not record or not label:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             return {self.chips: chips_html(record.models[column_of(label)], int(page))}
 
         def jump(record: Run | None, label: str, position: int | None) -> dict:
             if not record or not label or position is None:
-                return {}
+                return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             panel = self.render(record, column_of(label), int(position) // PAGE_SIZE + 1, int(position))
             panel.pop(self.jump)  # keep the choice shown
             return panel

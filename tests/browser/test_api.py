@@ -108,3 +108,19 @@ def test_a_server_fault_in_compare_is_a_sentence_and_a_logged_traceback(caplog) 
     with pytest.raises(gr.Error, match=r"the run failed on the server \(RuntimeError\)"):
         compare("Hi", "", ["smollm2-135m"], None, "none")
     assert "disk on fire" in caplog.text
+
+
+# Handlers that have nothing to draw when no run is shown (or no file, or no batch) answer "no update".
+NOTHING_TO_DRAW = ("/pick_column", "/turn_page", "/jump", "/redraw", "/pick_baseline", "/upload",
+                   "/poll_results")
+
+
+def test_endpoints_with_nothing_to_draw_answer_without_an_error(client) -> None:  # noqa: ANN001
+    """An empty dict of updates is an error in Gradio (a server traceback, a bare AppError): they skip."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    missing = [name for name in NOTHING_TO_DRAW if name not in endpoints]
+    assert not missing, f"renamed endpoints: {missing}; known: {sorted(endpoints)}"
+    for name in NOTHING_TO_DRAW:
+        args = [p.get("parameter_default") if p.get("parameter_has_default") else None
+                for p in endpoints[name]["parameters"]]
+        client.predict(*args, api_name=name)  # raises AppError on a server error
