@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from playground.controls import strip_controls
 from playground.routing.evaluate import Preview, ResultTable, Sweep, TableError, preview, sweep
 from playground.routing.rules import (
     APPROX_ANOMALIES_NOTE,
@@ -26,16 +27,12 @@ from playground.routing.rules import (
 NEEDS_BATCH = ("--batch needs a saved batch (python -m playground batch), and this version cannot load "
                "saved batches; give the scored results as a table with --results FILE.json instead")
 
-# C0 and C1 control characters but tab and newline (as playground.__main__.terminal_safe)
-_CONTROLS = dict.fromkeys(c for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\t\n")
-
-
 class RouteError(Exception):
     """Bad input: `playground: error: ...`, exit status 2."""
 
 
 def _safe(text: object) -> str:
-    return str(text).translate(_CONTROLS)
+    return strip_controls(str(text))
 
 
 def add_route_parser(sub: argparse._SubParsersAction,
