@@ -41,7 +41,7 @@ $(STAMP): $(LOCKS) Makefile
 	$(PIP) install -qq --require-hashes --no-deps -r requirements.lock
 	$(PIP) install -qq --require-hashes --no-deps -r requirements-nodeps.lock
 	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
-	  echo "building llama.cpp (portable AVX2 build, $(NPROC) cores; about 8 minutes on 2 cores, once)"; \
+	  echo "building llama.cpp (portable AVX2 build, $(NPROC) cores; about 4 minutes on 2 cores, once)"; \
 	  rm -rf $(LLAMA_WHEELS).part && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(NPROC) \
 	    $(PIP) wheel -qq --no-deps --no-build-isolation --no-cache-dir --require-hashes \
