@@ -32,8 +32,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -79,6 +81,17 @@ def _env_float(name: str, default: float) -> float:
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# The command-line flags that override a setting: (argparse dest, Settings field, type). One table for every
+# command, so that no command reads a flag differently; each command has only some of them.
+CLI_FLAGS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("data_dir", "data_dir", Path), ("catalog", "catalog_file", Path), ("host", "host", str),
+    ("port", "port", int), ("device", "device", str), ("db", "db_path", Path), ("corpus", "corpus_dir", Path),
+)
+
+
+class SettingsError(ValueError):
+    """A malformed environment variable or flag: the CLI prints it as bad input (exit status 2)."""
 
 
 def parse_auth(value: str, where: str = "--auth") -> tuple[str, str]:
@@ -168,3 +181,22 @@ class Settings:
     def cache_dir(self) -> Path:
         """Converted GGUF models, keyed by the file's sha256."""
         return self.data_dir / "cache"
+
+
+def settings_from_args(args: object) -> Settings:
+    """The settings of one CLI command: the environment, with the command's flags on top.
+
+    The one place every command (serve, compare, batch, route ...) builds its Settings, so that a flag
+    means the same everywhere. A flag counts where the command has it and it was given (a port of 0
+    too); --auth is checked like PLAYGROUND_AUTH. Raises SettingsError with a sentence."""
+    try:
+        settings = Settings.from_env()
+        for flag, name, cast in CLI_FLAGS:
+            value = getattr(args, flag, None)
+            if value is not None and value != "":
+                setattr(settings, name, cast(value))
+        if getattr(args, "auth", None):
+            settings.auth = parse_auth(args.auth)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    return settings

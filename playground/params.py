@@ -1,5 +1,8 @@
-"""Checking generation parameters and parsing stop strings: shared by the engine, UI, CLI and import.
+"""Building, checking and parsing generation parameters: shared by the engine, UI, CLI, batch and import.
 
+`build_params` is the one place GenerationParams are made from what a caller was
+given (command-line flags, the page's widgets, the API's JSON, a batch's options,
+a route's tokenizer run), so that a default or a cast is the same everywhere.
 Kept free of torch so that the session store and the bundle importer can use it.
 A parameter that is not finite (NaN, inf) or out of range is a user-facing
 sentence here, never a traceback inside generation.
@@ -7,8 +10,11 @@ sentence here, never a traceback inside generation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from playground.record import GenerationParams
 
@@ -20,6 +26,48 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+PARAM_FIELDS = tuple(f.name for f in dataclasses.fields(GenerationParams))
+_CASTS = {"max_new_tokens": int, "top_k": int, "seed": int, "temperature": float, "top_p": float,
+          "repetition_penalty": float, "timeout_s": float}
+# Command-line flag (argparse dest) -> parameter: compare has them all, tokenize and batch a few.
+CLI_FLAGS = {"max_new_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p",
+             "top_k": "top_k", "repetition_penalty": "repetition_penalty", "seed": "seed", "stop": "stop",
+             "timeout": "timeout_s"}
+
+
+class ParamsError(ValueError):
+    """Parameters a run cannot take: every problem as a sentence, joined by '; ' (bad input)."""
+
+
+def build_params(values: Mapping[str, Any] | None = None, check: bool = False) -> GenerationParams:
+    """GenerationParams from the values a caller was given, the one place they are built.
+
+    A field that is missing, None or "" (an empty widget) takes its default; numbers are cast to the
+    field's type (the page's number boxes send floats); stop strings are a list, already parsed. With
+    `check`, everything validate_params finds wrong is raised as one ParamsError; without, the run
+    refuses it later, per column. An unknown field is a ValueError naming the known ones."""
+    given = {k: v for k, v in (values or {}).items() if v is not None and v != ""}
+    unknown = sorted(set(given) - set(PARAM_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown} (known: {', '.join(PARAM_FIELDS)})")
+    fields = {k: _CASTS[k](v) if k in _CASTS else list(v) for k, v in given.items()}
+    params = GenerationParams(**fields)
+    problems = validate_params(params) if check else []
+    if problems:
+        raise ParamsError("; ".join(problems))
+    return params
+
+
+def params_from_flags(args: object, check: bool = True, **given: Any) -> GenerationParams:
+    """A command's parameters from its flags (those it has; the rest take their defaults), with `given`
+    on top (compare's stop strings, once their text is repaired)."""
+    values = {field: getattr(args, flag, None) for flag, field in CLI_FLAGS.items()}
+    return build_params(values | given, check=check)
+
+
+def stop_strings(text: str) -> list[str]:
+    """Stop strings typed one per line (the page's box): each line parsed, empty lines left out."""
+    return [parse_stop_string(line) for line in text.split("\n") if line]
 
 
 def _finite(value: object) -> bool:

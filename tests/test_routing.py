@@ -320,6 +320,14 @@ def test_cli_bad_rules_and_input_exit_2(rules_file: Path, tmp_path: Path, capsys
     assert "--prompts goes with --batch ID" in capsys.readouterr().err
 
 
+def test_cli_reads_its_settings_as_every_command_does(rules_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys) -> None:
+    """route's settings come from the CLI's one builder: a malformed variable is the same one line."""
+    monkeypatch.setenv("PLAYGROUND_PORT", "eighty")
+    assert main(["route", "--rules", str(rules_file), "hello"]) == 2
+    assert capsys.readouterr().err == "playground: error: PLAYGROUND_PORT must be an integer, got 'eighty'\n"
+
+
 def test_cli_unknown_batch_exits_2(rules_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys) -> None:
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from playground.config import SettingsError, settings_from_args
 from playground.controls import strip_controls
 from playground.routing.evaluate import Preview, ResultTable, Sweep, TableError, preview, sweep
 from playground.routing.rules import (
@@ -65,7 +66,7 @@ def add_route_parser(sub: argparse._SubParsersAction,
 def cmd_route(args: argparse.Namespace) -> int:
     try:
         return _route(args)
-    except (RouteError, RulesError, TableError) as exc:
+    except (RouteError, RulesError, TableError, SettingsError) as exc:
         print(f"playground: error: {_safe(exc)}", file=sys.stderr)
         return 2
 
@@ -110,7 +111,7 @@ def _check_catalog(args: argparse.Namespace, rules: RuleSet) -> None:
     is bad input (exit 2), not an answer. (Previews check against the results' models instead.)"""
     from playground.catalog import Catalog, CatalogError
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         known = Catalog.build(settings.catalog_file, settings.models).ids()
     except (CatalogError, ValueError) as exc:
@@ -128,15 +129,15 @@ def _measured(args: argparse.Namespace, model: str, facts: PromptFacts) -> Promp
     from playground.backends.pool import ModelPool
     from playground.catalog import Catalog, CatalogError
     from playground.engine import ColumnRequest, Engine, RequestError, RunRequest
-    from playground.record import GenerationParams
+    from playground.params import build_params
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         catalog = Catalog.build(settings.catalog_file, settings.models)
         catalog.get(model)
     except (CatalogError, ValueError) as exc:
         raise RouteError(f"--tokenizer: {exc}") from exc
-    request = RunRequest(prompt=facts.prompt, columns=[ColumnRequest(model, GenerationParams())])
+    request = RunRequest(prompt=facts.prompt, columns=[ColumnRequest(model, build_params())])
     try:
         run = Engine(catalog, ModelPool(settings.data_dir, settings.device)).tokenize(request)
     except RequestError as exc:
@@ -160,7 +161,7 @@ def _batch_table(args: argparse.Namespace, rules: RuleSet) -> ResultTable:
     from playground.service import RunService, build_engine
     from playground.sessions.store import SessionError
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     service = RunService(settings, engine=build_engine(settings))  # loads no model: reads the store
     try:
         spec = BatchBook(service.store).get(args.batch)
@@ -248,20 +249,3 @@ def _print_sweep(s: Sweep) -> None:
         print(f"  chosen threshold {s.chosen.threshold:g}: {s.chosen.strong_share:.0%} to {_safe(s.strong)}, "
               f"score {s.chosen.quality:.3f}, gap recovered {_fmt(s.chosen.pgr, '.0%')}")
     print(f"APGR (area under gap recovered vs strong share): {_fmt(s.apgr, '.1%')}")
-
-
-def _settings(args: argparse.Namespace):  # noqa: ANN202 - a Settings
-    """The server's settings from the environment, with this command's --data-dir, --catalog,
-    --device and --db on top (each only where the subcommand has it)."""
-    from playground.config import Settings
-
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise RouteError(str(exc)) from exc
-    for flag, field, cast in (("data_dir", "data_dir", Path), ("catalog", "catalog_file", Path),
-                              ("device", "device", str), ("db", "db_path", Path)):
-        value = getattr(args, flag, None)
-        if value:
-            setattr(settings, field, cast(value))
-    return settings

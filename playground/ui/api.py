@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from playground.engine import ColumnRequest, RequestError, RunRequest
-from playground.params import validate_params
+from playground.params import build_params, validate_params
 from playground.record import GenerationParams
 from playground.service import RunService
 from playground.ui.page import login_name
@@ -54,7 +54,7 @@ def params_from(value: dict | list[dict] | None, n: int) -> list[GenerationParam
     refused with a sentence naming the model and the field.
     """
     if value is None:
-        return [GenerationParams() for _ in range(n)]
+        return [build_params() for _ in range(n)]
     if isinstance(value, dict):
         items = [value] * n
     elif isinstance(value, list):
@@ -72,7 +72,7 @@ def params_from(value: dict | list[dict] | None, n: int) -> list[GenerationParam
         unknown = sorted(set(item) - set(PARAM_FIELDS))
         if unknown:
             raise ValueError(f"{where}: unknown fields {unknown} (known: {', '.join(PARAM_FIELDS)})")
-        params = GenerationParams(**{k: _field(k, v, where) for k, v in item.items()})
+        params = build_params({k: _field(k, v, where) for k, v in item.items()})
         problems = validate_params(params)
         if problems:
             raise ValueError(f"{where}: " + "; ".join(problems))

@@ -15,7 +15,7 @@ import gradio as gr
 from playground.catalog import Catalog, ModelSpec
 from playground.config import Settings
 from playground.engine import ColumnRequest, Engine
-from playground.params import parse_stop_string
+from playground.params import build_params, stop_strings
 from playground.record import GenerationParams, Run
 from playground.ui import html as H
 from playground.ui.text import clean_text
@@ -61,23 +61,11 @@ class Slot:
         Stop strings are one per line, with only `\\n`, `\\t` and `\\\\` as escapes: anything else
         (`\\x`, non-ASCII text) is kept as typed.
         """
-        d = GenerationParams()
-
-        def val(component: Any, default: Any, cast: type) -> Any:
-            value = data.get(component)
-            return default if value is None or value == "" else cast(value)
-
-        lines = clean_text(data.get(self.stop) or "")[0].split("\n")
-        return GenerationParams(
-            max_new_tokens=val(self.max_new_tokens, d.max_new_tokens, int),
-            temperature=val(self.temperature, d.temperature, float),
-            top_p=val(self.top_p, d.top_p, float),
-            top_k=val(self.top_k, d.top_k, int),
-            repetition_penalty=val(self.repetition_penalty, d.repetition_penalty, float),
-            seed=val(self.seed, d.seed, int),
-            stop=[parse_stop_string(line) for line in lines if line],
-            timeout_s=val(self.timeout, d.timeout_s, float),
-        )
+        widgets = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                   "top_p": self.top_p, "top_k": self.top_k, "repetition_penalty": self.repetition_penalty,
+                   "seed": self.seed, "timeout_s": self.timeout}
+        return build_params({name: data.get(widget) for name, widget in widgets.items()}
+                            | {"stop": stop_strings(clean_text(data.get(self.stop) or "")[0])})
 
 
 def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
@@ -116,7 +104,7 @@ FOCUS_JS = """() => {
 
 
 def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings: Settings) -> Slot:
-    d = GenerationParams()
+    d = build_params()
     with gr.Column(visible=visible, min_width=300, elem_classes=["pg-column"], elem_id=f"col-{index}") as box:
         with gr.Row(elem_classes=["pg-col-top"], equal_height=True):
             dropdown = gr.Dropdown(
