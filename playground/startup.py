@@ -15,6 +15,11 @@ GGUF file for a minute or more), the page is built at once.
 The start-up is timed from the process's start (imports included), stage by stage;
 `PLAYGROUND_STARTUP_TRACE=FILE` writes the timeline as JSON (bench/bench_cold_start.py
 reads it), and one line on stderr says when the default models are ready.
+
+`compare` takes the same path for the models it names (`quiet`: its output stays the
+run's, and a failed load is left for the column to report): they start loading as soon
+as torch is imported, in parallel, while the rest of the run (the service, a search)
+is set up; the run's columns then find them loaded or wait for those loads.
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ def process_started() -> float:
 class Startup:
     """The start-up's timeline (seconds since the process started) and the background loads."""
 
-    def __init__(self, started: float | None = None, trace: str | None = None) -> None:
+    def __init__(self, started: float | None = None, trace: str | None = None, quiet: bool = False) -> None:
         self.started = process_started() if started is None else started
+        self.quiet = quiet  # no line on stderr, failures only at debug level (the CLI's columns report them)
         self.trace = os.environ.get(TRACE_ENV, "") if trace is None else trace
         self.events: list[dict[str, Any]] = []
         self.models: dict[str, dict[str, Any]] = {}
@@ -99,7 +105,8 @@ class Startup:
         try:
             backend = pool.get(spec, progress=lambda message: self.mark(message, spec.id))
         except Exception as exc:  # noqa: BLE001 - the column will show it when the model is used
-            log.warning("preloading %s failed: %s", spec.id, exc)
+            level = logging.DEBUG if self.quiet else logging.WARNING
+            log.log(level, "preloading %s failed: %s", spec.id, exc)
             result = {"ok": False, "error": str(exc)[:500]}
         else:
             result = {"ok": True, "from_cache": bool(getattr(backend, "loaded_from_cache", False))}
@@ -118,7 +125,7 @@ class Startup:
         self.mark("default models ready")
         self.ready.set()
         self._go_on.set()
-        if self.models:
+        if self.models and not self.quiet:
             parts = ", ".join(f"{mid} {m['ready_at']:.1f} s" + ("" if m["ok"] else " (failed)")
                               for mid, m in self.models.items())
             print(f"playground: default models loaded {self.elapsed():.1f} s after start ({parts})",
@@ -148,9 +155,12 @@ class Startup:
 def default_specs(settings: Any, catalog: Any) -> list[Any]:
     """The models the page opens with (as the columns pick them), those that load locally."""
     ids = [m for m in settings.default_models if m in catalog.specs] or catalog.ids()[:2]
-    specs = []
-    for model_id in dict.fromkeys(ids):
-        spec = catalog.specs[model_id]
-        if spec.source != "openai":  # a served model has nothing to load; probing it can wait
-            specs.append(spec)
-    return specs
+    return loadable_specs(catalog, ids)
+
+
+def loadable_specs(catalog: Any, refs: list[str]) -> list[Any]:
+    """The specs of these model references that have something to load, each once, in order.
+
+    A served model has nothing to load (probing it can wait for its column)."""
+    specs = [catalog.get(ref) for ref in dict.fromkeys(refs)]
+    return [spec for spec in dict.fromkeys(specs) if spec.source != "openai"]

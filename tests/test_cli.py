@@ -319,3 +319,24 @@ def test_sessions_list_piped_to_head_exits_quietly(data_dir: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert done.stdout.splitlines()[0] == "["
+
+
+def test_the_quick_exit_still_does_what_an_exit_must(tmp_path: Path) -> None:
+    """`python -m playground` ends without the interpreter's teardown (exit_now), but not without its
+    duties: another non-daemon thread finishes, atexit handlers run (a temporary folder is removed),
+    buffered output is written, and the status is the command's."""
+    script = (
+        "import atexit, tempfile, threading, time\n"
+        "from playground.cli import exit_now\n"
+        f"folder = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()\n"
+        "atexit.register(print, 'atexit ran')\n"
+        "print('buffered', end='')\n"
+        "exit_now(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "bufferedthread done\natexit ran\n"
+    assert list(tmp_path.iterdir()) == []

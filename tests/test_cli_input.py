@@ -71,3 +71,77 @@ def test_invalid_utf8_in_argv_is_replaced(cli_env: Path, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["prompt"] == "Hello \ufffd\ufffd world"
+
+
+# -- one place builds the parameters and the settings ------------------------------------------------
+
+
+def test_build_params_takes_defaults_casts_and_refuses_unknown_fields() -> None:
+    from playground.params import build_params
+    from playground.record import GenerationParams
+
+    assert build_params() == GenerationParams()
+    # the page's empty boxes (None, "") take the defaults; its number boxes send floats
+    built = build_params({"max_new_tokens": 12.0, "temperature": "", "seed": None, "top_k": 3.0,
+                          "stop": ["x"]})
+    assert built == GenerationParams(max_new_tokens=12, top_k=3, stop=["x"])
+    assert isinstance(built.max_new_tokens, int) and isinstance(built.top_p, float)
+    with pytest.raises(ValueError, match=r"unknown parameters \['temp'\]"):
+        build_params({"temp": 1.0})
+
+
+def test_build_params_checked_says_everything_wrong_at_once() -> None:
+    from playground.params import ParamsError, build_params
+
+    with pytest.raises(ParamsError) as info:
+        build_params({"max_new_tokens": 0, "top_p": 2.0}, check=True)
+    assert str(info.value) == ("max new tokens must be between 1 and 32768, got 0; "
+                               "top-p must be in (0, 1], got 2.0")
+    assert build_params({"max_new_tokens": 0}).max_new_tokens == 0  # unchecked: the run refuses it per column
+
+
+def test_each_command_reads_the_parameter_flags_it_has() -> None:
+    """compare has every flag, batch three, tokenize one: the rest take their defaults."""
+    import argparse
+
+    from playground.params import params_from_flags
+
+    batch = argparse.Namespace(max_new_tokens=64, temperature=0.5, timeout=30.0, prompts="set.csv")
+    assert (params_from_flags(batch).max_new_tokens, params_from_flags(batch).timeout_s) == (64, 30.0)
+    assert params_from_flags(batch).top_k == 0 and params_from_flags(batch).stop == []
+    compare = argparse.Namespace(max_new_tokens=4, temperature=0.0, top_p=0.9, top_k=5,
+                                 repetition_penalty=1.1, seed=7, stop=["raw"], timeout=9.0)
+    built = params_from_flags(compare, stop=["repaired"])
+    assert (built.top_p, built.top_k, built.seed, built.stop) == (0.9, 5, 7, ["repaired"])
+
+
+def test_settings_flags_mean_the_same_in_every_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    import argparse
+
+    from playground.config import SettingsError, settings_from_args
+
+    monkeypatch.delenv("PLAYGROUND_DB", raising=False)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "env"))
+    serve = argparse.Namespace(data_dir=str(tmp_path / "flag"), port=0, host="0.0.0.0", auth="a:b", db=None)
+    route = argparse.Namespace(data_dir=None, catalog=None, device="cpu", db=str(tmp_path / "r.sqlite3"))
+    got = settings_from_args(serve)
+    assert (got.data_dir, got.port, got.host, got.auth) == (tmp_path / "flag", 0, "0.0.0.0", ("a", "b"))
+    got = settings_from_args(route)
+    assert (got.data_dir, got.device, got.database) == (tmp_path / "env", "cpu", tmp_path / "r.sqlite3")
+    with pytest.raises(SettingsError, match="--auth must look like user:password"):
+        settings_from_args(argparse.Namespace(auth="nopassword"))
+    monkeypatch.setenv("PLAYGROUND_PORT", "eighty")
+    with pytest.raises(SettingsError, match="PLAYGROUND_PORT must be an integer"):
+        settings_from_args(route)
+
+
+@pytest.mark.parametrize("command", [["compare", "--model", "smollm2-135m", "hi"], ["sessions", "list"],
+                                     ["batch", "--list"], ["catalog"]])
+def test_a_malformed_setting_is_exit_2_in_every_command(cli_env: Path, capsys,
+                                                        monkeypatch: pytest.MonkeyPatch, command: list[str]
+                                                        ) -> None:
+    monkeypatch.setenv("PLAYGROUND_PORT", "eighty")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err == "playground: error: PLAYGROUND_PORT must be an integer, got 'eighty'\n"

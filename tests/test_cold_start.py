@@ -23,7 +23,7 @@ from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
 from playground.catalog import BUNDLED, Catalog, ModelSpec
 from playground.config import Settings
-from playground.startup import Startup, default_specs
+from playground.startup import Startup, default_specs, loadable_specs
 from playground.ui.app import HEAD_START_S
 
 REPO = Path(__file__).resolve().parent.parent
@@ -218,6 +218,58 @@ def test_default_specs_are_the_columns_defaults_without_served_models(catalog: C
     assert [s.id for s in default_specs(settings, catalog)] == ["gemma3-270m", "smollm2-135m"]
     served = next(s for s in catalog.specs.values() if s.source == "openai")
     assert default_specs(Settings(default_models=[served.id]), catalog) == []
+
+
+def test_loadable_specs_are_each_named_model_once_without_served_ones(catalog: Catalog) -> None:
+    served = next(s for s in catalog.specs.values() if s.source == "openai")
+    specs = loadable_specs(catalog, ["gemma3-270m", served.id, "smollm2-135m", "gemma3-270m"])
+    assert [s.id for s in specs] == ["gemma3-270m", "smollm2-135m"]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_quiet_startup_prints_nothing_and_leaves_failures_to_the_columns(
+    quiet: bool, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`compare` preloads quietly: its stderr stays the run's (the column reports a failed load)."""
+    startup = Startup(trace="", quiet=quiet)
+    startup.preload(_FakePool([]), [ModelSpec(id="broken", name="b", source="gguf", location="b.gguf")])
+    assert startup.wait(10)
+    err = capsys.readouterr().err
+    assert ("default models loaded" in err) is not quiet
+    warned = [r for r in caplog.records if "preloading broken failed" in r.getMessage()
+              and r.levelname == "WARNING"]
+    assert bool(warned) is not quiet
+
+
+# What `compare` has no use for: the page, the served-model clients, web search, figures.
+NOT_FOR_COMPARE = ("gradio", "openai", "ddgs", "plotly", "uvicorn", "fastapi")
+
+
+def test_compare_loads_its_models_from_the_start_and_imports_no_page(tmp_path: Path, data_dir: Path) -> None:
+    """The CLI takes serve's start-up path: both models start loading before the run is set up, load
+    at once from the converted cache, and nothing of the page or the served clients is imported."""
+    trace = tmp_path / "trace.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PLAYGROUND_DATA_DIR": str(data_dir),
+           "PLAYGROUND_DEVICE": "cpu", "PLAYGROUND_STARTUP_TRACE": str(trace)}
+    for name in ("PLAYGROUND_CATALOG", "PLAYGROUND_MODELS", "PLAYGROUND_DB"):
+        env.pop(name, None)
+    script = ("import json, sys\nfrom playground.cli import main\nstatus = main(sys.argv[2:])\n"
+              "found = {m.split('.')[0] for m in sys.modules} & set(sys.argv[1].split(','))\n"
+              "print(json.dumps(sorted(found)))\nsys.exit(status)\n")
+    argv = ["compare", "--model", "smollm2-135m", "--model", "gemma3-270m", "--max-new-tokens", "1",
+            "--no-save", "--no-attention", "hi"]
+    done = subprocess.run([sys.executable, "-c", script, ",".join(NOT_FOR_COMPARE), *argv],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert "default models loaded" not in done.stderr and "preloading" not in done.stderr
+    timeline = json.loads(trace.read_text())
+    assert {m: r["ok"] and r["from_cache"] for m, r in timeline["models"].items()} == {
+        "smollm2-135m": True, "gemma3-270m": True}, timeline
+    at = {e["stage"]: e["t"] for e in timeline["events"] if not e["model"]}
+    started = {e["model"]: e["t"] for e in timeline["events"] if e["stage"] == "load started"}
+    assert set(started) == {"smollm2-135m", "gemma3-270m"}
+    assert at["engine built"] <= min(started.values()) and max(started.values()) <= at["run started"], at
 
 
 def test_serve_loads_both_default_models_before_building_the_page(tmp_path: Path, data_dir: Path) -> None:

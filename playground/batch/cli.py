@@ -11,12 +11,13 @@ from types import ModuleType
 
 from playground.batch.score import METHODS, Scoring
 from playground.batch.summary import BatchResult
-from playground.record import GenerationParams
+from playground.config import settings_from_args
+from playground.params import build_params, params_from_flags
 
 
 def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None:  # noqa: ANN001
-    """The `batch` subcommand; `cli` is the running playground.__main__ module (its CliError is the one
-    main() catches: under `python -m playground` that module is `__main__`, not `playground.__main__`)."""
+    """The `batch` subcommand; `cli` is playground.cli.common (CliError, catalog_with, terminal_safe): passed
+    in, not imported, so that this package does not import the command line above it."""
     p = sub.add_parser("batch", help="run a prompt set across models; score, summarise, resume, list")
     common(p)
     p.add_argument("--model", action="append", help="model column (repeat for more columns)")
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None
     p.add_argument("--reference-column", type=int, default=0, help="agreement scoring: the reference column")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--timeout", type=float, default=GenerationParams().timeout_s, help="seconds per model")
+    p.add_argument("--timeout", type=float, default=build_params().timeout_s, help="seconds per model")
     p.add_argument("--attention", action="store_true", help="capture attention for every saved run")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--resume", metavar="BATCH_ID", help="continue a stopped batch (or show a finished one)")
@@ -41,17 +42,15 @@ def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None
 
 
 def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
-    CliError, _catalog_with, _settings, terminal_safe = (  # noqa: N806
-        cli.CliError, cli._catalog_with, cli._settings, cli.terminal_safe)
+    CliError, _catalog_with, terminal_safe = cli.CliError, cli.catalog_with, cli.terminal_safe  # noqa: N806
     from playground.batch.book import BatchBook
     from playground.batch.bundle import export_batch, import_batch
     from playground.batch.prompt_set import PromptSetError, load_file
     from playground.batch.spec import BatchSpec, ColumnSpec, SpecError
-    from playground.params import validate_params
     from playground.sessions.bundle import BundleError
     from playground.sessions.store import SessionError, SessionStore
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     modes = [m for m in ("list", "export", "import_file", "resume") if getattr(args, m)]
     if len(modes) > 1:
         raise CliError("give one of --list, --export, --import and --resume")
@@ -89,11 +88,7 @@ def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
                 raise CliError("give --prompts FILE (or --resume, --list, --export, --import)")
             _catalog_with(settings, args.model)
             items = load_file(args.prompts, args.format)
-            params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                      timeout_s=args.timeout)
-            problems = validate_params(params)
-            if problems:
-                raise CliError("; ".join(problems))
+            params = params_from_flags(args)  # --max-new-tokens, --temperature, --timeout: checked
             method = args.score or ("contains" if any(i.expected for i in items) else "agreement")
             spec = BatchSpec(items=items, columns=[ColumnSpec(m, params) for m in args.model],
                              scoring=Scoring(method, args.tolerance, args.reference_column),
