@@ -16,88 +16,50 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from playground.batch import bundle as batch_files
 from playground.batch.book import BatchBook, BatchListing
 from playground.batch.runner import BatchJobs, Progress, batch_result, shared_embed
 from playground.batch.score import Scoring
 from playground.batch.spec import BatchSpec
 from playground.batch.summary import BatchResult
+from playground.catalog import Catalog
 from playground.config import Settings
-from playground.engine import AttentionLimits, Engine, Event, RunRequest
+from playground.engine import AttentionLimits, Engine, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
 from playground.inspect.leaderboard import Standing, leaderboard, votes_csv
 from playground.limits import LimitError
+from playground.live import LiveRun, LiveRuns, Outcome
 from playground.record import Run
 from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from playground.sessions.rerun import ColumnMatch, compare_runs, follow_up_from, request_from
 from playground.sessions.store import RunListing, SessionError, SessionStore
 from playground.sessions.votes import Cast, VoteBook, VoteError
 
+if TYPE_CHECKING:
+    from playground.inspect.agreement import Agreement
+    from playground.startup import Startup
+
 log = logging.getLogger(__name__)
 EXPORT_TTL_S = 600.0  # an export file lives this long: long enough to download, then it is removed
-
-
-class LiveRuns:
-    """Cancel flags of the runs in progress, one per run, by caller key (a browser tab), so Stop can
-    reach them. A tab may have several runs at once (a follow-up sent while a run streams): each keeps
-    its own flag, and Stop on the tab sets them all."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, list[threading.Event]] = {}
-        self._lock = threading.Lock()
-
-    def start(self, key: str) -> threading.Event:
-        flag = threading.Event()
-        with self._lock:
-            self._flags.setdefault(key, []).append(flag)
-        return flag
-
-    def stop(self, key: str) -> bool:
-        with self._lock:
-            flags = list(self._flags.get(key, ()))
-        for flag in flags:
-            flag.set()
-        return bool(flags)
-
-    def end(self, key: str, flag: threading.Event) -> None:
-        with self._lock:
-            left = [f for f in self._flags.get(key, ()) if f is not flag]
-            if left:
-                self._flags[key] = left
-            else:
-                self._flags.pop(key, None)
-
-
-@dataclass
-class LiveRun:
-    """A run in progress: its record (filled as events arrive) and the events."""
-
-    record: Run
-    events: Iterator[Event]
-    cancel: threading.Event
-    key: str
-    owner: str
-    search_notice: str = ""
-
-
-@dataclass
-class Outcome:
-    """A finished run, as saved (or why it could not be)."""
-
-    run: Run
-    saved_id: str = ""
-    save_error: str = ""
-    stopped: bool = False
-    summary: str = ""
 
 
 @dataclass
 class Imported:
     run: Run
     renamed_from: str = ""  # the file's id, when a saved run already had it (then left untouched)
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """What the model pool holds now, for the line above the columns (backends.pool.LoadedInfo rows)."""
+
+    loaded: list[Any]
+    used_bytes: int
+    budget_bytes: int
 
 
 @dataclass
@@ -144,6 +106,23 @@ class RunService:
         self._exports: list[Path] = []
         self._exports_lock = threading.Lock()
         self._batches: BatchJobs | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The models this server offers (the page's model pickers)."""
+        return self.engine.catalog
+
+    def preload(self, startup: Startup) -> None:
+        """Start loading the models the page opens with, in the background (playground/startup.py):
+        the first Run finds them loaded."""
+        from playground.startup import default_specs
+
+        startup.preload(self.engine.pool, default_specs(self.settings, self.catalog))
+
+    def pool_state(self) -> PoolState:
+        """The models loaded now, what they weigh and the pool's memory budget."""
+        pool = self.engine.pool
+        return PoolState(pool.loaded(), pool.used_bytes(), getattr(pool, "budget_bytes", 0))
 
     @property
     def store(self) -> SessionStore:
@@ -243,6 +222,15 @@ class RunService:
     def compare_rerun(saved: Run, new: Run) -> list[ColumnMatch]:
         return compare_runs(saved, new)
 
+    @staticmethod
+    def semantic_agreement(record: Run) -> Agreement:
+        """Agreement between a run's answered columns, semantic too: the shipped sentence-embedding
+        model loads on first use (it imports torch, so only here, never with the page)."""
+        from playground.backends.embeddings import EmbeddingModel
+        from playground.inspect.agreement import run_agreement
+
+        return run_agreement(record, EmbeddingModel.shared())
+
     # -- import / export ----------------------------------------------------------
 
     def import_file(self, path: str | Path, owner: str) -> Imported:
@@ -260,14 +248,14 @@ class RunService:
     def export_file(self, run_id: str) -> Path:
         """Write a run's export into a fresh temporary folder of its own, removed after EXPORT_TTL_S."""
         run = self.store.get(run_id)
-        return self._temp_file(f"playground-run-{run.id}.json", export_bundle(run))
+        return self.download_file(f"playground-run-{run.id}.json", export_bundle(run))
 
     def report_file(self, run_id: str, fmt: str) -> Path:
         """A run's report ("html" or "markdown"), written like an export: own folder, removed later."""
         from playground.report import render_report, report_filename
 
         run = self.store.get(run_id)
-        return self._temp_file(report_filename(run, fmt), render_report(run, fmt))
+        return self.download_file(report_filename(run, fmt), render_report(run, fmt))
 
     # -- batches of a prompt set (playground/batch) -----------------------------------
 
@@ -293,6 +281,37 @@ class RunService:
     def list_batches(self, owner: str, limit: int = 50) -> list[BatchListing]:
         return BatchBook(self.store).list(None if self.shared_history else owner, limit)
 
+    def batch_spec(self, batch_id: str) -> BatchSpec:
+        """A saved batch's prompts, columns and scoring: anyone holding its id (a ?batch= link) may see
+        it, as with a run (SessionError when there is no such batch)."""
+        return BatchBook(self.store).get(batch_id)
+
+    def owns_batch(self, batch_id: str, owner: str) -> bool:
+        """Whether `owner` started (or imported) the batch: only they may resume it, whatever the
+        history sharing (SessionError when there is no such batch)."""
+        return bool(batch_id) and BatchBook(self.store).owner_of(batch_id) == owner
+
+    def resume_batch(self, batch_id: str, owner: str) -> None:
+        """Run a stored batch on from where it stopped. SessionError for someone else's batch (or none),
+        BatchLimit when the server runs as many batches as it allows."""
+        if not self.owns_batch(batch_id, owner):
+            raise SessionError("only the batch's owner can resume it: start a new batch instead")
+        self.batches.resume(batch_id)
+
+    def stop_batch(self, batch_id: str, owner: str) -> bool:
+        """Stop a running batch (its owner, or anyone with shared history); False when none runs."""
+        return bool(batch_id) and self.batches.stop(batch_id, owner)
+
+    def batch_export_file(self, batch_id: str) -> Path:
+        """A batch with its saved runs as one JSON file, written like a run's export (removed later)."""
+        text = batch_files.export_batch(self.store, batch_id)
+        return self.download_file(f"playground-batch-{batch_id}.json", text)
+
+    def import_batch(self, data: bytes, owner: str) -> batch_files.ImportedBatch:
+        """Store an exported batch and its runs as the importer's; no model runs (BundleError, SpecError
+        or SessionError when the file is refused, and then nothing is stored)."""
+        return batch_files.import_batch(self.store, data, owner)
+
     # -- blind comparison and leaderboard ---------------------------------------------
 
     @property
@@ -307,6 +326,18 @@ class RunService:
             raise VoteError(f"run {run_id} was not run blind: only blind runs take votes")
         return self.votes.cast(record, order, outcome, winner, voter, category)
 
+    def mark_blind(self, run_id: str, order: list[int]) -> None:
+        """Keep a saved run's letter order (order[i]: the column shown as letter i): it takes votes."""
+        self.votes.mark_blind(run_id, order)
+
+    def blind_order(self, run_id: str, columns: int) -> list[int] | None:
+        """A saved run's letter order when it was run blind (None: it was not, or it is unreadable)."""
+        return self.votes.order(run_id, columns)
+
+    def vote_categories(self) -> list[str]:
+        """The categories votes were given, for the leaderboard's filter."""
+        return self.votes.categories()
+
     def leaderboard(self, category: str = "") -> list[Standing]:
         return leaderboard(self.votes.votes(category or None))
 
@@ -320,9 +351,11 @@ class RunService:
         rows = [v if v.voter == requester else replace(
             v, voter=pseudonym(v.voter), run_id=v.run_id if self.shared_history else "")
             for v in self.votes.votes(category or None)]
-        return self._temp_file("playground-votes.csv", votes_csv(rows))
+        return self.download_file("playground-votes.csv", votes_csv(rows))
 
-    def _temp_file(self, name: str, text: str) -> Path:
+    def download_file(self, name: str, text: str) -> Path:
+        """Text for the browser to download, in a fresh temporary folder of its own (so two downloads
+        of one name never meet), removed after EXPORT_TTL_S or when the server stops."""
         folder = Path(tempfile.mkdtemp(prefix="playground-export-"))
         path = folder / name
         path.write_text(text, encoding="utf-8")
@@ -347,5 +380,5 @@ class RunService:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-__all__ = ["BundleError", "Cast", "Imported", "LiveRun", "Outcome", "RunService", "SessionError", "VoteError",
-           "build_engine"]
+__all__ = ["BundleError", "Cast", "Imported", "LiveRun", "Outcome", "PoolState", "RunService", "SessionError",
+           "VoteError", "build_engine"]

@@ -1,6 +1,6 @@
 """A replay of the largest runs the limits allow renders in seconds, from the functions the page calls.
 
-The page's replay draws every panel from the record (ui/app.py Page.show): the column outputs, the
+The page's replay draws every panel from the record (ui/whole_page.py Page.show): the column outputs, the
 tokens, probabilities, compare (word diffs, agreement) and sources panels. Each is called here on a
 run that the store would accept (limits.py), with a repetitive vocabulary, the worst case for diffs.
 """

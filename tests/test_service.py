@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from sample_runs import make_run
 
+from playground.batch.book import BatchBook
+from playground.batch.prompt_set import PromptItem
+from playground.batch.spec import BatchSpec, ColumnSpec
 from playground.config import Settings
 from playground.engine import ColumnRequest, Engine, RunRequest
-from playground.record import GenerationParams
+from playground.record import GenerationParams, new_run_id
 from playground.service import RunService
-from playground.sessions.bundle import export_bundle, import_bundle
+from playground.sessions.bundle import BundleError, export_bundle, import_bundle
 from playground.sessions.store import SessionError, SessionStore
 
 pytestmark = pytest.mark.timeout(600)
@@ -147,3 +150,69 @@ def test_stop_reaches_every_run_of_its_tab(engine: Engine, tmp_path: Path) -> No
         for _event in live.events:
             pass
     assert [service.finish(live).stopped for live in runs] == [True, True]
+
+
+# -- what the page asks of the service (it never reaches past it: tests/test_structure.py) ---------------
+
+
+def _stored_batch(service: RunService, owner: str) -> str:
+    """A batch stored without running it (the page's start_batch would run it at once)."""
+    spec = BatchSpec([PromptItem("2+2?", expected="4", id="sum-1")],
+                     [ColumnSpec("smollm2-135m", GenerationParams(max_new_tokens=2))], name="sums")
+    return BatchBook(service.store).create(spec, owner)
+
+
+def test_batches_are_seen_by_anyone_and_resumed_by_their_owner_only(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path, shared=True)  # shared history lets anyone stop, not resume
+    batch_id = _stored_batch(service, "alice")
+    assert service.batch_spec(batch_id).name == "sums"  # a ?batch= link opens for anyone
+    assert service.owns_batch(batch_id, "alice")
+    assert not service.owns_batch(batch_id, "bob") and not service.owns_batch("", "alice")
+    with pytest.raises(SessionError, match="only the batch's owner can resume it"):
+        service.resume_batch(batch_id, "bob")
+    assert service.batch_progress(batch_id) is None  # refused: nothing started
+    assert not service.stop_batch(batch_id, "alice")  # nothing runs: nothing to stop
+    with pytest.raises(SessionError):
+        service.batch_spec(new_run_id())
+
+
+def test_a_batch_export_imports_as_the_importers(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    batch_id = _stored_batch(service, "alice")
+    path = service.batch_export_file(batch_id)
+    assert path.name == f"playground-batch-{batch_id}.json"
+    (tmp_path / "other").mkdir()
+    other = _service(engine, tmp_path / "other")
+    imported = other.import_batch(path.read_bytes(), "carol")
+    assert imported.batch_id == batch_id and other.owns_batch(batch_id, "carol")
+    assert other.batch_spec(batch_id).to_dict() == service.batch_spec(batch_id).to_dict()
+    with pytest.raises(BundleError):
+        other.import_batch(b"{}", "carol")
+    service.close()
+    assert not path.parent.exists()  # written like a run's export: removed when the server stops
+
+
+def test_downloads_get_a_folder_each(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    first = service.download_file("routing-rules.yaml", "default: a\n")
+    second = service.download_file("routing-rules.yaml", "default: b\n")
+    assert first.parent != second.parent and first.name == second.name == "routing-rules.yaml"
+    assert first.read_text(encoding="utf-8") == "default: a\n"
+    service.close()
+    assert not first.exists() and not second.exists()
+
+
+def test_the_pool_line_and_the_model_list_come_from_the_service(engine: Engine, tmp_path: Path) -> None:
+    service = _service(engine, tmp_path)
+    state = service.pool_state()
+    assert state.loaded == engine.pool.loaded() and state.used_bytes == engine.pool.used_bytes()
+    assert state.budget_bytes == engine.pool.budget_bytes > 0
+    assert service.catalog is engine.catalog and "smollm2-135m" in service.catalog.ids()
+
+
+def test_semantic_agreement_is_the_services(engine: Engine, tmp_path: Path) -> None:
+    """The compare panel's semantic similarity: the embedding model loads behind the service."""
+    run = make_run(outputs=("The cat sat on the mat.", "A cat was sitting on the mat.", "Revenue rose 5%."))
+    result = _service(engine, tmp_path).semantic_agreement(run)
+    assert result.semantic_model.startswith("all-MiniLM-L6-v2")
+    assert result.semantic[0][1] > result.semantic[0][2]

@@ -13,21 +13,35 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from playground.batch.book import BatchBook
 from playground.batch.score import Embed, Scoring
 from playground.batch.spec import BatchSpec
 from playground.batch.summary import BatchResult, build_table, prompt_anomalies, summarise
+from playground.live import LiveRun, Outcome
 from playground.record import Run, new_run_id
 from playground.requests import ColumnRequest, RequestError, RunRequest
-from playground.sessions.store import SessionError
-
-if TYPE_CHECKING:
-    from playground.service import RunService
+from playground.sessions.store import SessionError, SessionStore
 
 log = logging.getLogger(__name__)
 MAX_RUNNING_BATCHES = 2  # background batches one server runs at once (each keeps its models busy)
+
+
+class BatchService(Protocol):
+    """What a batch needs of the run service (playground/service.py's RunService): the store, and each
+    prompt started and finished as the page runs one. Named here, as a protocol, because the service
+    drives the batches: this floor must not import the one above it."""
+
+    @property
+    def store(self) -> SessionStore: ...
+
+    @property
+    def shared_history(self) -> bool: ...
+
+    def start(self, request: RunRequest, key: str, owner: str, search_notice: str = "") -> LiveRun: ...
+
+    def finish(self, live: LiveRun, save: bool = True) -> Outcome: ...
 
 
 class BatchLimit(SessionError):
@@ -58,7 +72,7 @@ def request_for(spec: BatchSpec, index: int) -> RunRequest:
     )
 
 
-def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None = None,
+def run_batch(service: BatchService, batch_id: str, cancel: threading.Event | None = None,
               progress: ProgressCallback | None = None) -> Progress:
     """Run (or resume) a saved batch to its end, or until `cancel` is set; returns the last progress."""
     cancel = cancel or threading.Event()
@@ -128,7 +142,7 @@ def run_batch(service: RunService, batch_id: str, cancel: threading.Event | None
     return report("", "complete")
 
 
-def batch_result(service: RunService, batch_id: str, scoring: Scoring | None = None,
+def batch_result(service: BatchService, batch_id: str, scoring: Scoring | None = None,
                  embed: Embed | None = None) -> BatchResult:
     """The table and per-model summaries of a saved batch (finished or not), scored as asked
     (default: the batch's own scoring). Semantic and agreement scoring need `embed`."""
@@ -161,7 +175,7 @@ def shared_embed() -> Embed:
 class BatchJobs:
     """Batches running in the background for the page: one thread each, with its cancel flag and progress."""
 
-    def __init__(self, service: RunService) -> None:
+    def __init__(self, service: BatchService) -> None:
         self.service = service
         self._jobs: dict[str, tuple[threading.Thread, threading.Event, list[Progress]]] = {}
         self._lock = threading.Lock()

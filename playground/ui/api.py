@@ -15,9 +15,9 @@ from typing import Any
 
 import gradio as gr
 
-from playground.engine import ColumnRequest, RequestError, RunRequest
 from playground.params import build_params, validate_params
 from playground.record import GenerationParams
+from playground.requests import ColumnRequest, RequestError, RunRequest
 from playground.service import RunService
 from playground.ui.page import login_name
 from playground.ui.runner import search_options

@@ -1,10 +1,11 @@
 """The Gradio page: composes the parts of the page around one RunService, and serves it.
 
 Each part lives beside its renderer and wires its own events: columns.py (model
-columns), runner.py (prompt area, Run / Stop / Tokenize only / Run again),
+columns), runner.py (the prompt area), runs.py (Run / Stop / Tokenize only / Run again),
 session_bar.py (share link, export, import, delete, history), one module per
-evidence panel, api.py (the /compare endpoint). This module only lays them out,
-draws a whole run from its record (`Page.show`), and launches the server.
+evidence panel, api.py (the /compare endpoint); whole_page.py holds them all and draws a
+whole run from its record (`Page.show`). This module only lays them out and launches the
+server; no part imports it back.
 
 Gradio and the page's parts are imported when the page is built, not with this module:
 `serve` starts loading the default models first (playground/startup.py), and the page
@@ -17,13 +18,10 @@ import errno
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from playground.config import Settings
-from playground.record import Run
-from playground.ui import html as H
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -32,16 +30,6 @@ if TYPE_CHECKING:
     from playground.service import RunService
     from playground.sessions.store import SessionStore
     from playground.startup import Startup
-    from playground.ui.attention_view import AttentionPanel
-    from playground.ui.blind import BlindPanel
-    from playground.ui.columns import Columns
-    from playground.ui.diff_view import ComparePanel
-    from playground.ui.page import Shell
-    from playground.ui.prob_view import ProbsPanel
-    from playground.ui.runner import PromptArea
-    from playground.ui.session_bar import SessionBar
-    from playground.ui.sources_view import SourcesPanel
-    from playground.ui.token_view import TokensPanel
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 # The most the page build waits for the default models' loads to finish (they run faster alone).
@@ -49,91 +37,6 @@ HEAD_START_S = 6.0
 # Gradio copies every file it serves (an export) into its cache: sweep it every 10 minutes, removing
 # copies older than an hour, so a long-running server does not fill its disk.
 DELETE_CACHE = (600, 3600)
-
-
-@dataclass
-class Page:
-    """Every part of the page, so that a run can be drawn into all of them from its record."""
-
-    shell: Shell
-    prompt: PromptArea
-    columns: Columns
-    bar: SessionBar
-    rerun_report: Any
-    tokens: TokensPanel
-    attention: AttentionPanel
-    probs: ProbsPanel
-    sources: SourcesPanel
-    compare: ComparePanel
-    blind: BlindPanel | None = None
-
-    @property
-    def panels(self) -> list[Any]:
-        return [self.tokens, self.attention, self.probs, self.compare, self.sources]
-
-    def pool_line(self) -> str:
-        from playground.ui.columns import pool_html
-
-        return pool_html(self.shell.service.engine)
-
-    def evidence(self, record: Run | None) -> dict[Any, Any]:
-        """Every inspection panel for a run, drawn from its record (which becomes the run shown)."""
-        if record is None:
-            return {}
-        updates: dict[Any, Any] = {self.shell.shown: record}
-        for panel in self.panels:
-            updates.update(panel.render(record))
-        return updates
-
-    def show(self, record: Run, message: str, replay: bool = False) -> dict[Any, Any]:
-        """Draw a saved run into the whole page from its record alone (no model is touched).
-
-        A replay (a share link, an import) is read-only: a banner says so, every setting shows what the
-        run was made with and cannot be changed, and Edit and run takes Run's place."""
-        from playground.ui.runner import replay_banner
-
-        columns, note = self.columns.show(record)
-        drawn = {
-            **self.prompt.show(record), **columns,
-            self.shell.notice: H.notice(message + note), self.rerun_report: "",
-            **self.bar.updates(record), **self.evidence(record),
-        }
-        if self.blind:  # merged: a blind replay takes the pickers off the page, keeping their values
-            drawn = merge_updates(drawn, self.blind.replay(self, record))
-        return merge_updates(drawn, self.editable(not replay, replay_banner(record) if replay else ""))
-
-    def editable(self, on: bool, banner: str = "") -> dict[Any, Any]:
-        """The settings editable with Run (on), or locked under the replay banner with Edit and run."""
-        return {**self.prompt.editable(on, banner), **self.columns.editable(on)}
-
-    def lock_outputs(self) -> list[Any]:
-        return [*self.prompt.lock_outputs(), *self.columns.lock_outputs()]
-
-    def run_outputs(self) -> list[Any]:
-        """What a run may update while it streams and when it ends."""
-        area = self.prompt
-        return [area.run_btn, area.stop_btn, area.prompt, area.system, self.shell.notice, self.shell.shown,
-                self.columns.loaded, self.rerun_report, *self.bar.outputs, *self.columns.outputs(),
-                *(c for panel in self.panels for c in panel.outputs),
-                *(self.blind.outputs if self.blind else [])]
-
-    def show_outputs(self) -> list[Any]:
-        """What drawing a saved run may update: a run's outputs, the columns' set-up and the locks."""
-        return list(dict.fromkeys([*self.run_outputs(), *self.columns.fill_outputs(), *self.lock_outputs()]))
-
-
-def merge_updates(first: dict[Any, Any], then: dict[Any, Any]) -> dict[Any, Any]:
-    """Both sets of updates: a component in both gets the second's properties on top of the first's value
-    (a plain dict merge would drop the value, e.g. a replayed setting when it is also locked)."""
-    merged = dict(first)
-    for component, update in then.items():
-        before = merged.get(component)
-        if component in merged and isinstance(update, dict):
-            base = dict(before) if isinstance(before, dict) else {"value": before}
-            merged[component] = {**base, **update}
-        else:
-            merged[component] = update
-    return merged
 
 
 def build_page(service: RunService) -> gr.Blocks:
@@ -150,10 +53,12 @@ def build_page(service: RunService) -> gr.Blocks:
     from playground.ui.leaderboard_view import build_leaderboard_panel
     from playground.ui.page import build_shell
     from playground.ui.prob_view import build_probs_panel
-    from playground.ui.runner import build_prompt_area, wire_runs
+    from playground.ui.runner import build_prompt_area
+    from playground.ui.runs import wire_runs
     from playground.ui.session_bar import build_history, build_session_bar
     from playground.ui.sources_view import build_sources_panel
     from playground.ui.token_view import build_tokens_panel
+    from playground.ui.whole_page import Page
 
     # Page order: a compact prompt bar and one settings row, the share bar, the notice, then the columns
     # (visible without scrolling on a laptop screen), then the evidence panels that read the run.
@@ -164,7 +69,7 @@ def build_page(service: RunService) -> gr.Blocks:
         bar = build_session_bar()
         shell = build_shell(service)
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
-        columns = build_columns(service.settings, service.engine)
+        columns = build_columns(service.settings, service.catalog)
         build_follow_up(bar)
         blind = build_blind_panel(prompt.blind, columns.size, [slot.model for slot in columns.slots])
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
@@ -283,7 +188,7 @@ def launch(settings: Settings) -> None:
 
 def _start_loading(settings: Settings) -> tuple[RunService, Startup]:
     """The engine, and the default models loading in the background (unless PLAYGROUND_PRELOAD=0)."""
-    from playground.startup import Startup, default_specs
+    from playground.startup import Startup
 
     startup = Startup()
     startup.mark("playground imported")
@@ -293,7 +198,7 @@ def _start_loading(settings: Settings) -> tuple[RunService, Startup]:
     service = RunService(settings)
     startup.mark("engine built")
     if settings.preload:
-        startup.preload(service.engine.pool, default_specs(settings, service.engine.catalog))
+        service.preload(startup)
     return service, startup
 
 

@@ -14,10 +14,8 @@ from typing import Any
 
 import gradio as gr
 
-from playground.batch.book import BatchBook
-from playground.batch.bundle import export_batch, import_batch
 from playground.batch.prompt_set import MAX_SET_BYTES, SAMPLE, PromptSetError, format_of, parse
-from playground.batch.runner import Progress
+from playground.batch.runner import BatchLimit, Progress
 from playground.batch.score import DEFAULT_TOLERANCE, METHODS, Scoring
 from playground.batch.spec import BatchSpec, ColumnSpec, SpecError
 from playground.batch.summary import BatchResult
@@ -85,7 +83,7 @@ class BatchPanel:
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
              progress: Progress | None = None) -> dict[Any, Any]:
         """Everything that shows a batch's result, from its saved runs."""
-        spec = BatchBook(service.store).get(result.batch_id)
+        spec = service.batch_spec(result.batch_id)
         prompts = {i: item.prompt for i, item in enumerate(spec.items)}
         quality, latency, heatmap = figures(result)
         models = [ALL_MODELS, *dict.fromkeys(m.model for m in result.models)]
@@ -232,13 +230,13 @@ class BatchPanel:
             except (SessionError, ValueError) as exc:
                 return {**message(str(exc)), **self.controls(False)}
             updates = self.draw(service, result, state, note, progress)
-            mine = not owner or BatchBook(service.store).owner_of(batch_id) == owner
+            mine = not owner or service.owns_batch(batch_id, owner)
             updates.update(self.controls(False, resumable=mine and not result.complete))
             return updates
 
         def stop(batch_id: str, browser_id: object, request: gr.Request) -> dict[Any, Any]:
             try:
-                stopping = bool(batch_id) and service.batches.stop(batch_id, owner_of(request, browser_id))
+                stopping = service.stop_batch(batch_id, owner_of(request, browser_id))
             except SessionError as exc:
                 return message(str(exc), "warn")
             if stopping:
@@ -247,16 +245,12 @@ class BatchPanel:
             return message("no batch of yours is running", "warn")
 
         def resume(batch_id: str, browser_id: object, request: gr.Request) -> dict[Any, Any]:
-            owner = owner_of(request, browser_id)
             try:
-                if not batch_id or BatchBook(service.store).owner_of(batch_id) != owner:
-                    return message("only the batch's owner can resume it: start a new batch instead")
-            except SessionError as exc:
-                return message(str(exc))
-            try:
-                service.batches.resume(batch_id)
-            except SessionError as exc:  # BatchLimit: the server runs as many batches as it allows
+                service.resume_batch(batch_id, owner_of(request, browser_id))
+            except BatchLimit as exc:  # the server runs as many batches as it allows: wait, then resume
                 return message(str(exc), "warn")
+            except SessionError as exc:  # not the owner's, or no such batch
+                return message(str(exc))
             return {self.seen: -1, self.status: H.notice(f"resuming batch {batch_id}…", "info"),
                     **self.controls(True)}
 
@@ -264,7 +258,7 @@ class BatchPanel:
             if result is None:
                 return ""
             try:
-                spec = BatchBook(service.store).get(result.batch_id)
+                spec = service.batch_spec(result.batch_id)
             except SessionError as exc:
                 return H.notice(str(exc), "error")
             return grid_html(result, model, category, sort, {i: x.prompt for i, x in enumerate(spec.items)})
@@ -273,8 +267,7 @@ class BatchPanel:
             if not batch_id:
                 return {**message("show a batch first", "warn"), self.export_file: None}
             try:
-                path = service._temp_file(f"playground-batch-{batch_id}.json",
-                                          export_batch(service.store, batch_id))
+                path = service.batch_export_file(batch_id)
             except SessionError as exc:
                 return {**message(str(exc)), self.export_file: None}
             return {self.export_file: str(path)}
@@ -287,7 +280,7 @@ class BatchPanel:
             owner = owner_of(request, browser_id)
             try:
                 data = Path(path).read_bytes()
-                imported = import_batch(service.store, data, owner)
+                imported = service.import_batch(data, owner)
             except (BundleError, SpecError, SessionError, OSError) as exc:
                 return message(f"import refused: {exc}. Nothing was stored.")
             note = (f"imported batch {imported.batch_id} ({imported.runs} results) and saved it; no model "
@@ -305,7 +298,7 @@ class BatchPanel:
                 return updates
             updates[self.box] = gr.update(open=True)
             try:
-                BatchBook(service.store).get(batch_id)
+                service.batch_spec(batch_id)
             except SessionError as exc:
                 return updates | {notice: H.notice(str(exc), "error"), **message(str(exc))}
             running = service.batch_progress(batch_id)

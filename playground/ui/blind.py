@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
@@ -29,17 +29,30 @@ from playground.record import Run
 from playground.service import SessionError, VoteError
 from playground.sessions.votes import MAX_CATEGORY
 from playground.ui import html as H
-from playground.ui.page import owner_of
+from playground.ui.page import Shell, owner_of
 
 if TYPE_CHECKING:
-    from playground.ui.app import Page
     from playground.ui.columns import Columns
+    from playground.ui.session_bar import SessionBar
 
 CATEGORIES = ["", "general", "coding", "math", "reasoning", "writing", "facts", "other"]
 # While a blind run is shown: hide the slots' top rows and parameters from sight; the pickers
 # themselves (the model names) leave the page (BlindPanel.pickers_shown).
 HIDE_PICKERS = ("<style>#columns .pg-col-top, #columns .pg-column .gr-accordion"
                 " { display: none !important; }</style>")
+
+
+class Page(Protocol):
+    """What blind mode needs of the whole page (playground/ui/whole_page.py's Page): named here, as a
+    protocol, because the page is built from this part: importing it back would close a circle."""
+
+    shell: Shell
+    columns: Columns
+    bar: SessionBar
+
+    def evidence(self, record: Run | None) -> dict[Any, Any]: ...
+
+    def run_outputs(self) -> list[Any]: ...
 
 
 @dataclass
@@ -168,14 +181,14 @@ class BlindPanel:
             return self.reveal(page, record, view, "The run could not be saved, so it cannot take a vote: "
                                "the models are shown.")
         view.run_id = saved_id
-        page.shell.service.votes.mark_blind(saved_id, view.order)
+        page.shell.service.mark_blind(saved_id, view.order)
         return self.ask(page, record, view)
 
     def replay(self, page: Page, record: Run) -> dict[Any, Any]:
         """A saved run drawn by Page.show: a blind one is masked again, with its stored letters."""
         service = page.shell.service
         try:
-            order = service.votes.order(record.id, len(record.models))
+            order = service.blind_order(record.id, len(record.models))
         except (SessionError, OSError):
             order = None
         if order is None or len(record.models) > page.columns.size:

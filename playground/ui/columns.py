@@ -14,9 +14,10 @@ import gradio as gr
 
 from playground.catalog import Catalog, ModelSpec
 from playground.config import Settings
-from playground.engine import ColumnRequest, Engine
 from playground.params import build_params, stop_strings
 from playground.record import GenerationParams, Run
+from playground.requests import ColumnRequest
+from playground.service import PoolState
 from playground.ui import html as H
 from playground.ui.text import clean_text
 
@@ -146,10 +147,9 @@ def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings:
                 stop, timeout, system)
 
 
-def pool_html(engine: Engine) -> str:
+def pool_html(pool: PoolState) -> str:
     """The model pool line: loaded models, their memory, and the budget."""
-    pool = engine.pool
-    return H.loaded_models(pool.loaded(), pool.used_bytes(), getattr(pool, "budget_bytes", 0))
+    return H.loaded_models(pool.loaded, pool.used_bytes, pool.budget_bytes)
 
 
 @dataclass
@@ -251,9 +251,8 @@ class Columns:
             slot.remove.click(remove_column, inputs=[self.active], outputs=[self.active, slot.box])
 
 
-def build_columns(settings: Settings, engine: Engine) -> Columns:
+def build_columns(settings: Settings, catalog: Catalog) -> Columns:
     """The pool line, then the columns: the default models picked, the other slots hidden."""
-    catalog = engine.catalog
     defaults = [m for m in settings.default_models if m in catalog.specs] or catalog.ids()[:2]
     size = max(settings.max_columns, len(defaults))
     loaded = gr.HTML(H.loaded_models([]), elem_id="loaded", padding=False)

@@ -11,7 +11,6 @@ from typing import Any
 
 import gradio as gr
 
-from playground.backends.embeddings import EmbeddingModel
 from playground.inspect.agreement import LEXICAL_METHOD, run_agreement
 from playground.inspect.diff import column_diff, diff_words
 from playground.inspect.run_compare import RunDiff, compare_runs
@@ -118,7 +117,7 @@ class ComparePanel:
             if not record:
                 return {self.note: H.notice("run something first", "warn")}
             try:
-                agreement = run_agreement(record, EmbeddingModel.shared())
+                agreement = service.semantic_agreement(record)
             except Exception as exc:  # noqa: BLE001 - a missing model is a message, not a crash
                 return {self.note: H.notice(f"semantic similarity unavailable: {exc}", "error")}
             if len(agreement.labels) < 2:

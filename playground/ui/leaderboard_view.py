@@ -60,7 +60,7 @@ class LeaderboardPanel:
     csv_file: Any
 
     def choices(self, service: RunService) -> list[str]:
-        return [ALL, *service.votes.categories()]
+        return [ALL, *service.vote_categories()]
 
     def redraw(self, service: RunService, category: str | None = None) -> dict[Any, Any]:
         picked = "" if not category or category == ALL else category

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from playground.catalog import Catalog
 from playground.config import Settings
 from playground.service import RunService
 
@@ -74,8 +75,8 @@ class Shell:
     shown: gr.State  # the Run on screen, as an object: every panel draws from it
 
     @property
-    def catalog(self):  # noqa: ANN201 - playground.catalog.Catalog
-        return self.service.engine.catalog
+    def catalog(self) -> Catalog:
+        return self.service.catalog
 
 
 def build_shell(service: RunService) -> Shell:

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 
-if TYPE_CHECKING:
-    from playground.ui.token_view import CountRow
+
+@dataclass(frozen=True)
+class CountRow:
+    """One model's count of the user's text: the token counts figure's input, defined here (not in
+    token_view.py, which builds the rows) so that the figures import nothing from the page."""
+
+    label: str
+    user_tokens: int
+    chars: int
+    prompt_tokens: int
+    window: int
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.chars / self.user_tokens if self.user_tokens else 0.0
+
+    @property
+    def window_share(self) -> float:
+        return self.prompt_tokens / self.window if self.window else 0.0
 
 
 def token_counts_figure(rows: list[CountRow]) -> go.Figure:

@@ -13,7 +13,6 @@ from typing import Any
 
 import gradio as gr
 
-from playground.batch.book import BatchBook
 from playground.batch.summary import BatchResult
 from playground.routing import Preview, RulesError, TableError, loads_rules, preview, sweep
 from playground.routing.evaluate import table_from_batch
@@ -114,7 +113,7 @@ class RulesPanel:
                 return f"bad rules: {exc}"
 
         def table(result: BatchResult, count_model: str | None):  # noqa: ANN202 - ResultTable
-            spec = BatchBook(service.store).get(result.batch_id)
+            spec = service.batch_spec(result.batch_id)
             return spec, table_from_batch(spec.items, result.cells, count_model=count_model)
 
         def show_preview(result: BatchResult | None, text: str) -> str:
@@ -159,7 +158,7 @@ class RulesPanel:
             rules = rules_of(text)
             if isinstance(rules, str):
                 return {self.preview: H.notice(rules, "error"), self.save_file: None}
-            return {self.save_file: str(service._temp_file("routing-rules.yaml", text))}
+            return {self.save_file: str(service.download_file("routing-rules.yaml", text))}
 
         limit = {"concurrency_limit": RULES_CONCURRENCY, "concurrency_id": "routing-rules"}
         self.preview_btn.click(show_preview, inputs=[result_state, self.yaml], outputs=[self.preview],

@@ -10,7 +10,7 @@ temporary folder of its own that the service removes after a while.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
@@ -20,7 +20,7 @@ from playground.ui import html as H
 from playground.ui.page import Shell, login_name, new_browser_id, owner_of, valid_browser_id
 
 if TYPE_CHECKING:
-    from playground.ui.app import Page
+    from playground.ui.columns import Columns
 
 HISTORY_ROWS = 50
 # Copy the full permalink (this page's address + ?session=ID) and show it in the link box.
@@ -51,6 +51,20 @@ CONFIRM_DELETE_JS = f"""(id, owner, query, confirmed) => [id, owner, query,
   confirm('Delete this saved run? Its link will stop working.') ? 'yes' : '{DECLINED}']"""
 NO_RUN_SHOWN = ("no saved run is shown in this session: open one (its share link or History) first; "
                 "through the API, /compare returns the id of the run it saved")
+
+
+class Page(Protocol):
+    """What the session bar needs of the whole page (playground/ui/whole_page.py's Page): named here,
+    as a protocol, because the page is built from this part: importing it back would close a circle."""
+
+    shell: Shell
+    columns: Columns
+
+    def pool_line(self) -> str: ...
+
+    def show(self, record: Run, message: str, replay: bool = False) -> dict[Any, Any]: ...
+
+    def show_outputs(self) -> list[Any]: ...
 
 
 @dataclass

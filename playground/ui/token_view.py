@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from playground.record import ModelRun, Run
-from playground.ui.plots import token_counts_figure
+from playground.ui.plots import CountRow, token_counts_figure
 
 PAGE_SIZE = 400
 TITLE_CHARS = 80  # characters of a token's text a tooltip quotes
@@ -133,23 +133,6 @@ def anomaly_choices(model: ModelRun) -> list[tuple[str, int]]:
         for a in model.anomalies
         if a.position >= 0
     ]
-
-
-@dataclass(frozen=True)
-class CountRow:
-    label: str
-    user_tokens: int
-    chars: int
-    prompt_tokens: int
-    window: int
-
-    @property
-    def chars_per_token(self) -> float:
-        return self.chars / self.user_tokens if self.user_tokens else 0.0
-
-    @property
-    def window_share(self) -> float:
-        return self.prompt_tokens / self.window if self.window else 0.0
 
 
 def count_rows(run: Run) -> list[CountRow]:
