@@ -28,6 +28,9 @@ MAX_PATTERN_CHARS = 1000
 MAX_EXPANDED = 100_000  # sum over the pattern of nested counted-repeat bounds (~40 MB when compiled)
 MATCH_TIMEOUT_S = 1.0  # one search, at most (a TimeBudget may leave less)
 QUOTE_CHARS = 60  # how much of a user's value an error message quotes
+# A budget with less than this left counts as spent: a search stopped by its timeout returns a few
+# milliseconds before the budget's deadline (regex counts its own time), which is no time to try in.
+MIN_TRY_S = 0.02
 
 _REPEATS = {re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT}
 
@@ -89,7 +92,7 @@ class UserPattern:
     def search(self, text: str, budget: TimeBudget | None = None) -> bool:
         """Whether the pattern occurs in `text`; PatternTimeout when it takes too long."""
         limit = MATCH_TIMEOUT_S if budget is None else min(MATCH_TIMEOUT_S, budget.remaining())
-        if limit <= 0:
+        if limit < MIN_TRY_S:
             raise PatternTimeout(f"the pattern {quote(self.source)} was not tried: the "
                                  f"{budget.seconds:g} s time budget for patterns is spent")  # type: ignore[union-attr]
         try:

@@ -124,8 +124,12 @@ def test_pool_never_evicts_a_model_in_use(data_dir: Path, smollm2: LocalBackend)
     fresh.get(GEMMA3)
     assert {i.id for i in fresh.loaded()} == {"smollm2-135m", "gemma3-270m"}
     assert next(i for i in fresh.loaded() if i.id == "smollm2-135m").in_use == 1
+    assert fresh.evicted == []  # over the budget, but the only idle model is the one just loaded
     fresh.release(SMOLLM2)
-    assert fresh.used_bytes() == held.weights_bytes + fresh.get(GEMMA3).weights_bytes
+    # released, the pool is over its budget with two idle models: the least recently used one goes
+    assert fresh.evicted == ["gemma3-270m"]
+    assert [i.id for i in fresh.loaded()] == ["smollm2-135m"]
+    assert fresh.used_bytes() == held.weights_bytes + held.workspace_bytes()
 
 
 def test_engine_releases_models_when_columns_finish(data_dir: Path, catalog: Catalog) -> None:
