@@ -40,7 +40,8 @@ import transformers  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 from playground.backends.decode import generate_steps  # noqa: E402
-from playground.backends.local import LocalBackend, load_backend  # noqa: E402
+from playground.backends.local import LocalBackend  # noqa: E402
+from playground.backends.local_load import load_backend  # noqa: E402
 from playground.backends.pool import ModelPool  # noqa: E402
 from playground.catalog import SMOLLM2, Catalog, bundled_file  # noqa: E402
 from playground.config import Settings  # noqa: E402

@@ -87,12 +87,12 @@ def generate_baseline(engine: Engine, model_ref: str, tokens: int) -> dict[str, 
 def check_load_with_empty_estimate_cache(data_dir: Path, gguf: str) -> dict[str, object]:
     """A directory model whose estimate builds an empty model (under weights_lock) loads on CUDA
     with the estimate's cache empty; it used to wait for its own lock forever."""
-    from playground.backends import preflight
-    from playground.backends.local import load_backend, sha256_file
+    from playground.backends.local_load import _shape, load_backend
+    from playground.backends.model_files import sha256_file
 
     folder = data_dir / "cache" / sha256_file(Path(gguf))  # written by the first run
     spec = ModelSpec(id="check-dir", name="check-dir", source="dir", location=str(folder))
-    preflight._shape.cache_clear()  # noqa: SLF001 - as after a failed earlier pre-flight
+    _shape.cache_clear()  # as after a failed earlier pre-flight
     seen: dict[str, object] = {}
 
     def load() -> None:

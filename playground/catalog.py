@@ -3,6 +3,8 @@
 A user adds a model by hub id, local directory or .gguf path, either in a TOML
 catalog file or with `--model`. Bundled models are registered exactly like
 user ones; only their file location is computed from an installed package.
+Which sources exist, and what each is, the backend registry says
+(playground/backends/registry.py: torch-free, so reading a catalog loads no model library).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCES = ("gguf", "hub", "dir", "openai", "llama.cpp")
-LOCAL_SOURCES = ("gguf", "hub", "dir")
+from playground.backends import registry
+
 REMOTE_PREFIX = "openai:"  # --model openai:MODEL@BASE_URL
 LLAMACPP_PREFIX = "llama.cpp:"  # --model llama.cpp:PATH.gguf (a managed llama.cpp server for the file)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -30,7 +32,7 @@ class CatalogError(ValueError):
 class ModelSpec:
     id: str
     name: str
-    source: str  # gguf | hub | dir
+    source: str  # a source registered in backends/registry.py: gguf | hub | dir | openai | llama.cpp | ...
     location: str  # .gguf path, hub id or directory ("bundled:<pkg>" for bundled files)
     gguf_file: str = ""  # a .gguf inside a hub repo or directory, if any
     revision: str = ""
@@ -53,7 +55,8 @@ class ModelSpec:
 
     @property
     def remote(self) -> bool:
-        return self.source in ("openai", "llama.cpp")
+        """Streamed from a server (the registry's word for this source; False for an unknown one)."""
+        return _registered(self.source) and registry.source(self.source).remote
 
     def missing_key(self) -> str:
         """The key variable to set before this model can be used ("" when none is needed or it is set)."""
@@ -264,8 +267,8 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
     if "api_key" in entry:
         raise CatalogError(f"{where}: keys never go in a file: name the variable that holds it "
                            "with `api_key_env` (e.g. api_key_env = \"OPENAI_API_KEY\")")
-    if entry.get("source") == "openai":
-        return _served_entry(entry, where)
+    if _registered(entry.get("source")) and registry.source(entry["source"]).server_entry:
+        return _served_entry(entry, where, entry["source"])
     for key in ("id", "location"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise CatalogError(f"{where}: `{key}` is required and must be a non-empty string")
@@ -273,8 +276,8 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
     if location.lower().endswith(".gguf") and not Path(location).is_absolute():
         location = str((path.parent / location).resolve())
     source = entry.get("source") or _guess_source(location)
-    if source not in SOURCES:
-        raise CatalogError(f"{where}: `source` must be one of {SOURCES}, got {source!r}")
+    if not _registered(source):
+        raise CatalogError(f"{where}: `source` must be one of {registry.names()}, got {source!r}")
     return ModelSpec(
         id=entry["id"],
         name=entry.get("name") or entry["id"],
@@ -295,11 +298,15 @@ def _frame(value: object, where: str) -> str:
     return "" if value == "qa" else str(value)
 
 
-def _served_entry(entry: dict, where: str) -> ModelSpec:
-    """A `source = "openai"` entry: any OpenAI-compatible server."""
+def _registered(source: object) -> bool:
+    return isinstance(source, str) and source in registry.names()
+
+
+def _served_entry(entry: dict, where: str, source: str) -> ModelSpec:
+    """An entry that names a server (e.g. `source = "openai"`: any OpenAI-compatible server)."""
     for key in ("id", "base_url", "model"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
-            raise CatalogError(f"{where}: `{key}` is required for source = \"openai\"")
+            raise CatalogError(f"{where}: `{key}` is required for source = \"{source}\"")
     if not entry["base_url"].startswith(("http://", "https://")):
         raise CatalogError(f"{where}: `base_url` must start with http:// or https://")
     prices = {}
@@ -315,7 +322,7 @@ def _served_entry(entry: dict, where: str) -> ModelSpec:
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise CatalogError(f"{where}: `context_window` must be a non-negative integer")
     return ModelSpec(
-        id=entry["id"], name=entry.get("name") or entry["id"], source="openai", location=entry["base_url"],
+        id=entry["id"], name=entry.get("name") or entry["id"], source=source, location=entry["base_url"],
         description=entry.get("description", ""), base_url=entry["base_url"], served_model=entry["model"],
         api_key_env=entry.get("api_key_env", ""), tokenizer=entry.get("tokenizer", ""),
         context_window=window, logprobs=logprobs, **prices,

@@ -18,9 +18,10 @@ import torch
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from playground.backends import converted, local, preflight
+from playground.backends import converted, preflight
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
+from playground.backends.weights_lock import weights_lock
 from playground.catalog import BUNDLED, Catalog, ModelSpec
 from playground.config import Settings
 from playground.startup import Startup, default_specs, loadable_specs
@@ -126,9 +127,9 @@ def test_the_preflight_builds_an_empty_model_only_under_the_weights_lock(tmp_pat
     load it put that model's weights on the meta device. It must wait for the weights lock."""
     folder = tmp_path / "tiny"
     _tiny().save_pretrained(folder)
-    spec = ModelSpec(id="tiny", name="tiny", source="directory", location=str(folder))
+    spec = ModelSpec(id="tiny", name="tiny", source="dir", location=str(folder))
     done = threading.Event()
-    with local.weights_lock():
+    with weights_lock():
         worker = threading.Thread(target=lambda: (preflight.estimate(spec, tmp_path, torch.float32, 0),
                                                   done.set()), daemon=True)
         worker.start()

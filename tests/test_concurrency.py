@@ -13,7 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from playground.backends.local import LocalBackend, load_tokenizer
+from playground.backends.local import LocalBackend
+from playground.backends.local_load import load_tokenizer
 from playground.backends.remote import RemoteBackend, Tokenization
 from playground.catalog import ModelSpec
 from playground.engine import ColumnRequest, Engine, RunRequest
@@ -92,19 +93,19 @@ def test_concurrent_prompt_encodings_match_the_sequential_ones(smollm2: LocalBac
 def test_a_load_waiting_for_another_models_weights_names_it_and_does_not_count_the_wait() -> None:
     """Two loads: the second waits for the first's weights, says whose, and its own load time
     leaves that wait out (the engine shows LocalBackend.load_s)."""
-    from playground.backends import local
+    from playground.backends import weights_lock
 
     held, release, messages, waited = threading.Event(), threading.Event(), [], []
 
     def first() -> None:
-        with local.weights_lock(name="Gemma 3 270M"):
+        with weights_lock.weights_lock(name="Gemma 3 270M"):
             held.set()
             release.wait(5)
 
     def second() -> None:
-        local._WAITED.seconds = 0.0
-        with local.weights_lock(messages.append, name="SmolLM2"):
-            waited.append(local._WAITED.seconds)
+        weights_lock.reset_wait()
+        with weights_lock.weights_lock(messages.append, name="SmolLM2"):
+            waited.append(weights_lock.waited_s())
 
     a = threading.Thread(target=first)
     a.start()

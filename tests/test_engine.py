@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.backends import local as local_module
+from playground.backends import local_load as local_module
 from playground.backends import pool as pool_module
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool

@@ -62,7 +62,7 @@ def test_a_cuda_load_whose_estimate_builds_an_empty_model_does_not_wait_for_itse
     """Simulated GPU: a directory model (its parameter count needs an empty model built under
     weights_lock) with the estimate's cache empty. The estimate used to run inside that lock and
     take it again: the load hung forever."""
-    from playground.backends import local, preflight
+    from playground.backends import local_load, preflight, weights_lock
 
     folder = data_dir / "cache" / smollm2.identity.sha256  # the converted SmolLM2: a model directory
     spec = ModelSpec(id="smollm2-dir", name="SmolLM2 folder", source="dir", location=str(folder))
@@ -74,13 +74,13 @@ def test_a_cuda_load_whose_estimate_builds_an_empty_model_does_not_wait_for_itse
         placed.append(kwargs)
         raise _Placed
 
-    monkeypatch.setattr(local.AutoModelForCausalLM, "from_pretrained", record)
-    preflight._shape.cache_clear()  # noqa: SLF001 - as after a failed earlier pre-flight
+    monkeypatch.setattr(local_load.AutoModelForCausalLM, "from_pretrained", record)
+    local_load._shape.cache_clear()  # noqa: SLF001 - as after a failed earlier pre-flight
     outcome: list[BaseException] = []
 
     def load() -> None:
         try:
-            local._load_pretrained(spec, torch.bfloat16, "cuda", lambda _m: None, data_dir)  # noqa: SLF001
+            local_load._load_pretrained(spec, torch.bfloat16, "cuda", lambda _m: None, data_dir)  # noqa: SLF001
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome.append(exc)
 
@@ -89,7 +89,7 @@ def test_a_cuda_load_whose_estimate_builds_an_empty_model_does_not_wait_for_itse
     worker.join(timeout=30)
     stuck = worker.is_alive()
     if stuck:
-        local._WEIGHTS_LOCK.release()  # noqa: SLF001 - let the stuck load go on so later tests can load
+        weights_lock._WEIGHTS_LOCK.release()  # noqa: SLF001 - let the stuck load go on so later tests can load
         worker.join(timeout=60)
     assert not stuck, "the load waited for its own weights lock"
     assert [type(e) for e in outcome] == [_Placed]

@@ -18,9 +18,8 @@ APP = """
 import sys, time
 from pathlib import Path
 from playground.backends import llamacpp
-from playground.backends.loader import load_llamacpp
 from playground.catalog import SMOLLM2_LLAMACPP
-backend = load_llamacpp(SMOLLM2_LLAMACPP, Path(sys.argv[1]), lambda _m: None)
+backend = llamacpp.load(SMOLLM2_LLAMACPP, Path(sys.argv[1]))
 print(next(iter(llamacpp._LIVE)).process.pid, flush=True)
 if sys.argv[2] == "exit":
     sys.exit(0)

@@ -15,7 +15,6 @@ import pytest
 
 from playground.backends import llamacpp as managed
 from playground.backends.base import BackendError
-from playground.backends.loader import load_llamacpp
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
 from playground.catalog import SMOLLM2_LLAMACPP, Catalog
@@ -82,7 +81,7 @@ def test_stop_ends_a_served_stream_at_once(engine: Engine, llamacpp) -> None:
 
 @pytest.fixture
 def private_server(data_dir: Path):  # noqa: ANN201 - a served backend on a server of this test's own
-    backend = load_llamacpp(SMOLLM2_LLAMACPP, data_dir, lambda _m: None)
+    backend = managed.load(SMOLLM2_LLAMACPP, data_dir)
     yield backend
     backend.close()
 
@@ -150,7 +149,7 @@ def test_an_engine_that_dies_on_start_says_why(data_dir: Path, tmp_path: Path) -
     spec = replace(SMOLLM2_LLAMACPP, id="broken", location=str(junk), bundled=False)
     before = set(managed._LIVE)
     with pytest.raises(BackendError) as error:
-        load_llamacpp(spec, data_dir, lambda _m: None)
+        managed.load(spec, data_dir)
     message = str(error.value)
     assert "the llama.cpp engine for broken exited with status" in message, message
     assert "(while starting)" in message and "its log ends:" in message
@@ -237,7 +236,7 @@ def test_a_served_run_saves_replays_and_runs_again(engine: Engine, llamacpp, tmp
 
 
 def test_the_server_stops_with_its_model(data_dir: Path) -> None:
-    backend = load_llamacpp(SMOLLM2_LLAMACPP, data_dir, lambda _m: None)
+    backend = managed.load(SMOLLM2_LLAMACPP, data_dir)
     pid = _server_process(backend)
     backend.close()
     with pytest.raises(ProcessLookupError):

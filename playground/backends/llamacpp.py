@@ -1,4 +1,5 @@
-"""Managed llama.cpp: a `llama-cpp-python` server per .gguf file, on a free loopback port.
+"""Managed llama.cpp (source "llama.cpp"): a `llama-cpp-python` server per .gguf file, on a free
+loopback port. The whole backend: `load` and `estimate` are what backends/registry.py registers.
 
 The fast CPU path for GGUF files (quantized kernels instead of dequantized
 float32 weights). The playground starts the server, waits until it answers,
@@ -20,6 +21,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import importlib.metadata
 import logging
 import os
 import queue
@@ -31,16 +33,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from playground.backends.base import BackendError
 from playground.backends.engine_exit import describe_exit
+from playground.backends.model_files import existing_gguf, gguf_path, sha256_file
+from playground.backends.registry import Estimate
+from playground.catalog import ModelSpec
+
+if TYPE_CHECKING:
+    from playground.backends.remote import RemoteBackend
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CONTEXT = 4096  # tokens, for a catalog entry that names no context window
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
@@ -250,3 +260,45 @@ def _wait_ready(server: ManagedServer, timeout_s: float, progress: Callable[[str
                                    f"{timeout_s:g} s: {server.log_tail()}")
             progress("waiting for the llama.cpp server")  # raises LoadCancelled on Stop / load timeout
             time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- the backend (registry.py)
+
+def load(spec: ModelSpec, data_dir: Path, device: str = "",
+         progress: Callable[[str], None] = lambda _m: None) -> RemoteBackend:
+    """Start a managed llama.cpp server for the spec's .gguf file and talk to it as a served model.
+
+    `device` is the registry's loader argument: the server runs on the CPU threads it is given."""
+    from playground.backends.remote import load_served, served_identity  # the openai SDK: at first use
+
+    started = time.perf_counter()
+    path = existing_gguf(spec, data_dir)
+    context = spec.context_window or DEFAULT_CONTEXT
+    server = start_server(path, spec.id, context=context, progress=progress)
+    served = replace(spec, base_url=server.base_url, served_model=spec.id, context_window=context)
+    identity = served_identity(served, "llama.cpp (managed)", str(path))
+    identity.sha256 = sha256_file(path)
+    identity.libraries = {"llama-cpp-python": _version("llama_cpp_python")}
+    try:
+        backend = load_served(served, data_dir, progress=progress, identity=identity)
+    except BaseException:
+        server.stop()
+        raise
+    backend.on_close = server.stop
+    backend.engine_failure = server.failure
+    backend.explicit_sampling = True  # its defaults differ (repeat_penalty 1.1, top_k 40)
+    backend.weights_bytes = path.stat().st_size
+    backend.load_s = time.perf_counter() - started
+    return backend
+
+
+def estimate(spec: ModelSpec, data_dir: Path, _dtype: Any, _cache_tokens: int) -> Estimate:
+    """llama.cpp maps the quantized file as it is: the file's size is what loading takes."""
+    return Estimate(gguf_path(spec, data_dir).stat().st_size, 0)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""

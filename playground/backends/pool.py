@@ -4,7 +4,7 @@ The pool keeps models under a memory budget (bytes of weights): after a load
 that goes over it, idle models are unloaded, least recently used first. A model
 is idle when no column holds it (acquire/release around a column's use). Loads
 of different models run in parallel (each model has its own lock; only the
-weights construction inside transformers is serialised, see local.py).
+weights construction inside transformers is serialised, see weights_lock.py).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 
 from playground.backends.activity import ACTIVITY
 from playground.backends.base import Backend, BackendError
-from playground.backends.loader import load_model
-from playground.backends.local import pick_device, pick_dtype
-from playground.backends.preflight import estimate, free_bytes, refusal
+from playground.backends.device import pick_device, pick_dtype
+from playground.backends.preflight import estimate, free_bytes, needs_estimate, refusal
+from playground.backends.registry import load_model
 from playground.catalog import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class ModelPool:
 
     def _preflight(self, spec: ModelSpec, cache_tokens: int, progress: Callable[[str], None]) -> None:
         """Refuse, with numbers, a load that would not fit; unload idle models first if that makes room."""
-        if spec.source == "openai":
+        if not needs_estimate(spec):
             return
         device = pick_device(self.device)
         need = estimate(spec, self.data_dir, pick_dtype(device), cache_tokens)

@@ -2,8 +2,8 @@
 
 A column streams chat completions and asks for `logprobs` with 5 alternatives;
 servers that ignore that (or reject it) still stream, and the column says what
-it lacks. The prompt's token ids come from the best source the server offers
-(DESIGN.md lists them): its own tokenizer on its own chat template (vLLM
+it lacks. The prompt's token ids come from the best source the server offers,
+tried in this order by `RemoteBackend.probe`: its own tokenizer on its own chat template (vLLM
 `/tokenize`, llama.cpp `/apply-template` + `/tokenize`, TGI `/chat_tokenize`),
 else llama-cpp-python's `/extras/tokenize` on the template rendered by a local
 tokenizer named in the catalog, else that local tokenizer alone, else
@@ -26,9 +26,9 @@ import os
 import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -42,7 +42,8 @@ from playground.backends.base import (
     chat_messages,
 )
 from playground.backends.keys import KeyBlanker
-from playground.backends.pinned import http_client, pinned_refusal
+from playground.backends.pinned import http_client
+from playground.backends.served_errors import describe_error, droppable, server_message, short
 from playground.catalog import ModelSpec, is_preset_host
 from playground.record import (
     ColumnCapabilities,
@@ -85,6 +86,9 @@ class RemoteBackend:
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(
         logprobs=True, top_alternatives=True, chat_template=True, attention=False, remote=True))
     eos_ids: frozenset[int] = frozenset()
+    # send top_k and repeat_penalty always: a server whose defaults differ from the playground's
+    # (llama-cpp-python: repeat_penalty 1.1, top_k 40; set by backends/llamacpp.py)
+    explicit_sampling: bool = False
     # transformers sets the fast tokenizer's `encode_special_tokens` flag (shared Rust state) on every
     # call, and every user of this model shares its tokenizer: as LocalBackend.tokenizer_lock.
     tokenizer_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -225,7 +229,7 @@ class RemoteBackend:
         except ENDPOINT_ERRORS as exc:
             self._engine_died(exc)
             raise BackendError(f"{self.spec.id}: could not tokenize the prompt on the server: "
-                               f"{_short(exc)}") from exc
+                               f"{short(exc)}") from exc
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         return [-1] * len(APPROX_PIECE.findall(text)), [
             TokenPiece(-1, p, p, False) for p in APPROX_PIECE.findall(text)]
@@ -294,11 +298,11 @@ class RemoteBackend:
                 return  # closed on purpose (Stop, timeout): not the server's failure
             self._engine_died(exc, streaming=True)
             raise BackendError(f"the server closed the stream before finishing "
-                               f"({_short(exc.__cause__ or exc)}); partial output kept") from exc
+                               f"({short(exc.__cause__ or exc)}); partial output kept") from exc
         except openai.OpenAIError as exc:
             raise BackendError(describe_error(exc, self.spec)) from exc
         except ValueError as exc:  # a chunk that is not JSON (or not a chunk)
-            raise BackendError(f"the server sent a malformed chunk ({_short(exc, 120)}); "
+            raise BackendError(f"the server sent a malformed chunk ({short(exc, 120)}); "
                                "partial output kept") from exc
         finally:
             stream.close()
@@ -311,7 +315,7 @@ class RemoteBackend:
             try:
                 return self._client.chat.completions.create(**request)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                dropped = _droppable(request, _message(exc))
+                dropped = droppable(request, server_message(exc))
                 if not dropped:
                     raise BackendError(describe_error(exc, self.spec)) from exc
                 if "logprobs" in dropped:
@@ -344,7 +348,7 @@ class RemoteBackend:
         if not params.greedy:
             request["seed"] = params.seed
         extra: dict[str, Any] = {}
-        if self.spec.source == "llama.cpp":  # its defaults differ (repeat_penalty 1.1, top_k 40): be explicit
+        if self.explicit_sampling:
             extra = {"top_k": params.top_k, "repeat_penalty": params.repetition_penalty}
         elif not hosted:  # sent only when set: strict servers refuse fields they do not know
             if params.top_k:
@@ -415,80 +419,34 @@ def _read_timings(chunk: Any, info: StreamInfo) -> None:
         info.server_decode_tok_s = float(timings.get("predicted_per_second") or 0.0)
 
 
-def describe_error(exc: BaseException, spec: ModelSpec) -> str:
-    """A user-facing sentence for an SDK error: what happened and what to do; never a key."""
-    return KeyBlanker.for_spec(spec).text(_describe(exc, spec))
+# ---------------------------------------------------------------- loading (source "openai")
+
+def served_identity(spec: ModelSpec, engine: str, location: str) -> ModelIdentity:
+    """The record's description of a model behind a server: what the playground can know of it."""
+    return ModelIdentity(catalog_id=spec.id, name=spec.name, source=spec.source, location=location,
+                         device="remote", served_model=spec.served_model, engine=engine,
+                         prompt_format="chat (server's template)", context_window=spec.context_window)
 
 
-def _describe(exc: BaseException, spec: ModelSpec) -> str:
-    where = f"{spec.id} ({_host(spec.base_url)})"
-    if isinstance(exc, openai.APITimeoutError):
-        return f"{where}: the server did not answer in time (connect, first byte or between chunks)"
-    if isinstance(exc, openai.APIConnectionError) and pinned_refusal(exc):
-        return f"{where}: {pinned_refusal(exc)}"
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        text = str(cause)
-        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            return f"{where}: DNS lookup failed for {_host(spec.base_url)}"
-        if "refused" in text.lower():
-            return f"{where}: connection refused: is the server running at {spec.base_url}?"
-        return f"{where}: could not connect ({_short(cause)})"
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        status = getattr(exc, "status_code", "")
-        if spec.api_key_env:
-            return (f"{where}: the server refused the key ({status}); check the {spec.api_key_env} "
-                    "environment variable")
-        return f"{where}: the server asks for a key ({status}); set api_key_env for this model in the catalog"
-    if isinstance(exc, openai.NotFoundError):
-        return f"{where}: the server does not know the model {spec.served_model!r} (404)"
-    if isinstance(exc, openai.RateLimitError):
-        retry = exc.response.headers.get("retry-after", "") if exc.response is not None else ""
-        after = f"; retry after {retry} s" if retry else ""
-        return f"{where}: rate limited by the server (429){after}"
-    if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
-        location = exc.response.headers.get("location", "") if exc.response is not None else ""
-        return (f"{where}: the server answered {exc.status_code}, a redirect to "
-                f"{_short(location or '?', 200)}; redirects of served models are not followed: "
-                "put the final address in the model's URL")
-    if isinstance(exc, openai.APIStatusError):
-        return f"{where}: the server failed ({exc.status_code}): {_short(_message(exc))}"
-    return f"{where}: {_short(exc)}"
+def load_served(spec: ModelSpec, data_dir: Path, device: str = "",
+                progress: Callable[[str], None] = lambda _m: None,
+                identity: ModelIdentity | None = None) -> RemoteBackend:
+    """A served model: nothing to load but an optional local tokenizer; ask the server what it offers.
 
+    `device` is the registry's loader argument; a server's device is its own."""
+    started = time.perf_counter()
+    missing = spec.missing_key()
+    if missing:
+        raise BackendError(f"{spec.id}: set the {missing} environment variable to use this model")
+    tokenizer = None
+    if spec.tokenizer:
+        from playground.backends.local_load import load_tokenizer  # transformers: only when one is named
 
-def _droppable(request: dict[str, Any], message: str) -> list[str]:
-    """Optional fields the server's refusal names; removes them from the request."""
-    text = message.lower()
-    dropped = []
-    if "logprobs" in text and "logprobs" in request:
-        request.pop("logprobs"), request.pop("top_logprobs", None)
-        dropped.append("logprobs")
-    extra = request.get("extra_body") or {}
-    for name in list(extra):
-        if name in text:
-            extra.pop(name)
-            dropped.append(name.replace("_", " "))
-    if "extra_body" in request and not extra:
-        request.pop("extra_body")
-    if "stream_options" in text and "stream_options" in request:
-        request.pop("stream_options")
-        dropped.append("usage")
-    return dropped
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    """The server's own explanation: OpenAI's {"error": {"message"}}, FastAPI's {"detail"}, or the text."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body.get("detail", body)) if isinstance(body, dict) else {}
-    if isinstance(error, dict):
-        error = error.get("message", "")
-    return str(error or "") or exc.message
-
-
-def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).hostname or url
-
-
-def _short(exc: BaseException | str, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+        progress(f"loading local tokenizer {spec.tokenizer}")
+        tokenizer = load_tokenizer(spec.tokenizer, data_dir)
+    identity = identity or served_identity(spec, "openai-compatible server", spec.base_url)
+    backend = RemoteBackend(spec, identity, tokenizer=tokenizer)
+    progress("asking the server how it tokenizes")
+    backend.probe()
+    backend.load_s = time.perf_counter() - started
+    return backend
