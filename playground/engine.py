@@ -2,7 +2,7 @@
 
 Loading happens in one thread per column (it is I/O and C++ work). Decoding
 happens in the caller's thread, one token per active column in turn: threads
-fighting over the GIL were measured slower than taking turns (DESIGN.md). A
+fighting over the GIL were measured slower than taking turns (3 models: 8.9 s threaded, 4.0 s in turn). A
 column that fails, times out or raises ends with an error in its own record;
 the others go on.
 """

@@ -35,7 +35,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 TRACE_ENV = "PLAYGROUND_STARTUP_TRACE"
-SLOW_STAGES = ("first load",)  # progress stages of a load that takes minutes (local.py names them so)
+SLOW_STAGES = ("first load",)  # progress stages of a load that takes minutes (local_load.py names them so)
 
 
 _IMPORTED = time.time()

@@ -1,6 +1,6 @@
 """What both report formats say about a run, as plain strings and rows (no markup here).
 
-Drawn from the run record only (DESIGN.md: every panel renders from the record), so a
+Drawn from the run record only, as every panel of the page is (playground/record.py), so a
 report of a saved or imported run needs no model, no torch and no gradio.
 """
 
