@@ -61,8 +61,7 @@ def estimate_greedy(spec: ModelSpec, _data_dir: Path, _dtype: object, _tokens: i
 @pytest.fixture
 def greedy_source() -> Iterator[Source]:
     """The one registration (removed afterwards, so other tests see the built-in sources only)."""
-    source = registry.register(Source("greedy-gguf", load_greedy, estimate_greedy,
-                                      summary="a .gguf file, always decoded greedily"))
+    source = registry.register(Source("greedy-gguf", load_greedy, estimate_greedy))
     ESTIMATES.clear()
     yield source
     registry.unregister("greedy-gguf")

@@ -1,8 +1,8 @@
 """Backends keyed by source: what each `source` of a catalog entry is and which function loads it.
 
 A new backend is one module with a loader function plus one `register(Source(...))`: the catalog
-validates source names here, the pool loads through `load_model` and asks the source's estimator
-before loading, and nothing else compares source strings. Built-in sources are registered below
+validates source names here, and the pool loads through `load_model` and asks the source's
+estimator before loading, so neither changes for a new source. Built-in sources are registered below
 in exactly the way an extra one is (tests/test_registry.py registers one from a test module).
 
 This module imports nothing heavy and nothing of the playground: the catalog asks it for source
@@ -66,7 +66,6 @@ class Source:
     estimate: Estimator | str | None = None
     remote: bool = False
     server_entry: bool = False
-    summary: str = ""  # one line for `playground catalog --help`-style listings and error messages
 
     def loader(self) -> Loader:
         """The load function (imported now if it was named by path)."""
@@ -123,15 +122,13 @@ def _resolve(target: Any) -> Any:
 # The built-in sources, registered as any other. Their modules hold the loading; see README.md
 # "Adding a model" for what each source's catalog entry looks like.
 for _builtin in (
-    Source("gguf", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate",
-           summary="a .gguf file, run by transformers (converted once into a cache)"),
-    Source("hub", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate",
-           summary="a Hugging Face Hub id, run by transformers"),
-    Source("dir", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate",
-           summary="a local model directory, run by transformers"),
-    Source("openai", "playground.backends.remote:load_served", remote=True, server_entry=True,
-           summary="any OpenAI-compatible server (base_url + model)"),
+    # a .gguf file, a Hugging Face Hub id, a model directory: run by transformers in this process
+    Source("gguf", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate"),
+    Source("hub", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate"),
+    Source("dir", "playground.backends.local_load:load_backend", "playground.backends.local_load:estimate"),
+    # any OpenAI-compatible server; a .gguf file served by a managed llama.cpp server
+    Source("openai", "playground.backends.remote:load_served", remote=True, server_entry=True),
     Source("llama.cpp", "playground.backends.llamacpp:load", "playground.backends.llamacpp:estimate",
-           remote=True, summary="a .gguf file served by a managed llama.cpp server"),
+           remote=True),
 ):
     register(_builtin)
