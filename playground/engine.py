@@ -4,7 +4,8 @@ Loading happens in one thread per column (it is I/O and C++ work). Decoding
 happens in the caller's thread, one token per active column in turn: threads
 fighting over the GIL were measured slower than taking turns (3 models: 8.9 s threaded, 4.0 s in turn). A
 column that fails, times out or raises ends with an error in its own record;
-the others go on.
+the others go on. Each column keeps its own clock (playground/clocks.py): taking
+turns must not make a fast model's figures count a slow neighbour's steps.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from playground.backends.base import (
 )
 from playground.backends.pool import ModelPool
 from playground.catalog import Catalog, CatalogError, ModelSpec
+from playground.clocks import ColumnClock
 from playground.grounding.citations import check_citations
 from playground.grounding.prompt import build_grounded_prompt
 from playground.grounding.providers import SearchResult
@@ -87,11 +89,10 @@ class _Column:
     scanner: StopScanner | None = None
     flushed: str = ""  # held-back text released when the column ended, not yet sent as an event
     load_started: float = 0.0
-    gen_started: float = 0.0
-    first_token_at: float = 0.0
-    busy_s: float = 0.0
+    gen_started: float = 0.0  # wall clock: its prompt began (the request timeout counts from here)
+    clock: ColumnClock = field(default_factory=ColumnClock)  # its own time: TTFT, total, tok/s
+    launch_s: float = 0.0  # the fast path's launch() of this round's step (on CPU, the step itself)
     capture: bool = False
-    parallel: bool = False  # its steps overlap other columns' (fast path): speed is its own wall pace
     sources: int = 0  # numbered sources this column's prompt carries
     step_chars: int = 0  # text of the steps kept so far, and of the text shown: each at most MAX_OUTPUT_CHARS
     text_chars: int = 0
@@ -150,6 +151,7 @@ class Engine:
         self, run: Run, columns: list[_Column], cancel: threading.Event, tokenize_only: bool = False
     ) -> Iterator[Event]:
         events: queue.Queue[tuple[str, int, object]] = queue.Queue()
+        started = time.perf_counter()
         for col in columns:
             if not col.done:
                 self._start_loader(col, events, cancel)
@@ -159,6 +161,7 @@ class Engine:
                 if col.done:
                     yield Event("finished", col.index)
             yield from self._loop(run, columns, events, cancel, tokenize_only)
+            run.wall_s = time.perf_counter() - started
             yield Event("done")
         finally:  # also when the consumer goes away mid-run (a closed page): end and release everything
             for col in columns:
@@ -240,8 +243,9 @@ class Engine:
         col.backend = backend
         col.capture = run.capture_attention
         col.scanner = StopScanner(record.params.stop)
+        col.gen_started = time.perf_counter()
+        col.clock.start(col.gen_started)
         if backend.capabilities.remote:  # tokenizing may ask the server: the column's own worker does it
-            col.gen_started = time.perf_counter()
             self._pump(col, run, events, cancel)
             return
         try:
@@ -249,9 +253,10 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - a tokenizer failure is this column's problem
             self._fail(col, f"could not build the prompt: {exc}")
             return
+        finally:  # building and tokenizing its prompt is the column's own work (part of its TTFT)
+            col.clock.spend(time.perf_counter() - col.gen_started)
         if not self._accept_prompt(col, run, prepared, tokenize_only):
             return
-        col.gen_started = time.perf_counter()
         should_stop = lambda: self._should_stop(col, cancel)  # noqa: E731 - read once per prefill chunk
         col.info.batch = run  # the run's columns of one model and prompt may decode as one batch
         try:
@@ -259,7 +264,6 @@ class Engine:
         except BackendError as exc:
             self._fail(col, str(exc))
             return
-        col.parallel = col.info.decode_path.startswith("fast path")
         col.activity = ACTIVITY.enter()
         col.probe = backend.allocator_probe()
         col.decoder = IncrementalDecoder(backend.decode)
@@ -312,30 +316,36 @@ class Engine:
         """A served model's column in its own thread: tokenizing (which may ask the server) and streaming.
 
         A slow or stalled server then never delays another column; the engine thread keeps the
-        clock and ends the column (closing its HTTP stream) on Stop or the request timeout.
+        request timeout and ends the column (closing its HTTP stream) on Stop or the timeout. The
+        column's own clock is read here, where each chunk arrives, not when the engine thread gets
+        to it: its prompt's preparation, then the time since the request was sent (the wait for
+        the engine to accept the prompt is not the column's work).
         """
         col.pumped = True
         col.go = threading.Event()
         backend = col.backend
 
         def work() -> None:
+            began = time.perf_counter()
             try:
                 prepared = self._prompt(col, backend, run)
             except Exception as exc:  # noqa: BLE001 - handed to the engine thread
                 events.put(("unprepared", col.index, exc))
                 return
+            preparing_s = time.perf_counter() - began
             events.put(("prepared", col.index, prepared))
             col.go.wait()
             if col.done:
                 return
+            sent = time.perf_counter()
             try:
                 steps = backend.stream(prepared[0], col.record.params, lambda: self._should_stop(col, cancel),
                                        col.info)
                 for step in steps:
                     if col.done:
                         return
-                    events.put(("step", col.index, step))
-                events.put(("ended", col.index, None))
+                    events.put(("step", col.index, (step, preparing_s + time.perf_counter() - sent)))
+                events.put(("ended", col.index, preparing_s + time.perf_counter() - sent))
             except Exception as exc:  # noqa: BLE001 - handed to the engine thread, which ends the column
                 events.put(("raised", col.index, exc))
 
@@ -386,8 +396,9 @@ class Engine:
                                                        cancel, events)
             for col in active:  # the fast path starts every column's step before any is collected
                 _launch(col)
+            shared: dict[tuple, float] = {}  # this round's step time of each batched group (_charge)
             for col in active:
-                yield from self._step(col, cancel)
+                yield from self._step(col, cancel, shared)
             now = time.perf_counter()
             for col in columns:
                 if not col.done and col.backend is None and now - col.load_started > self.load_timeout_s:
@@ -481,8 +492,11 @@ class Engine:
             self._fail(col, f"could not build the prompt: {payload}")
             yield from self._finished(col)
         elif kind == "step":
-            yield from self._accept(col, payload, time.perf_counter())
+            step, own_s = payload
+            col.clock.reach(own_s)
+            yield from self._accept(col, step)
         elif kind == "ended":
+            col.clock.reach(payload)
             self._finish(col, self._ended_reason(col, cancel))
             yield from self._complete(col)
         else:
@@ -495,33 +509,32 @@ class Engine:
         log.error("generation failed in column %d: %r", col.index, exc)
         return f"generation failed: {type(exc).__name__}: {exc}"
 
-    def _step(self, col: _Column, cancel: threading.Event) -> Iterator[Event]:
+    def _step(self, col: _Column, cancel: threading.Event, shared: dict[tuple, float]) -> Iterator[Event]:
+        """A local column's next token; the time of its own launch() and next() goes on its clock."""
         started = time.perf_counter()
         try:
             step = next(col.steps)
         except StopIteration:
+            _charge(col, time.perf_counter() - started, shared)
             self._finish(col, self._ended_reason(col, cancel))
             yield from self._complete(col)
             return
         except Exception as exc:  # noqa: BLE001 - one model raising never stops the others
             if not isinstance(exc, BackendError):
                 log.exception("generation failed in column %d", col.index)
+            _charge(col, time.perf_counter() - started, shared)
             self._finish(col, "error", self._failure(col, exc))
             yield from self._finished(col)
             return
-        yield from self._accept(col, step, started)
+        _charge(col, time.perf_counter() - started, shared)
+        yield from self._accept(col, step)
 
-    def _accept(self, col: _Column, step: TokenStep, started: float) -> Iterator[Event]:
-        """One new token: timing, text (held back for stop strings), and whether the column ends."""
+    def _accept(self, col: _Column, step: TokenStep) -> Iterator[Event]:
+        """One new token (its time already on the column's clock): text (held back for stop strings),
+        and whether the column ends."""
         record = col.record
         now = time.perf_counter()
-        col.busy_s += now - started
-        if not record.steps:
-            col.first_token_at = now
-            record.metrics.ttft_s = now - col.gen_started
-            col.busy_s = 0.0  # decode speed counts the steps after the first token
-        elif col.pumped or col.parallel:
-            col.busy_s = now - col.first_token_at  # its own pace (steps overlap others'), since token 1
+        col.clock.token(now)
         step, cut = _bounded_step(step, MAX_OUTPUT_CHARS - col.step_chars)
         col.step_chars += len(step.text)
         record.steps.append(step)
@@ -639,11 +652,8 @@ class Engine:
             report = check_citations(record.text, col.sources)
             record.cited, record.invalid_citations = report.cited, report.invalid
         m: Metrics = record.metrics
-        m.output_tokens = len(record.steps)
-        if col.gen_started:
-            m.total_s = time.perf_counter() - col.gen_started
-        if m.output_tokens > 1 and col.busy_s > 0:
-            m.decode_tok_s = (m.output_tokens - 1) / col.busy_s
+        m.output_tokens = len(record.steps)  # a local model's steps are its tokenizer's ids
+        m.output_tokens_from = "tokenizer" if col.backend is not None else ""
         self._memory(col)
         if col.info.decode_path:
             record.identity.decode_path = col.info.decode_path
@@ -651,6 +661,7 @@ class Engine:
             m.workspace_bytes = col.info.workspace_bytes
         if col.pumped:
             self._served_figures(col)
+        col.clock.fill(m, time.perf_counter())
         if col.held and col.backend is not None:
             self.pool.release(col.spec, col.backend)
         col.done = True
@@ -664,6 +675,7 @@ class Engine:
         record.identity.served_model = _clip(served, MAX_NAME_CHARS)
         record.identity.fingerprint = _clip(info.fingerprint, MAX_NAME_CHARS)
         m.usage_prompt_tokens, m.usage_output_tokens = info.usage_prompt_tokens, info.usage_output_tokens
+        m.output_tokens, m.output_tokens_from = _served_tokens(col)
         m.server_prompt_tok_s, m.server_decode_tok_s = info.server_prompt_tok_s, info.server_decode_tok_s
         prompt_tokens = info.usage_prompt_tokens or m.prompt_tokens
         output_tokens = info.usage_output_tokens or m.output_tokens
@@ -720,10 +732,49 @@ def _sibling_loading(col: _Column, columns: list[_Column]) -> bool:
 
 
 def _launch(col: _Column) -> None:
-    """Start a fast-path column's next step without waiting for it (errors surface at its next())."""
+    """Start a fast-path column's next step without waiting for it (errors surface at its next()).
+    The time it takes is the column's own (on CPU the fast path runs the step right here)."""
     launch = getattr(col.steps, "launch", None)
     if launch is not None:
+        started = time.perf_counter()
         launch()
+        col.launch_s += time.perf_counter() - started
+
+
+def _charge(col: _Column, seconds: float, shared: dict[tuple, float]) -> None:
+    """Put one step's time on the column's clock: its next() (`seconds`) and this round's launch().
+
+    Local columns take turns, so these durations are the column's own work, whatever its
+    neighbours do. Two cases share work, and are attributed so:
+    - Columns of one model and prompt batched on the fast path compute each step together: the
+      first of them to be read waits for (or, on CPU, ran) the whole step, the others find it done.
+      Each is charged the group's step time (the largest charge among them this round), since
+      alone each would have taken about that long.
+    - Steps of different models on the GPU fast path run at once on their own streams: a column
+      read after another waits only for what is left of its own step. The overlapped part stays
+      with the column read first, so the sum of the columns' time is the round's time; on CPU
+      (and on the eager path) steps never overlap and each column's time is exactly its own.
+    One-time costs met inside a step (graph capture, compiling) are kept apart by the clock."""
+    seconds += col.launch_s
+    col.launch_s = 0.0
+    if "batched" in col.info.decode_path and col.spec is not None:
+        key = (col.spec.id, tuple(col.record.prompt_token_ids))
+        seconds = shared[key] = max(seconds, shared.get(key, 0.0))
+    col.clock.spend(seconds, col.info.graph_capture_s)
+
+
+def _served_tokens(col: _Column) -> tuple[int, str]:
+    """A served column's output tokens and where the count came from: the server's usage, else its
+    steps when they came with logprobs (one a token), else the column's tokenizer on the text.
+    Never a count of chunks: a chunk without logprobs may hold several tokens."""
+    info, record = col.info, col.record
+    if info.usage_output_tokens:
+        return info.usage_output_tokens, "server usage"
+    if info.logprobs and record.steps:
+        return len(record.steps), "logprobs"
+    if not record.text or col.backend is None:
+        return 0, ""
+    return col.backend.count_tokens(record.text), "tokenizer count of the text"
 
 
 def _drain(events: queue.Queue, wait: float) -> Iterator[tuple[str, int, object]]:

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 8  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
+SCHEMA_VERSION = 9  # 2: token pieces, anomalies; 3: attention; 4: search snapshot;
 # 5: model reference, weights + KV-cache memory; 6: served models (what a column has, server figures);
 # 7: decode path (fast path or eager) and graph capture time; 8: conversations (earlier turns, the
-# parent run) and a system prompt per column
+# parent run) and a system prompt per column; 9: per-column clocks (TTFT, total and tok/s count the
+# column's own time, Metrics.clock says so; the wall figures beside them; the run's wall time) and
+# where the output token count came from
 # (older files load: every field added since has a default)
 SUPPORTED_VERSIONS = range(1, SCHEMA_VERSION + 1)
 
@@ -174,13 +176,18 @@ class SearchSnapshot:
 
 @dataclass
 class Metrics:
+    """A column's figures. With clock "own" (schema 9 on), TTFT, total and tok/s count the column's own
+    time (playground/clocks.py): its prompt, prefill and steps, never its neighbours' steps nor
+    one-time costs (load_s, graph_capture_s). Records with clock "" are older: their TTFT and total
+    were wall time from the column's start, neighbours' steps included."""
+
     load_s: float = 0.0
     loaded_from_cache: bool = False
     prompt_tokens: int = 0
-    output_tokens: int = 0
-    ttft_s: float = 0.0
-    decode_tok_s: float = 0.0
-    total_s: float = 0.0
+    output_tokens: int = 0  # from the column's tokenizer or the server's usage (output_tokens_from says)
+    ttft_s: float = 0.0  # own time from the column's start (its prompt built) to its first token
+    decode_tok_s: float = 0.0  # tokens after the first / own time from the first token to the last
+    total_s: float = 0.0  # own time from the column's start to its end (the attention pass excluded)
     peak_memory_bytes: int = 0  # allocator peak, only when no other column or run overlapped (else 0)
     memory_kind: str = ""  # what peak_memory_bytes measured, e.g. "cuda allocator peak"
     weights_bytes: int = 0  # the model's parameters and buffers (shared by columns of one model)
@@ -192,6 +199,11 @@ class Metrics:
     cost_usd: float = 0.0  # from the catalog's prices per million tokens; 0 when unpriced
     graph_capture_s: float = 0.0  # fast path: capturing the decode step's CUDA graph (0 when reused)
     workspace_bytes: int = 0  # fast path: its workspace's static KV cache and buffers (shared by a group)
+    clock: str = ""  # "own": the figures above count the column's own time; "": an older record (wall)
+    wall_ttft_s: float = 0.0  # the wall clock from the column's start to its first token, neighbours included
+    wall_total_s: float = 0.0  # the wall clock from the column's start to its end, neighbours included
+    output_tokens_from: str = ""  # "tokenizer" (a local model's own ids) | "server usage" | "logprobs"
+    # (a served model's steps, one a token) | "tokenizer count of the text" (no usage, no logprobs)
 
 
 # How each finish reason reads on the page and in reports.
@@ -265,6 +277,7 @@ class Run:
     search: SearchSnapshot | None = None
     history: list[Turn] = field(default_factory=list)  # earlier turns, oldest first; this run is the latest
     parent_id: str = ""  # the saved run this one continues ("" for a first turn)
+    wall_s: float = 0.0  # the run's wall time: from its start (loading included) to its last column's end
     id: str = field(default_factory=lambda: new_run_id())
     created_at: float = field(default_factory=time.time)
     schema_version: int = SCHEMA_VERSION

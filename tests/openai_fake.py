@@ -119,8 +119,10 @@ class FakeOpenAI:
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")
                 self.end_headers()
-                with_logprobs = body.get("logprobs") and model != "nologprobs"
+                with_logprobs = body.get("logprobs") and model not in ("nologprobs", "chunky")
                 answer = echo_words(key) if model == "echo" else WORDS
+                if model == "chunky":  # several tokens a chunk, as Anthropic's and Gemini's endpoints send
+                    answer = ["".join(answer[i:i + 2]) for i in range(0, len(answer), 2)]
                 limit = body.get("max_completion_tokens") or body.get("max_tokens") or len(answer)
                 words = answer[:limit]
                 fingerprint = f"fp_{key}" if model == "echo" else "fp_fake"
@@ -153,8 +155,9 @@ class FakeOpenAI:
                                        "predicted_per_second": 120.5}
                 self._send(last)
                 if (body.get("stream_options") or {}).get("include_usage"):
-                    usage = {"prompt_tokens": 13, "completion_tokens": len(words),
-                             "total_tokens": 13 + len(words)}
+                    tokens = len(WORDS) if model == "chunky" else len(words)
+                    usage = {"prompt_tokens": 13, "completion_tokens": tokens,
+                             "total_tokens": 13 + tokens}
                     self._send({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
                                 "model": f"{model}-2025-08-07", "system_fingerprint": fingerprint,
                                 "choices": [], "usage": usage})
