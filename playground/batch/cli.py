@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--timeout", type=float, default=build_params().timeout_s, help="seconds per model")
     p.add_argument("--attention", action="store_true", help="capture attention for every saved run")
+    p.add_argument("--alone", action="store_true",
+                   help="run each model's prompt by itself, one model at a time: latency is the wall clock "
+                        "without neighbours (default: side by side, latency is each model's own time)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--resume", metavar="BATCH_ID", help="continue a stopped batch (or show a finished one)")
     p.add_argument("--list", action="store_true", help="list saved batches, newest first")
@@ -92,7 +95,8 @@ def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
             method = args.score or ("contains" if any(i.expected for i in items) else "agreement")
             spec = BatchSpec(items=items, columns=[ColumnSpec(m, params) for m in args.model],
                              scoring=Scoring(method, args.tolerance, args.reference_column),
-                             name=args.name or Path(args.prompts).name, capture_attention=args.attention)
+                             name=args.name or Path(args.prompts).name, capture_attention=args.attention,
+                             alone=args.alone)
             problems = spec.problems()
             if problems:
                 raise CliError("; ".join(problems))
@@ -146,6 +150,7 @@ def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, cli: Mod
 
 def _print_summary(result: BatchResult, safe) -> None:  # noqa: ANN001
     print(f"scoring: {result.scoring.method}")
+    print(f"latency: {result.timing or 'no answers yet'}")
     print(f"{'model':<28} {'score':>6} {'ok':>5} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'ttft':>5} "
           f"{'tokens':>6} {'tok/s':>6} {'cost $':>8}  anomalies")
     for m in result.models:

@@ -18,7 +18,7 @@ from typing import Protocol
 from playground.batch.book import BatchBook
 from playground.batch.score import Embed, Scoring
 from playground.batch.spec import BatchSpec
-from playground.batch.summary import BatchResult, build_table, prompt_anomalies, summarise
+from playground.batch.summary import BatchResult, build_table, prompt_anomalies, summarise, timing_of
 from playground.live import LiveRun, Outcome
 from playground.record import Run, new_run_id
 from playground.requests import ColumnRequest, RequestError, RunRequest
@@ -63,13 +63,66 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def request_for(spec: BatchSpec, index: int) -> RunRequest:
+def request_for(spec: BatchSpec, index: int, columns: list[int] | None = None) -> RunRequest:
+    """Prompt `index` on the batch's columns (or on those listed: one, for a batch run alone)."""
     item = spec.items[index]
+    chosen = [spec.columns[i] for i in columns] if columns is not None else spec.columns
     return RunRequest(
         prompt=item.prompt, system_prompt=item.system,
-        columns=[ColumnRequest(c.model, c.params, c.system_prompt) for c in spec.columns],
+        columns=[ColumnRequest(c.model, c.params, c.system_prompt) for c in chosen],
         capture_attention=spec.capture_attention,
     )
+
+
+def _consume(service: BatchService, request: RunRequest, key: str, owner: str,
+             cancel: threading.Event) -> LiveRun:
+    """Start a run and take its events to the end (Stop reaches it through `cancel`); not finished."""
+    live = service.start(request, key=key, owner=owner)
+    try:
+        for _event in live.events:
+            if cancel.is_set():
+                live.cancel.set()
+    except BaseException:
+        service.finish(live, save=False)
+        raise
+    return live
+
+
+def run_prompt(service: BatchService, spec: BatchSpec, index: int, key: str, owner: str,
+               cancel: threading.Event) -> LiveRun:
+    """Run one prompt of the batch, not yet finished (saved): its columns side by side as one run, or,
+    with `spec.alone`, one column at a time, gathered into one record (the same shape as a side-by-side
+    run, so it opens, scores and exports the same). Alone, nothing else runs beside a model: its wall
+    clock is what a user waits for that model (the latency a routing rule is chosen by)."""
+    count = len(spec.columns)
+    groups = [[c] for c in range(count)] if spec.alone else [list(range(count))]
+    lives: list[LiveRun] = []
+    try:
+        for columns in groups:
+            lives.append(_consume(service, request_for(spec, index, columns), key, owner, cancel))
+            if lives[-1].cancel.is_set():
+                break
+    except BaseException:
+        for live in lives:
+            service.finish(live, save=False)
+        raise
+    return _gathered(service, lives)
+
+
+def _gathered(service: BatchService, lives: list[LiveRun]) -> LiveRun:
+    """The first run with every run's column in it (renumbered in order); the others are let go."""
+    first = lives[0]
+    if len(lives) == 1:
+        return first
+    first.record.models = [live.record.models[0] for live in lives]
+    for column, model in enumerate(first.record.models):
+        model.column = column
+    first.record.wall_s = sum(live.record.wall_s for live in lives)
+    if any(live.cancel.is_set() for live in lives):
+        first.cancel.set()  # a stopped prompt is not saved: it runs again in full on resume
+    for live in lives[1:]:
+        service.finish(live, save=False)
+    return first
 
 
 def run_batch(service: BatchService, batch_id: str, cancel: threading.Event | None = None,
@@ -110,19 +163,14 @@ def run_batch(service: BatchService, batch_id: str, cancel: threading.Event | No
         run_id = new_run_id()
         book.running(batch_id, index, run_id)
         try:
-            live = service.start(request_for(spec, index), key=f"batch:{batch_id}", owner=owner)
+            live = run_prompt(service, spec, index, f"batch:{batch_id}", owner, cancel)
         except RequestError as exc:
             book.failed(batch_id, index, str(exc))
             finished.add(index)
             failed += 1
             report(item.id)
             continue
-        try:
-            for _event in live.events:
-                if cancel.is_set():
-                    live.cancel.set()
         except BaseException:
-            service.finish(live, save=False)
             book.forget(batch_id, index)
             raise
         if live.cancel.is_set():  # stopped mid-prompt: not saved; it runs in full on resume
@@ -160,9 +208,10 @@ def batch_result(service: BatchService, batch_id: str, scoring: Scoring | None =
                 failed[index] = str(exc)
         elif state.status == "failed":
             failed[index] = state.error
-    cells = build_table(spec.items, len(spec.columns), runs, scoring, embed, failed)
+    cells = build_table(spec.items, len(spec.columns), runs, scoring, embed, failed, alone=spec.alone)
     return BatchResult(batch_id, spec.name, len(spec.items), len(runs), len(failed), scoring, cells,
-                       summarise(cells, len(spec.columns)), prompt_anomalies(cells))
+                       summarise(cells, len(spec.columns)), prompt_anomalies(cells),
+                       timing_of([c for c in cells if c.status == "done"]))
 
 
 def shared_embed() -> Embed:

@@ -33,6 +33,7 @@ class BatchSpec:
     scoring: Scoring = field(default_factory=Scoring)
     name: str = ""
     capture_attention: bool = False  # one extra forward pass per column and prompt: off for batches
+    alone: bool = False  # each model runs its prompt by itself, one at a time: wall-clock latency alone
     id: str = field(default_factory=new_run_id)
     created_at: float = field(default_factory=time.time)
 
@@ -43,7 +44,7 @@ class BatchSpec:
     def from_dict(cls, data: Any) -> BatchSpec:
         if not isinstance(data, dict):
             raise SpecError("batch: expected an object")
-        known = {"items", "columns", "scoring", "name", "capture_attention", "id", "created_at"}
+        known = {"items", "columns", "scoring", *_TOP}
         unknown = set(data) - known
         if unknown:
             raise SpecError(f"batch: unknown fields {sorted(unknown)}")
@@ -97,8 +98,9 @@ class _Top:
 
     name: str = ""
     capture_attention: bool = False
+    alone: bool = False  # absent from batches stored before it existed: they ran side by side
     id: str = ""
     created_at: float = 0.0
 
 
-_TOP = ("name", "capture_attention", "id", "created_at")
+_TOP = ("name", "capture_attention", "alone", "id", "created_at")

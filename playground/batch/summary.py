@@ -1,4 +1,11 @@
-"""The result of a batch: a table (prompt x model) and per-model figures. Pure: records in, data out."""
+"""The result of a batch: a table (prompt x model) and per-model figures. Pure: records in, data out.
+
+Latency figures say how they were measured (Cell.timing, ModelSummary.timing, BatchResult.timing):
+by default each column's own time (its prompt, prefill and steps: playground/clocks.py), so a model
+run beside a slower one is not charged its neighbour's steps; with a batch's `alone` option each
+model ran its prompt by itself and the figures are the wall clock a user would wait. Runs saved
+before per-column clocks only have wall time with the neighbours' steps in it, and say so.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,14 @@ from typing import Any
 
 from playground.batch.prompt_set import PromptItem
 from playground.batch.score import SCORING_BUDGET_S, Embed, Scoring, score_text, similarities
+from playground.clocks import OWN_CLOCK
 from playground.inspect.agreement import column_label
 from playground.patterns import PatternTimeout, TimeBudget
-from playground.record import Run
+from playground.record import ModelRun, Run
+
+OWN_TIME = "own time: each model's own prompt, prefill and steps (its neighbours' steps left out)"
+ALONE_WALL = "wall clock, each model run alone (one model at a time)"
+SHARED_WALL = "wall clock, neighbours' steps included (runs saved before per-column clocks)"
 
 
 @dataclass
@@ -37,6 +49,7 @@ class Cell:
     finish_reason: str = ""
     error: str = ""
     anomalies: list[str] = field(default_factory=list)  # kinds, e.g. ["special_literal"]
+    timing: str = ""  # how ttft_s and total_s were measured: OWN_TIME, ALONE_WALL or SHARED_WALL
 
 
 @dataclass
@@ -58,6 +71,7 @@ class ModelSummary:
     mean_tok_s: float = 0.0
     cost_usd: float = 0.0
     anomalies: dict[str, int] = field(default_factory=dict)  # kind -> prompts with it
+    timing: str = ""  # how its latency and TTFT figures were measured (several, "; "-joined, if mixed)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,9 +89,11 @@ def _mean(values: list[float]) -> float:
 
 
 def build_table(items: list[PromptItem], columns: int, runs: dict[int, Run], scoring: Scoring,
-                embed: Embed | None = None, failed: dict[int, str] | None = None) -> list[Cell]:
+                embed: Embed | None = None, failed: dict[int, str] | None = None,
+                alone: bool = False) -> list[Cell]:
     """Every (prompt, column) cell, prompt order then column order. `runs`: prompt index -> saved run;
-    `failed`: prompt index -> why the prompt could not run. Semantic and agreement scores need `embed`."""
+    `failed`: prompt index -> why the prompt could not run. Semantic and agreement scores need `embed`.
+    `alone`: the batch ran each model by itself, and its cells take the wall clock (_timing)."""
     failed = failed or {}
     cells: list[Cell] = []
     for index, item in enumerate(items):
@@ -94,13 +110,25 @@ def build_table(items: list[PromptItem], columns: int, runs: dict[int, Run], sco
                 cell.run_id, cell.output, cell.finish_reason = run.id, model.text, model.finish_reason
                 cell.status = "error" if model.error else "done"
                 cell.error = model.error
-                cell.ttft_s, cell.total_s, cell.tok_s = m.ttft_s, m.total_s, m.decode_tok_s
+                cell.ttft_s, cell.total_s, cell.timing = _timing(model, alone)
+                cell.tok_s = m.decode_tok_s
                 cell.prompt_tokens, cell.output_tokens = m.prompt_tokens, m.output_tokens
                 cell.cost_usd = m.cost_usd
                 cell.anomalies = [a.kind for a in model.anomalies]
             cells.append(cell)
     _score(cells, items, columns, scoring, embed)
     return cells
+
+
+def _timing(model: ModelRun, alone: bool) -> tuple[float, float, str]:
+    """A column's TTFT and total, and how they were measured. Side by side, its own time; alone,
+    the wall clock a user waited (nothing else ran, so nothing but its own work is in it)."""
+    m = model.metrics
+    if m.clock != OWN_CLOCK:
+        return m.ttft_s, m.total_s, SHARED_WALL
+    if alone:
+        return m.wall_ttft_s, m.wall_total_s, ALONE_WALL
+    return m.ttft_s, m.total_s, OWN_TIME
 
 
 def _score(cells: list[Cell], items: list[PromptItem], columns: int, scoring: Scoring,
@@ -178,8 +206,14 @@ def summarise(cells: list[Cell], columns: int) -> list[ModelSummary]:
             mean_output_tokens=_mean([float(c.output_tokens) for c in done]),
             mean_tok_s=_mean([c.tok_s for c in done if c.tok_s > 0]),
             cost_usd=sum(c.cost_usd for c in ran), anomalies=dict(sorted(kinds.items())),
+            timing=timing_of(done),
         ))
     return out
+
+
+def timing_of(cells: list[Cell]) -> str:
+    """How these cells' latency figures were measured, in words (several joined when they differ)."""
+    return "; ".join(sorted({c.timing for c in cells if c.timing}))
 
 
 def prompt_anomalies(cells: list[Cell]) -> dict[str, int]:
@@ -201,6 +235,7 @@ class BatchResult:
     cells: list[Cell]
     models: list[ModelSummary]
     anomalies_per_prompt: dict[str, int]
+    timing: str = ""  # how the latency figures were measured (timing_of over every answered cell)
 
     @property
     def complete(self) -> bool:
