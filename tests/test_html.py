@@ -174,3 +174,86 @@ def test_a_conversation_shows_each_turn_in_the_column_escaped() -> None:
     assert "Hello &lt;script&gt;" in out and out.endswith("Then bees.")
     assert out.count("**You:**") == 2
     assert conversation_markdown(Run(prompt="x", models=[column("plain")]), 0) == "plain"
+
+
+def _figures(header: str) -> dict[str, tuple[str, str]]:
+    """Each figure of a column header: its name (data-metric) -> (its text, its tooltip)."""
+    from html.parser import HTMLParser
+
+    found: dict[str, tuple[str, str]] = {}
+
+    class Figures(HTMLParser):
+        current: tuple[str, str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            named = dict(attrs)
+            if tag == "span" and named.get("class") == "pg-metric":
+                self.current = (named.get("data-metric") or "", named.get("title") or "")
+
+        def handle_data(self, data: str) -> None:
+            if self.current is not None:
+                found[self.current[0]] = (data, self.current[1])
+                self.current = None
+
+    Figures().feed(header)
+    return found
+
+
+def _local_run(**metrics: object) -> ModelRun:
+    identity = ModelIdentity("smollm2-135m", "SmolLM2", "hub", "x", device="cpu", dtype="float32")
+    return ModelRun(0, identity, GenerationParams(), finish_reason="eos", metrics=Metrics(**metrics))
+
+
+def test_every_figure_of_a_column_says_what_it_counts() -> None:
+    mb = 2**20
+    run = _local_run(prompt_tokens=37, output_tokens=8, ttft_s=0.5, decode_tok_s=20.0, total_s=0.85,
+                     load_s=2.0, loaded_from_cache=True, graph_capture_s=0.3, weights_bytes=500 * mb,
+                     kv_cache_bytes=mb, clock="own", wall_ttft_s=1.5, wall_total_s=3.25,
+                     output_tokens_from="tokenizer")
+    figures = _figures(column_header(run))
+    assert set(figures) == {"tokens", "ttft", "tok/s", "total", "load", "graph", "mem", "device"}
+    assert all(tip for _text, tip in figures.values()), figures
+    assert figures["tokens"][0] == "37 → 8 tokens" and "own tokenizer" in figures["tokens"][1]
+    assert figures["ttft"][0] == "TTFT 0.50 s"
+    assert "own clock" in figures["ttft"][1] and "Wall clock: 1.50 s" in figures["ttft"][1]
+    assert "Wall clock: 3.25 s" in figures["total"][1] and "neighbours" in figures["tok/s"][1]
+    assert "not counted" in figures["load"][1] and "kept out of TTFT" in figures["graph"][1]
+
+
+def test_a_served_columns_figures_say_whose_they_are() -> None:
+    from playground.record import ColumnCapabilities
+
+    run = ModelRun(0, ModelIdentity("gpt", "GPT", "openai", "https://x/v1", device="remote", engine=XSS),
+                   GenerationParams(), finish_reason="eos", capabilities=ColumnCapabilities(memory=False),
+                   metrics=Metrics(prompt_tokens=13, output_tokens=4, ttft_s=0.2, total_s=0.4, clock="own",
+                                   usage_prompt_tokens=13, usage_output_tokens=4, cost_usd=0.002,
+                                   server_decode_tok_s=41.5, weights_bytes=2**30,
+                                   output_tokens_from="server usage"))
+    header = column_header(run)
+    assert "<script>" not in header and "<img" not in header  # the engine's name is escaped too
+    figures = _figures(header)
+    assert {"server", "usage", "cost", "mem"} <= set(figures)
+    assert "usage report" in figures["tokens"][1] and "its memory is the server's" in figures["mem"][1]
+    assert "reported" in figures["server"][1] and "prices" in figures["cost"][1]
+
+
+def test_an_older_record_says_its_times_were_wall_time() -> None:
+    figures = _figures(column_header(_local_run(prompt_tokens=5, output_tokens=2, ttft_s=1.0, total_s=2.0)))
+    assert "wall time from the column's start" in figures["ttft"][1]
+    assert "Wall clock" not in figures["total"][1]
+    assert "saved before tokens were counted apart" in figures["tokens"][1]
+
+
+def test_the_token_counter_moves_while_the_column_streams() -> None:
+    from playground.record import TokenStep
+
+    run = _local_run(prompt_tokens=37)
+    run.finish_reason = ""  # streaming
+    assert _figures(column_header(run, "generating"))["tokens"][0] == "37 → 0 tokens so far"
+    run.steps += [TokenStep(i, "a", -0.1) for i in range(3)]
+    assert _figures(column_header(run, "generating"))["tokens"][0] == "37 → 3 tokens so far"
+    run.steps += [TokenStep(i, "b", -0.1) for i in range(2)]
+    live = _figures(column_header(run, "generating"))["tokens"]
+    assert live[0] == "37 → 5 tokens so far" and "as they stream" in live[1]
+    run.finish_reason, run.metrics.output_tokens = "eos", 4  # the final count replaces the live one
+    assert _figures(column_header(run))["tokens"][0] == "37 → 4 tokens"

@@ -89,44 +89,117 @@ def fmt_bytes(n: int) -> str:
     return f"{size:.1f} GB"
 
 
+# What each figure of a column header counts: its tooltip (README "Column header" says the same).
+OWN_CLOCK_NOTE = ("on this column's own clock: its own prompt, prefill and steps (a served model: where each "
+                  "chunk arrived), never its neighbours' steps, loading, graph capture or compiling")
+OLD_CLOCK_NOTE = ("wall time from the column's start, neighbours' steps included (saved before columns had "
+                  "their own clocks)")
+TOKENS_FROM = {
+    "tokenizer": "the ids it generated, from its own tokenizer",
+    "server usage": "as the server's usage report counts them",
+    "logprobs": "the server's token steps, one a token (it sent logprobs)",
+    "tokenizer count of the text": ("the answer's text through the model's tokenizer (the server reported "
+                                    "neither usage nor logprobs)"),
+}
+OLD_TOKENS_NOTE = ("the steps it produced, one a token (saved before tokens were counted apart: for a served "
+                   "model without logprobs, its stream chunks)")
+HELP = {
+    "load": ("Seconds this model's own load took; \"already loaded\": it was in memory. Waiting for another "
+             "model's load is not counted; \"(cache)\": read from the converted cache."),
+    "graph": ("One-time: capturing the fast path's decode step as a CUDA graph; kept out of TTFT, total and "
+              "tok/s."),
+    "mem": ("The model's weights + this column's KV cache at its last token (from the model's shape); the "
+            "fast path's workspace when it has one; the allocator's peak only when the column ran alone on "
+            "CUDA."),
+    "file": "The served model's file size: its memory is the server's, not measured here.",
+    "server": "The server's own decode speed, as it reported it (llama.cpp timings), not measured here.",
+    "usage": "Prompt + output tokens as the server's usage report counts them.",
+    "cost": "From the catalog's prices per million tokens, on the server's usage (else the counts here).",
+    "device": "Where the model ran (device, or the serving engine) and its weights' dtype.",
+}
+
+
+def metric(key: str, text: str, tip: str) -> str:
+    """One figure, with what it counts as its tooltip (`data-metric` names it for tests and styles)."""
+    return (f'<span class="pg-metric" data-metric="{html.escape(key)}" title="{html.escape(tip)}">'
+            f"{html.escape(text)}</span>")
+
+
 def metrics_line(run: ModelRun) -> str:
-    """One line of numbers, as escaped HTML (empty until the model produced something)."""
+    """The column's figures, as escaped HTML: each says what it counts in its tooltip (empty until the
+    model produced something). While the column streams, the output count moves with each token."""
     m = run.metrics
     ident = run.identity
-    items = []
-    if m.prompt_tokens:
-        items.append(f"{m.prompt_tokens:,} → {m.output_tokens:,} tokens")
-    if m.output_tokens:
-        items.append(f"TTFT {m.ttft_s:.2f} s")
-        if m.decode_tok_s:
-            items.append(f"{m.decode_tok_s:.1f} tok/s")
-        items.append(f"total {m.total_s:.2f} s")
+    items = [*token_figures(run), *time_figures(run)]
     if run.finish_reason and ident.device:
         load = "already loaded" if m.load_s == 0 else f"load {m.load_s:.1f} s"
         if m.load_s and m.loaded_from_cache:
             load += " (cache)"
-        items.append(load)
+        items.append(("load", load, HELP["load"]))
         if m.graph_capture_s:
-            items.append(f"graph capture {m.graph_capture_s:.2f} s")
+            items.append(("graph", f"graph capture {m.graph_capture_s:.2f} s", HELP["graph"]))
     memory = memory_text(run)
     if memory:
-        items.append(memory)
+        items.append(("mem", memory, HELP["mem" if run.capabilities.memory else "file"]))
     items += served_figures(run)
     if ident.device:
-        items.append(f"{ident.engine or ident.device}" + (f" · {ident.dtype}" if ident.dtype else ""))
-    return "".join(f'<span class="pg-metric">{html.escape(item)}</span>' for item in items)
+        where = f"{ident.engine or ident.device}" + (f" · {ident.dtype}" if ident.dtype else "")
+        items.append(("device", where, HELP["device"]))
+    return "".join(metric(*item) for item in items)
 
 
-def served_figures(run: ModelRun) -> list[str]:
+def token_figures(run: ModelRun) -> list[tuple[str, str, str]]:
+    """Prompt tokens -> output tokens: the final count once the column ended, else the tokens so far."""
+    m = run.metrics
+    if not m.prompt_tokens:
+        return []
+    prompt = "the ids the model was fed (chat template and system prompt included)"
+    if run.finish_reason:
+        source = ("none: tokenized only, nothing was generated" if run.finish_reason == "tokenized" else
+                  TOKENS_FROM.get(m.output_tokens_from, OLD_TOKENS_NOTE))
+        return [("tokens", f"{m.prompt_tokens:,} → {m.output_tokens:,} tokens",
+                 f"Prompt tokens: {prompt} → output tokens: {source}.")]
+    so_far = len(run.steps)
+    return [("tokens", f"{m.prompt_tokens:,} → {so_far:,} tokens so far",
+             f"Prompt tokens: {prompt} → output tokens so far, counted as they stream (a served model "
+             "without logprobs: its chunks, which may hold several tokens); the final count replaces it "
+             "when the column ends.")]
+
+
+def time_figures(run: ModelRun) -> list[tuple[str, str, str]]:
+    """TTFT, tok/s and total, once the column produced something, with the clock they count."""
+    m = run.metrics
+    if not m.output_tokens:
+        return []
+    own = m.clock == "own"  # record.Metrics.clock: "" for a record saved before the own clocks
+    clock = OWN_CLOCK_NOTE if own else OLD_CLOCK_NOTE
+    items = [("ttft", f"TTFT {m.ttft_s:.2f} s",
+              f"Time to first token, {clock}." + _wall(own, m.wall_ttft_s))]
+    if m.decode_tok_s:
+        items.append(("tok/s", f"{m.decode_tok_s:.1f} tok/s",
+                      "Decode speed: the output tokens after the first, over the time from the first token "
+                      f"to the last, {clock}."))
+    after = " The attention pass after it is not counted." if own else ""
+    items.append(("total", f"total {m.total_s:.2f} s",
+                  f"From the column's start to its last token, {clock}.{after}" + _wall(own, m.wall_total_s)))
+    return items
+
+
+def _wall(own: bool, wall_s: float) -> str:
+    return f" Wall clock: {wall_s:.2f} s, neighbours included." if own and wall_s else ""
+
+
+def served_figures(run: ModelRun) -> list[tuple[str, str, str]]:
     """What a server reported about itself: its own speed, usage tokens, cost from catalog prices."""
     m = run.metrics
     items = []
     if m.server_decode_tok_s:
-        items.append(f"server {m.server_decode_tok_s:.1f} tok/s")
+        items.append(("server", f"server {m.server_decode_tok_s:.1f} tok/s", HELP["server"]))
     if m.usage_prompt_tokens or m.usage_output_tokens:
-        items.append(f"usage {m.usage_prompt_tokens:,} + {m.usage_output_tokens:,}")
+        items.append(("usage", f"usage {m.usage_prompt_tokens:,} + {m.usage_output_tokens:,}", HELP["usage"]))
     if m.cost_usd:
-        items.append(f"${m.cost_usd:.6f}" if m.cost_usd < 0.01 else f"${m.cost_usd:.4f}")
+        cost = f"${m.cost_usd:.6f}" if m.cost_usd < 0.01 else f"${m.cost_usd:.4f}"
+        items.append(("cost", cost, HELP["cost"]))
     return items
 
 

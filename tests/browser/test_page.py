@@ -34,6 +34,10 @@ def test_run_two_models_side_by_side(page) -> None:  # noqa: ANN001
         assert re.search(r"TTFT \d+\.\d+ s", metrics), metrics
         assert "tok/s" in metrics and "cpu" in metrics
         assert re.search(r"mem \d+\.\d MB weights \+ \d+(\.\d)? [KM]B KV", metrics), metrics
+        figures = page.locator(f"#head-{col} .pg-metric")
+        tips = [figures.nth(i).get_attribute("title") for i in range(figures.count())]
+        assert figures.count() >= 6 and all(tips), tips  # every figure says what it counts
+        assert "Time to first token" in page.locator(f"#head-{col} [data-metric=ttft]").get_attribute("title")
     assert "Paris" in page.locator("#out-0").inner_text()
     assert "chat template" in page.locator("#head-0").inner_text()
     assert "question/answer frame" in page.locator("#head-1").inner_text()  # the base model, framed
@@ -52,6 +56,10 @@ def test_ctrl_enter_runs_and_stop_cancels_without_error_styling(page) -> None:  
     page.locator("#prompt textarea").press("Control+Enter")
     page.wait_for_function("() => document.querySelector('#out-0').innerText.trim().length > 0",
                            timeout=600_000)
+    # the output count moves while the column streams (it used to stay at "N → 0 tokens" to the end)
+    page.wait_for_function("() => /→ [1-9][0-9]* tokens so far/.test("
+                           "document.querySelector('#head-0 [data-metric=tokens]')?.innerText || '')",
+                           timeout=60_000)
     page.click("#stop-btn")
     page.wait_for_function("() => document.querySelector('#notice').innerText.includes('stopped')",
                            timeout=120_000)
