@@ -84,6 +84,7 @@ bench: install browser
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_served.py
+	$(BIN)/python bench/bench_cli_start.py
 
 lint: install
 	$(BIN)/ruff check .
