@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 from sample_runs import XSS_PROMPT, make_run, model_run
 
-from playground.limits import MAX_OUTPUT_STEPS
+from playground.limits import MAX_COLUMNS, MAX_OUTPUT_STEPS, MAX_PROMPT_TOKENS
 from playground.record import SCHEMA_VERSION, GenerationParams, Run
 from playground.sessions.bundle import (
     FORMAT,
     MAX_BUNDLE_BYTES,
-    MAX_MODELS,
     MAX_TEXT_CHARS,
-    MAX_TOKENS_PER_MODEL,
     BundleError,
     export_bundle,
     import_bundle,
@@ -273,11 +271,11 @@ def test_a_run_id_that_is_not_a_session_id_is_refused(bad_id: str) -> None:
 def test_too_many_model_columns_are_refused() -> None:
     doc = _doc()
     column = doc["run"]["models"][0]
-    doc["run"]["models"] = [{**copy.deepcopy(column), "column": i} for i in range(MAX_MODELS + 1)]
-    with pytest.raises(BundleError, match=f"{MAX_MODELS + 1} model columns; at most {MAX_MODELS}"):
+    doc["run"]["models"] = [{**copy.deepcopy(column), "column": i} for i in range(MAX_COLUMNS + 1)]
+    with pytest.raises(BundleError, match=f"{MAX_COLUMNS + 1} model columns; at most {MAX_COLUMNS}"):
         _import(doc)
-    doc["run"]["models"] = doc["run"]["models"][:MAX_MODELS]
-    assert len(_import(doc).models) == MAX_MODELS
+    doc["run"]["models"] = doc["run"]["models"][:MAX_COLUMNS]
+    assert len(_import(doc).models) == MAX_COLUMNS
 
 
 @pytest.mark.parametrize("where", ["prompt", "system_prompt", "error"])
@@ -304,7 +302,7 @@ def test_text_at_the_limit_is_accepted() -> None:
 def test_too_many_tokens_are_refused(where: str) -> None:
     doc = _doc()
     model = doc["run"]["models"][0]
-    limit = MAX_TOKENS_PER_MODEL if where == "prompt_token_ids" else MAX_OUTPUT_STEPS
+    limit = MAX_PROMPT_TOKENS if where == "prompt_token_ids" else MAX_OUTPUT_STEPS
     if where == "prompt_token_ids":
         model[where] = [1] * (limit + 1)
     else:

@@ -37,8 +37,6 @@ from playground.record import (
 from playground.sessions.store import MAX_CREATED_AT, SessionError, check_id, valid_time
 
 FORMAT = "playground-run"
-MAX_MODELS = MAX_COLUMNS  # the names this module has always had
-MAX_TOKENS_PER_MODEL = MAX_PROMPT_TOKENS
 MAX_LOGPROB = 1e-3  # a log-probability is at most 0; this much above it is float rounding
 
 
