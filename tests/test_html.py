@@ -1,7 +1,7 @@
 """Renderers escape everything typed by a user or a model."""
 
-from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun
-from playground.ui.html import column_header, conversation_markdown, markdown_safe, notice
+from playground.record import GenerationParams, Metrics, ModelIdentity, ModelRun, Run
+from playground.ui.html import column_header, conversation_markdown, markdown_safe, notice, run_wall
 
 XSS = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
 
@@ -257,3 +257,36 @@ def test_the_token_counter_moves_while_the_column_streams() -> None:
     assert live[0] == "37 → 5 tokens so far" and "as they stream" in live[1]
     run.finish_reason, run.metrics.output_tokens = "eos", 4  # the final count replaces the live one
     assert _figures(column_header(run))["tokens"][0] == "37 → 4 tokens"
+
+
+def _wall_run(wall_s: float, finish: str = "eos", history: bool = False) -> Run:
+    from playground.record import Turn
+
+    model = _local_run(prompt_tokens=5, output_tokens=2, ttft_s=0.2, total_s=0.4, clock="own")
+    model.finish_reason = finish
+    run = Run(prompt=XSS, system_prompt=XSS, models=[model], wall_s=wall_s)
+    if history:
+        run.history = [Turn(prompt=XSS, models=[model])]
+    return run
+
+
+def test_the_run_wall_time_is_shown_apart_with_what_it_counts() -> None:
+    line = run_wall(_wall_run(12.34))
+    figures = _figures(line)
+    assert figures["run-wall"][0] == "Run wall time 12.3 s (loading included)"
+    assert "wall clock from Run to the last column's end" in figures["run-wall"][1]
+    assert "own time" in figures["run-wall"][1] and "each column's figures count its own time" in line
+    assert 'data-wall="12.340"' in line
+    assert "<script" not in line and "<img" not in line  # nothing typed by a user or a model is in it
+
+
+def test_a_conversation_turn_says_its_wall_time_is_the_turns() -> None:
+    line = _figures(run_wall(_wall_run(3.0, history=True)))["run-wall"][0]
+    assert line == "This turn's wall time 3.0 s (loading included)"
+
+
+def test_no_run_wall_time_for_older_records_tokenize_only_or_no_run() -> None:
+    assert run_wall(None) == ""
+    assert run_wall(_wall_run(0.0)) == ""  # saved before the run's wall time was kept
+    assert run_wall(_wall_run(1.5, finish="tokenized")) == ""  # nothing was generated
+    assert run_wall(Run(prompt="x", wall_s=2.0)) == ""  # no columns

@@ -159,6 +159,7 @@ class Columns:
     slots: list[Slot]
     active: Any  # gr.State: list[bool], one per slot
     loaded: Any  # gr.HTML: the model pool line
+    wall: Any = None  # gr.HTML under the columns: the run's wall time (H.run_wall), from its record
 
     @property
     def size(self) -> int:
@@ -168,8 +169,9 @@ class Columns:
         return [self.active, *(c for s in self.slots for c in s.param_inputs())]
 
     def outputs(self) -> list[Any]:
-        """What a run updates: headers and outputs."""
-        return [c for s in self.slots for c in (s.header, s.output)]
+        """What a run updates: headers and outputs, and the run's wall time under them."""
+        wall = [self.wall] if self.wall is not None else []
+        return [c for s in self.slots for c in (s.header, s.output)] + wall
 
     def fill_outputs(self) -> list[Any]:
         """What a replay updates besides: which columns show, their models and parameters."""
@@ -211,7 +213,12 @@ class Columns:
         return updates
 
     def clear(self) -> dict[Any, Any]:
-        return {s.output: "" for s in self.slots} | {s.header: "" for s in self.slots}
+        return {s.output: "" for s in self.slots} | {s.header: "" for s in self.slots} | self.wall_line(None)
+
+    def wall_line(self, record: Run | None) -> dict[Any, Any]:
+        """The run's wall time under the columns, drawn from its record ("" for none, or an older record
+        without one): shown apart from each column's own figures, and in replays too."""
+        return {self.wall: H.run_wall(record)} if self.wall is not None else {}
 
     def show(self, record: Run) -> tuple[dict[Any, Any], str]:
         """A saved run's columns, models and parameters (from the record); a note when some do not fit."""
@@ -228,6 +235,7 @@ class Columns:
                 updates[slot.header] = ""
                 updates[slot.output] = ""
         updates.update(self.draw(record, list(range(len(shown))), set(range(len(shown))), {}))
+        updates.update(self.wall_line(record))
         note = (f" Only the first {self.size} of {len(record.models)} columns are shown."
                 if len(record.models) > self.size else "")
         return updates, note
@@ -260,4 +268,5 @@ def build_columns(settings: Settings, catalog: Catalog) -> Columns:
     with gr.Row(equal_height=False, elem_id="columns"):
         slots = [make_slot(i, catalog, defaults[i] if i < len(defaults) else defaults[0],
                            i < len(defaults), settings) for i in range(size)]
-    return Columns(slots, active, loaded)
+    wall = gr.HTML("", elem_id="run-wall", padding=False)
+    return Columns(slots, active, loaded, wall)

@@ -189,6 +189,25 @@ def _wall(own: bool, wall_s: float) -> str:
     return f" Wall clock: {wall_s:.2f} s, neighbours included." if own and wall_s else ""
 
 
+RUN_WALL_NOTE = ("The wall clock from Run to the last column's end: what you waited, loading included. "
+                 "Columns take turns on one decode thread, so each column's TTFT, total and tok/s count "
+                 "only its own time (hover them) and do not add up to this.")
+
+
+def run_wall(record: Run | None) -> str:
+    """The run's wall time, apart from the columns' own figures, so neither is mistaken for the other.
+    Empty for no run, a record saved before the run's wall time was kept (wall_s 0) or a tokenize-only
+    record (nothing was generated)."""
+    if record is None or record.wall_s <= 0 or not record.models:
+        return ""
+    if all(m.finish_reason == "tokenized" for m in record.models):
+        return ""
+    what = "This turn's wall time" if record.history else "Run wall time"
+    text = f"{what} {record.wall_s:.1f} s (loading included)"
+    return (f'<div class="pg-muted pg-run-wall" data-wall="{record.wall_s:.3f}">'
+            f"{metric('run-wall', text, RUN_WALL_NOTE)}; each column's figures count its own time</div>")
+
+
 def served_figures(run: ModelRun) -> list[tuple[str, str, str]]:
     """What a server reported about itself: its own speed, usage tokens, cost from catalog prices."""
     m = run.metrics

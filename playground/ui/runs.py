@@ -104,7 +104,7 @@ def wire_runs(page: Page) -> None:
         summary = outcome.summary + (f"; {note}" if note else "")
         yield {area.run_btn: gr.update(interactive=True), area.stop_btn: gr.update(interactive=False),
                notice: H.notice(summary, "error" if failed or outcome.save_error else "info"),
-               columns.loaded: page.pool_line(),
+               columns.loaded: page.pool_line(), **columns.wall_line(record),
                **bar.updates(record if outcome.saved_id else None), **page.evidence(record),
                **page.blind.finished(page, record, outcome.saved_id, blind)}
         return record
@@ -138,7 +138,7 @@ def wire_runs(page: Page) -> None:
         flagged = sum(len(m.anomalies) for m in record.models)
         message = (f"tokenized for {len(chosen)} column(s); {flagged} anomaly(ies) flagged; "
                    "nothing was generated" + (f"; {REPAIRED_NOTICE}" if repaired else ""))
-        yield {**columns.draw(record, chosen, set(range(len(chosen))), {}),
+        yield {**columns.draw(record, chosen, set(range(len(chosen))), {}), **columns.wall_line(None),
                **page.tokens.render(record), shell.shown: record, page.tokens.box: gr.update(open=True),
                **page.blind.hidden(),
                columns.loaded: page.pool_line(), notice: H.notice(message)}

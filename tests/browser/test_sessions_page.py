@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .helpers import notice_has, set_max_tokens, settle, share_link
 
 XSS_PROMPT = "Say hi. <script>alert(1)</script> <img src=x onerror=alert(1)>"
@@ -27,6 +29,10 @@ def test_link_replays_in_a_fresh_browser_without_loading_models(page, browser, r
     link = _run(page, "What is the capital of France?")
     assert "?session=" in link
     original = [_column_view(page, c) for c in (0, 1)]
+    wall = page.locator("#run-wall").inner_text()  # the run's wall time, apart from the columns' own
+    assert re.fullmatch(r"Run wall time \d+\.\d s \(loading included\); each column's figures count its "
+                        r"own time", wall.strip()), wall
+    assert "own time" in page.locator("#run-wall [data-metric=run-wall]").get_attribute("title")
     replay_url, replay_pool = replay_server
     session = link.split("?", 1)[1]
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -38,6 +44,7 @@ def test_link_replays_in_a_fresh_browser_without_loading_models(page, browser, r
     for (_, head_replayed), (_, head_original) in zip(replayed, original, strict=True):
         assert head_replayed.split("load")[0] == head_original.split("load")[0]  # metrics line
     assert fresh.locator("#prompt textarea").input_value() == "What is the capital of France?"
+    assert fresh.locator("#run-wall").inner_text() == wall  # drawn from the saved record
     assert replay_pool.loaded() == [], "a replay must not load any model"
     context.close()
 
