@@ -6,6 +6,7 @@ Real engine (the session's bundled models on CPU) and a real SQLite file per tes
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sample_runs import make_run
 from playground.batch.book import BatchBook
 from playground.batch.prompt_set import PromptItem
 from playground.batch.spec import BatchSpec, ColumnSpec
+from playground.batch.summary import ALONE_WALL
 from playground.config import Settings
 from playground.engine import ColumnRequest, Engine, RunRequest
 from playground.record import GenerationParams, new_run_id
@@ -174,6 +176,25 @@ def test_batches_are_seen_by_anyone_and_resumed_by_their_owner_only(engine: Engi
     assert not service.stop_batch(batch_id, "alice")  # nothing runs: nothing to stop
     with pytest.raises(SessionError):
         service.batch_spec(new_run_id())
+
+
+def test_a_batch_started_alone_records_it_and_its_summary_says_wall_clock(engine: Engine,
+                                                                          tmp_path: Path) -> None:
+    """The page's "Run each model alone" toggle reaches the stored batch through start_batch, and the
+    summary the page draws says its latency is the wall clock of each model run alone."""
+    service = _service(engine, tmp_path)
+    columns = [ColumnSpec("smollm2-135m", GenerationParams(max_new_tokens=2)) for _ in range(2)]
+    spec = BatchSpec([PromptItem("2+2?", expected="4", id="sum-1")], columns, name="alone", alone=True)
+    batch_id = service.start_batch(spec, "alice")
+    deadline = time.monotonic() + 300
+    while (progress := service.batch_progress(batch_id)) is not None and progress.state == "running":
+        assert time.monotonic() < deadline, "the batch did not finish"
+        time.sleep(0.2)
+    assert progress is not None and progress.state == "complete", progress
+    assert service.batch_spec(batch_id).alone is True
+    result = service.batch_result(batch_id)
+    assert result.timing == ALONE_WALL and [m.timing for m in result.models] == [ALONE_WALL] * 2
+    assert all(m.answered == 1 and m.latency_p50_s > 0 for m in result.models)
 
 
 def test_a_batch_export_imports_as_the_importers(engine: Engine, tmp_path: Path) -> None:

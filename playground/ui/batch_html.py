@@ -89,9 +89,10 @@ def grid_html(result: BatchResult, model: str = ALL_MODELS, category: str = ALL_
         return '<div class="pg-muted">No results match this filter.</div>'
     prompts = prompts or {}
     rows = "".join(_grid_row(c, prompts.get(c.prompt_index, "")) for c in cells)
+    clock = f' title="{html.escape(result.timing)}"' if result.timing else ""
     return ('<div class="pg-batch-grid-wrap"><table class="pg-batch-grid"><thead><tr><th>Prompt</th>'
-            "<th>Category</th><th>Model</th><th>Output</th><th>Score</th><th>TTFT s</th><th>Total s</th>"
-            "<th>Tokens</th><th>tok/s</th><th>Cost $</th><th>Run</th></tr></thead>"
+            f"<th>Category</th><th>Model</th><th>Output</th><th>Score</th><th{clock}>TTFT s</th>"
+            f"<th{clock}>Total s</th><th>Tokens</th><th>tok/s</th><th>Cost $</th><th>Run</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 
 
@@ -140,10 +141,19 @@ def summary_html(result: BatchResult) -> str:
             + f" · {result.done} of {result.total} prompts saved"
             + (f", {result.failed} could not run" if result.failed else "") + ". Latency is the whole "
             "answer's time; unscored answers are left out of the mean.</div>")
-    return (f'{head}<table class="pg-counts pg-batch-summary"><thead><tr><th>Model</th><th>Mean score</th>'
+    return (f'{head}{timing_html(result)}<table class="pg-counts pg-batch-summary"><thead><tr>'
+            "<th>Model</th><th>Mean score</th>"
             "<th>Answered</th><th>p50 s</th><th>p95 s</th><th>max s</th><th>TTFT p50 s</th><th>Tokens</th>"
             "<th>tok/s</th><th>Cost $</th><th>Token anomalies (prompts)</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def timing_html(result: BatchResult) -> str:
+    """Which clock the p50 / p95 / max latency and TTFT count (BatchResult.timing, as the CLI prints it):
+    own time side by side, the wall clock for a batch run alone, so the two are never compared unknowingly."""
+    timing = result.timing or "no answers yet"
+    return (f'<div class="pg-muted pg-batch-timing" data-timing="{html.escape(result.timing)}">'
+            f"Latency and TTFT (p50 / p95 / max): {html.escape(timing)}.</div>")
 
 
 def figures(result: BatchResult) -> tuple[Any, Any, Any]:

@@ -37,6 +37,9 @@ from playground.ui.session_bar import DOWNLOAD_JS
 from playground.ui.text import clean_text
 
 AUTO = "auto (contains with expected answers, else agreement)"
+ALONE_LABEL = "Run each model alone (wall-clock latency, slower)"
+ALONE_INFO = ("Off: the columns share each prompt, and latency is each model's own time. On: one model at a "
+              "time, and latency is the wall clock a user would wait for it.")
 POLL_S = 1.0
 BATCH_ROWS = 30
 SCROLL_TO_BATCH_JS = """() => {
@@ -79,6 +82,7 @@ class BatchPanel:
     seen: Any  # gr.State: prompts done when last drawn (redraw only when more landed)
     timer: Any
     rules: Any = None  # RulesPanel (rules_view.py), drawn with each result
+    alone: Any = None  # gr.Checkbox: each model runs alone (BatchSpec.alone: wall-clock latency, slower)
 
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
              progress: Progress | None = None) -> dict[Any, Any]:
@@ -188,7 +192,8 @@ class BatchPanel:
             name, _ = clean_text(data[self.name] or "")
             spec = BatchSpec(items=items, columns=[ColumnSpec(c.model, c.params, c.system_prompt)
                                                    for c in requests],
-                             scoring=Scoring(method, tolerance, reference), name=name.strip()[:200])
+                             scoring=Scoring(method, tolerance, reference), name=name.strip()[:200],
+                             alone=bool(data.get(self.alone)) if self.alone is not None else False)
             problems = spec.problems()
             if problems:
                 return message("cannot run this batch: " + "; ".join(problems))
@@ -315,6 +320,8 @@ class BatchPanel:
                            outputs=[self.set_text, self.set_format, self.status])
         start_inputs = {self.set_text, self.set_format, self.method, self.reference, self.tolerance,
                         self.name, prompt_system, *columns.inputs(), shell.owner}
+        if self.alone is not None:
+            start_inputs.add(self.alone)
         self.run_btn.click(start, inputs=start_inputs, outputs=everything)
         self.timer.tick(poll, inputs=[self.batch_id], outputs=everything, show_progress="hidden").then(
             poll_results, inputs=[self.batch_id, self.seen], outputs=everything, show_progress="hidden")
@@ -361,6 +368,7 @@ def build_batch_panel() -> BatchPanel:
             tolerance = gr.Number(DEFAULT_TOLERANCE, minimum=0, label="Tolerance (numeric, absolute)",
                                   elem_id="batch-tol", scale=1)
             name = gr.Textbox(label="Batch name (optional)", elem_id="batch-name", scale=2)
+        alone = gr.Checkbox(False, label=ALONE_LABEL, elem_id="batch-alone", info=ALONE_INFO)
         with gr.Row(elem_id="batch-actions"):
             run_btn = gr.Button("Run batch", variant="primary", size="sm", elem_id="batch-run", scale=0,
                                 min_width=110)
@@ -396,4 +404,4 @@ def build_batch_panel() -> BatchPanel:
                       run_btn, stop_btn, resume_btn, export_btn, export_file, import_btn, status,
                       filter_model, filter_category, sort, grid, summary, quality_plot, latency_plot, heatmap,
                       listing, list_btn, gr.State(""), gr.State(None), gr.State(-1),
-                      gr.Timer(POLL_S, active=False), rules=rules)
+                      gr.Timer(POLL_S, active=False), rules=rules, alone=alone)

@@ -136,3 +136,22 @@ def test_unknown_batch_link_gives_a_message(page, app_url) -> None:  # noqa: ANN
     page.goto(f"{app_url}/?batch=AAAAAAAAAAAAAAAAAAAAAA")
     page.wait_for_function("() => document.querySelector('#notice')?.innerText.includes('no saved batch')",
                            timeout=60_000)
+
+
+def test_a_batch_run_alone_says_its_latency_is_the_wall_clock(page) -> None:  # noqa: ANN001
+    """The "Run each model alone" toggle reaches the batch, and its summary names the clock it counts."""
+    from playground.batch.summary import ALONE_WALL
+
+    set_max_tokens(page, 4)
+    _open_panel(page)
+    alone = page.locator("#batch-alone input[type='checkbox']")
+    assert "Run each model alone" in page.locator("#batch-alone").inner_text() and not alone.is_checked()
+    alone.check()
+    page.fill("#batch-set textarea", "What is 2 + 2?")
+    page.click("#batch-run")
+    page.wait_for_function(f"() => ({STATE})() === 'complete'", timeout=300_000)
+    timing = page.locator("#batch-summary .pg-batch-timing")
+    timing.wait_for(timeout=60_000)
+    assert timing.get_attribute("data-timing") == ALONE_WALL
+    assert "each model run alone" in timing.inner_text()
+    assert page.dialogs == []
