@@ -23,7 +23,7 @@ from playground.backends import converted, preflight
 from playground.backends.base import BackendError
 from playground.backends.device import kv_cache_bytes, library_versions, pick_device, pick_dtype
 from playground.backends.local import LocalBackend
-from playground.backends.model_files import check_gguf_header, existing_gguf, gguf_path, sha256_file
+from playground.backends.model_files import check_gguf_header, existing_gguf, gguf_path
 from playground.backends.placement import PlacementError, plan_placement
 from playground.backends.registry import Estimate
 from playground.backends.weights_lock import reset_wait, waited_s, weights_lock
@@ -175,10 +175,12 @@ def _load_gguf(
     spec: ModelSpec, data_dir: Path, dtype: torch.dtype, device: str, identity: ModelIdentity,
     progress: Progress,
 ) -> tuple[torch.nn.Module, object, bool]:
-    path = existing_gguf(spec, data_dir)
+    path = _gguf_file(spec, data_dir)
+    if not path.is_file():
+        path = existing_gguf(spec, data_dir)  # says which file is missing
     identity.location = str(path)
     progress("checking file hash")
-    identity.sha256 = sha256_file(path)
+    identity.sha256 = converted.file_sha256(path, data_dir / "cache")
     cache = data_dir / "cache" / identity.sha256
     if converted.is_complete(cache):
         progress("loading converted cache")
@@ -211,12 +213,28 @@ def pretrained_source(spec: ModelSpec, data_dir: Path) -> tuple[str | Path, dict
     """Where transformers reads a model's files from, with the keyword arguments it needs: a GGUF
     file's converted cache when there is one, else the file itself; a directory or hub id as it is."""
     if spec.source == "gguf":
-        path = gguf_path(spec, data_dir)
-        cache = data_dir / "cache" / sha256_file(path)
+        path = _gguf_file(spec, data_dir)
+        cache = data_dir / "cache" / converted.file_sha256(path, data_dir / "cache")
         if converted.is_complete(cache):
             return cache, {}
         return path.parent, {"gguf_file": path.name}
     return spec.location, ({"revision": spec.revision} if spec.revision else {})
+
+
+_GGUF_FILES: dict[tuple[ModelSpec, Path], Path] = {}
+
+
+def _gguf_file(spec: ModelSpec, data_dir: Path) -> Path:
+    """The spec's .gguf file, found once per process while it stays there (model_files.gguf_path).
+
+    Finding a bundled file is not free: the Gemma package checks its assembled 253 MB file's sha256
+    on every call (catalog.bundled_file), and a load asked twice (the pre-flight, then the load).
+    Once per process is enough: the cache key (converted.file_sha256) still follows the file."""
+    known = _GGUF_FILES.get((spec, data_dir))
+    if known is not None and known.is_file():
+        return known
+    path = _GGUF_FILES[(spec, data_dir)] = gguf_path(spec, data_dir)
+    return path
 
 
 def load_tokenizer(ref: str, data_dir: Path) -> object:
