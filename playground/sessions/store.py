@@ -149,8 +149,30 @@ def _m005_batches(db: sqlite3.Connection) -> None:
     )
 
 
+def _m006_judge_verdicts(db: sqlite3.Connection) -> None:
+    """A judge model's verdicts on saved runs (playground/judge/book.py), kept with the batch they judged.
+
+    One row per (batch, run, judge model, method, judged columns): judging again with the same judge
+    replaces its own earlier verdict, never another judge's. `verdict` is JSON (judge.verdict.Verdict).
+    """
+    db.execute(
+        """CREATE TABLE judge_verdicts (
+            batch_id TEXT NOT NULL DEFAULT '',  -- '' for a run judged outside a batch
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL DEFAULT 0,     -- the prompt's place in the batch
+            judge TEXT NOT NULL,                -- the judge model (catalog id or path)
+            method TEXT NOT NULL,               -- rubric | pairwise | best
+            columns TEXT NOT NULL,              -- JSON list of the judged columns
+            verdict TEXT NOT NULL,              -- JSON: scores, rationale, the judge's prompts and outputs
+            created_at REAL NOT NULL,
+            PRIMARY KEY (batch_id, run_id, judge, method, columns)
+        )"""
+    )
+    db.execute("CREATE INDEX judge_verdicts_run ON judge_verdicts(run_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches]
+    _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches, _m006_judge_verdicts]
 
 
 def _outputs_text(record: dict) -> str:
