@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from playground.arena import ArenaError, Draw, arena_pool, draw, prompt_set
 from playground.batch import bundle as batch_files
 from playground.batch.book import BatchBook, BatchListing
 from playground.batch.runner import BatchJobs, Progress, batch_result, shared_embed
@@ -30,7 +31,8 @@ from playground.catalog import Catalog
 from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
-from playground.inspect.leaderboard import Standing, leaderboard, votes_csv
+from playground.inspect.leaderboard import Standing, Vote, leaderboard, style_coefficients, votes_csv
+from playground.inspect.style_control import style_of
 from playground.limits import LimitError
 from playground.live import LiveRun, LiveRuns, Outcome
 from playground.record import Run
@@ -338,8 +340,34 @@ class RunService:
         """The categories votes were given, for the leaderboard's filter."""
         return self.votes.categories()
 
-    def leaderboard(self, category: str = "") -> list[Standing]:
-        return leaderboard(self.votes.votes(category or None))
+    def leaderboard(self, category: str = "", style: bool = False) -> list[Standing]:
+        """Models ranked from the votes; `style`: with answer length and Markdown as covariates."""
+        votes = self.votes.votes(category or None)
+        return leaderboard(self.with_styles(votes) if style else votes, style=style)
+
+    def style_effects(self, category: str = "") -> dict[str, float]:
+        """How much each style feature alone sways a vote (log-odds per standard deviation)."""
+        return style_coefficients(self.with_styles(self.votes.votes(category or None)))
+
+    def with_styles(self, votes: list[Vote]) -> list[Vote]:
+        """Each vote with its answers' style features, in letter order, read from the voted run's record
+        (a run deleted since keeps its vote, counted with no style difference)."""
+        styled = []
+        for vote in votes:
+            try:
+                record = self.store.get(vote.run_id)
+                order = self.votes.order(vote.run_id, len(record.models)) or []
+            except (SessionError, ValueError, OSError):
+                order = []
+            if len(order) == len(vote.models):
+                vote = replace(vote, styles=tuple(style_of(record.models[c].text) for c in order))
+            styled.append(vote)
+        return styled
+
+    def arena_draw(self, n: int, seed: int, round_no: int, typed: str = "") -> Draw:
+        """A battle round: `n` anonymous local models and the round's prompt (ArenaError when it cannot
+        be drawn, e.g. fewer local models than `n`)."""
+        return draw(arena_pool(self.catalog), prompt_set(), n, seed, round_no, typed)
 
     def votes_csv_file(self, requester: str, category: str = "") -> Path:
         """Every vote (of one category) as CSV in a temporary file, removed after EXPORT_TTL_S.
@@ -380,5 +408,5 @@ class RunService:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-__all__ = ["BundleError", "Cast", "Imported", "LiveRun", "Outcome", "PoolState", "RunService", "SessionError",
-           "VoteError", "build_engine"]
+__all__ = ["ArenaError", "BundleError", "Cast", "Imported", "LiveRun", "Outcome", "PoolState", "RunService",
+           "SessionError", "VoteError", "build_engine"]

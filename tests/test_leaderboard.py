@@ -11,16 +11,20 @@ import numpy as np
 import pytest
 from sample_runs import make_run
 
-from playground.inspect.blind import label, letter, mask, scrub, shuffled_order, valid_order
+from playground.inspect.blind import NEUTRAL_FINISH, label, letter, mask, scrub, shuffled_order, valid_order
 from playground.inspect.leaderboard import (
     CSV_FIELDS,
+    MIN_COMPARISONS,
     Vote,
     comparisons,
     fit,
     leaderboard,
+    standings_json,
+    style_coefficients,
     tally,
     votes_csv,
 )
+from playground.inspect.style_control import Style, style_difference, style_of
 
 
 def win(a: str, b: str, n: int = 1) -> list[Vote]:
@@ -146,7 +150,7 @@ def test_letters_and_shuffles() -> None:
     assert [letter(i) for i in (0, 1, 25, 26, 27)] == ["A", "B", "Z", "AA", "AB"]
     for n in (2, 3, 5):
         order = shuffled_order(n, random.Random(n))
-        assert valid_order(order, n) and order != list(range(n))
+        assert valid_order(order, n)
     assert shuffled_order(1) == [0]
     assert not valid_order([0, 0], 2) and not valid_order([0, True], 2) and not valid_order("01", 2)
 
@@ -165,3 +169,79 @@ def test_mask_hides_every_name_and_keeps_the_answers() -> None:
     assert masked.models[0].metrics.output_tokens == 0  # counts, speed and memory hint at the model
     assert run.models[0].identity.catalog_id == "smollm2-135m"  # the record itself is untouched
     assert scrub("loading gemma3-270m…", run, [1, 0]) == f"loading {label(0)}…"
+
+
+# -- honest intervals and style control ---------------------------------------------------------
+
+
+def test_one_vote_needs_more_votes_instead_of_an_interval() -> None:
+    standings = leaderboard(win("a", "b"))
+    assert [s.settled for s in standings] == [False, False]
+    assert standings[0].progress == f"needs more votes (1 of {MIN_COMPARISONS} comparisons)"
+    assert standings_json(standings)[0]["ci95"] is None
+
+
+def test_unanimous_votes_still_get_a_wide_interval() -> None:
+    """Every vote the same way: every bootstrap resample is the same; the information keeps it honest."""
+    standings = by_model(leaderboard(win("a", "b", MIN_COMPARISONS)))
+    assert standings["a"].settled and standings["b"].settled
+    assert standings["a"].high - standings["a"].low > 100
+
+
+def test_an_interval_needs_two_opponents_when_there_are_others() -> None:
+    votes = win("a", "b", 12) + win("c", "b", 1)
+    standings = by_model(leaderboard(votes))
+    assert standings["a"].progress == "needs more votes (1 of 2 opponents)"
+    assert standings["b"].settled  # 13 comparisons against a and c
+
+
+def _styled(winner: int, long_first: bool) -> Vote:
+    long, short = Style(length=200, lists=6, bold=4), Style(length=20)
+    return Vote("r", ["x", "y"], "win", winner, styles=(long, short) if long_first else (short, long))
+
+
+def test_a_model_that_wins_only_by_being_longer_loses_its_lead_under_style_control() -> None:
+    """x writes the longer answer 5 times in 6, and the longer answer wins 3 times in 4 whoever wrote it."""
+    votes = ([_styled(0, True)] * 30 + [_styled(1, True)] * 10 + [_styled(1, False)] * 6
+             + [_styled(0, False)] * 2)
+    raw = by_model(leaderboard(votes))
+    styled = by_model(leaderboard(votes, style=True))
+    assert raw["x"].rank == 1 and raw["x"].score - raw["y"].score > 80
+    assert abs(styled["x"].score - styled["y"].score) < 15
+    assert not styled["x"].low > styled["y"].high  # no longer a settled lead
+    effects = style_coefficients(votes)
+    assert effects["length"] > 0.3 and effects["headers"] == 0.0
+
+
+def test_a_better_model_keeps_its_lead_under_style_control() -> None:
+    """Length varies at random; x wins 3 in 4 regardless: style control must not erase a real lead."""
+    rng = random.Random(3)
+    votes = [Vote("r", ["x", "y"], "win", 0 if rng.random() < 0.75 else 1,
+                  styles=(Style(rng.randint(10, 300)), Style(rng.randint(10, 300)))) for _ in range(120)]
+    styled = by_model(leaderboard(votes, style=True))
+    assert styled["x"].low > styled["y"].high
+
+
+def test_style_features_count_length_and_markdown() -> None:
+    text = "# Title\n\nSome **bold** and __more__ text.\n\n- one\n- two\n1. three\n## Next\nend"
+    assert style_of(text) == Style(length=16, headers=2, lists=3, bold=2)
+    assert style_of("") == Style()
+    assert style_difference(Style(10), Style(10)).tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_two_columns_are_not_always_swapped() -> None:
+    """Blind letters: a uniform random order, the page order included (two columns always swapped
+    made letter A always the second picker's model)."""
+    orders = [tuple(shuffled_order(2, random.Random(seed))) for seed in range(40)]
+    assert set(orders) == {(0, 1), (1, 0)}
+    assert shuffled_order(3, random.Random(5)) == shuffled_order(3, random.Random(5))
+
+
+def test_mask_gives_every_finished_answer_one_neutral_label_and_hides_prompt_tokens() -> None:
+    run = make_run()
+    run.models[0].finish_reason, run.models[1].finish_reason = "stop", "eos"
+    masked = mask(run, [0, 1])
+    assert {m.finish_reason for m in masked.models} == {NEUTRAL_FINISH}
+    assert all(not m.prompt_pieces and not m.prompt_token_ids for m in masked.models)
+    run.models[1].finish_reason = "error"
+    assert mask(run, [0, 1]).models[1].finish_reason == "error"

@@ -110,6 +110,41 @@ def test_service_votes_only_on_blind_runs_and_ranks(tmp_path: Path) -> None:
     assert service.leaderboard("math")[0].votes == 1 and service.leaderboard("other") == []
 
 
+def test_style_control_through_a_real_store_reads_the_answers(tmp_path: Path) -> None:
+    """Votes stored on saved blind runs: the style-controlled fit reads each answer from its record (the
+    letter order from the stored blind order). smollm2 writes the longer answer in 16 of 20 runs, and the
+    longer answer wins 3 times in 4 whichever model wrote it: smollm2 leads the raw table only by length."""
+    service = _service(tmp_path)
+    long, short = "word " * 60, "short"
+    # (smollm2's answer, gemma's answer, the winner's model index) and how many runs of each
+    plan = [((long, short), 0, 12), ((long, short), 1, 4), ((short, long), 1, 3), ((short, long), 0, 1)]
+    i = 0
+    for texts, winner, count in plan:
+        for _ in range(count):
+            run = make_run(outputs=texts)
+            service.store.save(run)
+            service.mark_blind(run.id, [1, 0])  # letter A is column 1 (gemma), B is smollm2
+            service.vote(run.id, "win", 1 - winner, f"v{i}", "general")
+            i += 1
+    raw = {s.model: s for s in service.leaderboard()}
+    styled = {s.model: s for s in service.leaderboard(style=True)}
+    assert raw["smollm2-135m"].score - raw["gemma3-270m"].score > 80  # 13 wins of 20
+    assert abs(styled["smollm2-135m"].score - styled["gemma3-270m"].score) < 15  # the lead was length
+    assert service.style_effects()["length"] > 0.5
+    assert all(s.settled for s in raw.values())  # 20 comparisons, the only opponent met
+
+
+def test_one_stored_vote_needs_more_votes(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    run = make_run()
+    service.store.save(run)
+    service.mark_blind(run.id, [0, 1])
+    service.vote(run.id, "win", 0, "alice")
+    board = service.leaderboard()
+    assert [s.progress for s in board] == ["needs more votes (1 of 10 comparisons)"] * 2
+    assert not any(s.settled for s in board)
+
+
 def test_votes_csv_file_hides_other_voters(tmp_path: Path) -> None:
     service = _service(tmp_path)
     runs = [make_run(), make_run()]
@@ -160,7 +195,8 @@ def test_cli_leaderboard(tmp_path: Path) -> None:
     assert "model" in lines[0] and lines[1].split()[:2] == ["1", "smollm2-135m"]
     data = json.loads(cli(db, "--json", "--category", "coding").stdout)
     assert [r["model"] for r in data] == ["smollm2-135m", "gemma3-270m"]
-    assert data[0]["votes"] == 2 and data[0]["ci95"][0] <= data[0]["score"] <= data[0]["ci95"][1]
+    assert data[0]["votes"] == 2 and data[0]["ci95"] is None  # two votes support no interval
+    assert data[0]["needs"] == "needs more votes (2 of 10 comparisons)" and not data[0]["settled"]
     out = tmp_path / "votes.csv"
     written = cli(db, "--csv", str(out))
     assert written.returncode == 0 and "wrote 3 vote(s)" in written.stderr

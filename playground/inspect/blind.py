@@ -5,7 +5,9 @@ Pure functions over the run record. Names are hidden by drawing from a copy of t
 identity, so every panel that draws a record draws letters without knowing about blind mode.
 What would give a model away besides its name is hidden with it: its prompt format, its
 metrics (token counts, speed, memory, load time), and its name inside errors, notes and live
-status lines.
+status lines, its finish label ("done (stop string)" or "done (max new tokens)" against another
+column's "done" told the base model apart: every finished answer reads NEUTRAL_FINISH), and its prompt
+tokens (the Tokens panel's chips and counts show the tokenizer, and the tokenizer names the family).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import replace
 from playground.record import Metrics, ModelIdentity, ModelRun, Run
 
 LETTERS = string.ascii_uppercase
+# How an answer ended that would tell models apart (a base model ends on the frame's stop string, a
+# chat model on its end-of-turn token): all read as a plain finish ("done") in a blind column.
+FINISHED = ("eos", "stop", "length")
+NEUTRAL_FINISH = "eos"
 
 
 def letter(index: int) -> str:
@@ -30,14 +36,12 @@ def label(index: int) -> str:
 
 
 def shuffled_order(n: int, rng: random.Random | None = None) -> list[int]:
-    """order[i] = the run column shown as letter i; never the identity for two or more columns
-    (a blind run whose letters always follow the page order would not be blind)."""
+    """order[i] = the run column shown as letter i: a uniformly random permutation, the page order
+    included. (Excluding it, as this once did, made two columns always swap: letter A was always the
+    second picker's model, which is no more blind than never swapping.)"""
     rng = rng or random.SystemRandom()
     order = list(range(n))
-    if n < 2:
-        return order
-    while order == sorted(order):
-        rng.shuffle(order)
+    rng.shuffle(order)
     return order
 
 
@@ -80,6 +84,8 @@ def mask(record: Run, order: list[int]) -> Run:
         models.append(replace(
             m, column=i, identity=ModelIdentity(catalog_id=name, name=name, source="", location=""),
             metrics=Metrics(),  # token counts, speed, memory and load time all hint at the model
+            finish_reason=NEUTRAL_FINISH if m.finish_reason in FINISHED else m.finish_reason,
+            prompt_pieces=[], prompt_token_ids=[], user_text_tokens=0,  # the tokenizer names the family
             error=clean(m.error), attention_note=clean(m.attention_note), capabilities=caps,
             attention=attention, grounding_notice=clean(m.grounding_notice),
             anomalies=[replace(a, message=clean(a.message)) for a in m.anomalies],
