@@ -134,12 +134,16 @@ class Bench:
     # -- measurements -------------------------------------------------------------
 
     def timed_stream(self, backend, params: GenerationParams, fast: bool, info: StreamInfo | None = None):  # noqa: ANN001, ANN201
+        """Token ids and tok/s of one stream; `info` gets a copy of the stream's report."""
         os.environ["PLAYGROUND_FAST_PATH"] = self.fast_mode if fast else "off"
         encoding = backend.encode_prompt(PROMPT, "")
         stamps, ids = [], []
-        for step in backend.stream(encoding, params, lambda: False, info):  # each token is on the host here
+        stream = backend.open_stream(encoding, params, lambda: False)
+        for step in stream:  # each token is on the host here
             stamps.append(time.perf_counter())
             ids.append(step.token_id)
+        if info is not None:
+            vars(info).update(vars(stream.report()))
         return ids, (len(ids) - 1) / (stamps[-1] - stamps[0])
 
     def generate_rate(self, backend) -> tuple[list[int], float]:  # noqa: ANN001

@@ -12,7 +12,6 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ import torch
 
 from playground.backends import local_load as local_module
 from playground.backends import pool as pool_module
-from playground.backends.local import LocalBackend
+from playground.backends.base import StreamInfo, StreamIteration
+from playground.backends.local import LocalBackend, StepStream
 from playground.backends.pool import ModelPool
 from playground.catalog import GEMMA3, SMOLLM2, Catalog
 from playground.engine import MAX_NEW_TOKENS_LIMIT, ColumnRequest, Engine, RequestError, RunRequest
@@ -411,11 +411,27 @@ class FailsAfter:
     def __getattr__(self, name: str):  # noqa: ANN204 - delegate everything else
         return getattr(self._inner, name)
 
-    def stream(self, encoding, params, should_stop, info=None) -> Iterator[TokenStep]:  # noqa: ANN001
-        for index, step in enumerate(self._inner.stream(encoding, params, should_stop, info)):
-            if index == self._n:
-                raise RuntimeError(f"injected failure after {self._n} tokens")
-            yield step
+    def open_stream(self, encoding, params, should_stop, batch=None) -> FailingStream:  # noqa: ANN001
+        return FailingStream(self._inner.open_stream(encoding, params, should_stop, batch), self._n)
+
+
+class FailingStream(StreamIteration):
+    """A real column stream that raises at its step `n`."""
+
+    def __init__(self, inner: StepStream, n: int) -> None:
+        self.inner, self.n, self.taken = inner, n, 0
+
+    def next(self) -> TokenStep | None:
+        if self.taken == self.n:
+            raise RuntimeError(f"injected failure after {self.n} tokens")
+        self.taken += 1
+        return self.inner.next()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def report(self) -> StreamInfo:
+        return self.inner.report()
 
 
 def test_model_raising_mid_generation_fails_only_its_column(

@@ -66,9 +66,8 @@ def tokens(
 ) -> tuple[list, StreamInfo]:
     """(token id, logprob, top ids) per step, and what the stream said about its path."""
     with decode_path(path):
-        info = StreamInfo()
-        steps = backend.stream(backend.encode_prompt(prompt, ""), params, lambda: False, info)
-        return [(s.token_id, s.logprob, [a.token_id for a in s.top]) for s in steps], info
+        steps = backend.open_stream(backend.encode_prompt(prompt, ""), params, lambda: False)
+        return [(s.token_id, s.logprob, [a.token_id for a in s.top]) for s in steps], steps.report()
 
 
 # -- sampling: the per-row processors are transformers' own, row by row -------------------
@@ -145,12 +144,11 @@ def test_sampled_rows_match_the_eager_path_alone_and_batched(pool, spec) -> None
     eager = [[t[0] for t in tokens(backend, QUESTION, p, "off")[0]] for p in rows]
     alone = [[t[0] for t in tokens(backend, QUESTION, p, "on")[0]] for p in rows]
     assert alone == eager
-    batch, infos = object(), [StreamInfo() for _ in rows]
-    for info in infos:
-        info.batch = batch
+    batch = object()
     with decode_path("on"):
         encoding = backend.encode_prompt(QUESTION, "")
-        streams = [backend.stream(encoding, p, lambda: False, i) for p, i in zip(rows, infos, strict=True)]
+        streams = [backend.open_stream(encoding, p, lambda: False, batch=batch) for p in rows]
+        infos = [stream.report() for stream in streams]
         got: list[list[int]] = [[] for _ in rows]
         live = set(range(len(rows)))
         while live:
@@ -224,11 +222,10 @@ def test_a_stopped_fast_path_run_gives_its_workspace_back(engine: Engine, pool, 
 
 
 def test_past_the_sliding_window_the_eager_path_says_why(gemma: LocalBackend, fast: None) -> None:
-    info = StreamInfo()
     long = GenerationParams(max_new_tokens=600)
-    steps = gemma.stream(gemma.encode_prompt(RAW, ""), long, lambda: True, info)
+    steps = gemma.open_stream(gemma.encode_prompt(RAW, ""), long, lambda: True)
     steps.close()
-    assert info.decode_path == "eager: prompt + new tokens past the 512-token sliding window"
+    assert steps.report().decode_path == "eager: prompt + new tokens past the 512-token sliding window"
 
 
 def test_a_bad_fast_path_setting_fails_the_column_with_a_message(engine: Engine, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from playground.backends.base import BackendError
+from playground.backends.base import BackendDefaults, BackendError
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
 from playground.backends.preflight import GB, estimate
@@ -103,7 +103,7 @@ def test_on_a_gpu_unloading_an_idle_model_hands_its_memory_back_to_the_driver(
 
 
 @dataclass
-class _SlowToStop:
+class _SlowToStop(BackendDefaults):
     """A loaded model whose close() takes as long as the test says (a managed server stopping)."""
 
     identity: ModelIdentity

@@ -38,9 +38,10 @@ class GreedyBackend:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def stream(self, encoding: Any, params: GenerationParams, should_stop: Callable[[], bool],
-               info: Any = None) -> StepStream:
-        return self.inner.stream(encoding, dataclasses.replace(params, temperature=0.0), should_stop, info)
+    def open_stream(self, encoding: Any, params: GenerationParams, should_stop: Callable[[], bool],
+                    batch: object = None) -> StepStream:
+        greedy = dataclasses.replace(params, temperature=0.0)
+        return self.inner.open_stream(encoding, greedy, should_stop, batch)
 
 
 def load_greedy(spec: ModelSpec, data_dir: Path, device: str, progress: Callable[[str], None]

@@ -1,17 +1,27 @@
 """The contract every backend meets, and the errors it raises.
 
-The engine only sees this protocol: a backend encodes a prompt into the exact
-token ids the model will see, and streams TokenSteps for them.
+The engine only sees these protocols: a Backend encodes a prompt into the exact token ids
+the model will see and opens a ColumnStream for them; the stream hands out TokenSteps and,
+at any time, a StreamInfo report of what it learned. Every member is part of the contract
+(BackendDefaults gives the ones most backends leave as they are), so the engine and the
+pool call them directly and never probe for optional methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from playground.inspect.tokens import SpecialLiteral
-from playground.record import AttentionCapture, GenerationParams, ModelIdentity, TokenPiece, TokenStep
+from playground.record import (
+    AttentionCapture,
+    ColumnCapabilities,
+    GenerationParams,
+    ModelIdentity,
+    TokenPiece,
+    TokenStep,
+)
 
 
 class BackendError(RuntimeError):
@@ -33,7 +43,8 @@ class Capabilities:
 
 @dataclass
 class StreamInfo:
-    """What a backend learned while streaming, beyond the tokens (served models fill most of it)."""
+    """A ColumnStream's report: what it learned while streaming, beyond the tokens (served models
+    fill most of it). Only the stream writes it; the engine reads it (ColumnStream.report)."""
 
     served_model: str = ""
     fingerprint: str = ""
@@ -46,8 +57,6 @@ class StreamInfo:
     finish_reason: str = ""  # as the server said: eos | length | ...
     dropped: list[str] = field(default_factory=list)  # options the server refused (then sent without)
     elapsed_s: float = 0.0
-    abort: Callable[[], None] | None = None  # ends the HTTP stream at once (Stop, timeout)
-    batch: object = None  # local columns with the same token (their run) and prompt may decode as one batch
     decode_path: str = ""  # local models: "fast path: ..." or "eager: <why>"
     graph_capture_s: float = 0.0  # the fast path's graph capture, when this column's run paid for it
     workspace_bytes: int = 0  # the fast path: its workspace's static cache and buffers (shared by a group)
@@ -77,11 +86,47 @@ class PromptEncoding:
     messages: list[dict[str, str]] = field(default_factory=list)  # the chat sent to a served model
 
 
+class ColumnStream(Protocol):
+    """One column's answer as the engine reads it, whichever backend makes it.
+
+    launch() starts the next step without waiting for it, so the engine can start every column's
+    step before it collects any (the GPU fast path overlaps them; elsewhere it does nothing).
+    next() returns that step, or None once the answer ended (its reason is in the report).
+    close() ends the stream now; it may be called from another thread while next() blocks (a
+    served stream closes its connection). report() is the live StreamInfo.
+    """
+
+    def launch(self) -> None: ...
+
+    def next(self) -> TokenStep | None: ...
+
+    def close(self) -> None: ...
+
+    def report(self) -> StreamInfo: ...
+
+
+class StreamIteration:
+    """A ColumnStream read with a for loop (tests and benches); launch() does nothing by default."""
+
+    def __iter__(self) -> StreamIteration:
+        return self
+
+    def __next__(self) -> TokenStep:
+        step = self.next()  # type: ignore[attr-defined]
+        if step is None:
+            raise StopIteration
+        return step
+
+    def launch(self) -> None:
+        return None
+
+
 class Backend(Protocol):
     identity: ModelIdentity
     capabilities: Capabilities
-    load_s: float
+    load_s: float  # its own load time: not the wait for another model's load
     loaded_from_cache: bool
+    eos_ids: frozenset[int] | set[int]  # ids that end an answer (a served model's server decides: empty)
 
     @property
     def context_window(self) -> int: ...
@@ -95,13 +140,32 @@ class Backend(Protocol):
 
     def decode(self, token_ids: list[int]) -> str: ...
 
-    def stream(
+    def open_stream(
         self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
-        info: StreamInfo | None = None,
-    ) -> Iterator[TokenStep]: ...
+        batch: object = None,
+    ) -> ColumnStream:
+        """`should_stop` is asked inside long work (between prefill chunks); streams opened with the
+        same `batch` token (their run) and prompt may decode as one batch."""
+        ...
 
     @property
     def weights_bytes(self) -> int: ...
+
+    def workspace_bytes(self) -> int:
+        """Memory held beside the weights (the fast path's workspaces), counted in the pool's budget."""
+        ...
+
+    def column_capabilities(self) -> ColumnCapabilities:
+        """What a column on this backend gives, said plainly for the panels."""
+        ...
+
+    def failure(self, wait_s: float = 0.0) -> str:
+        """Why this backend can no longer serve ('' while it can): a managed server that died."""
+        ...
+
+    def close(self) -> None:
+        """Release what it holds besides memory (a managed server's process) when unloaded."""
+        ...
 
     def kv_cache_bytes(self, tokens: int) -> int: ...
 
@@ -110,6 +174,26 @@ class Backend(Protocol):
     def capture_attention(
         self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
     ) -> AttentionCapture: ...
+
+
+class BackendDefaults:
+    """The contract's members most backends leave as they are (a backend inherits them)."""
+
+    load_s: float = 0.0
+    loaded_from_cache: bool = False
+    eos_ids: frozenset[int] = frozenset()
+
+    def workspace_bytes(self) -> int:
+        return 0
+
+    def column_capabilities(self) -> ColumnCapabilities:
+        return ColumnCapabilities()
+
+    def failure(self, wait_s: float = 0.0) -> str:  # noqa: ARG002 - the contract's signature
+        return ""
+
+    def close(self) -> None:
+        return None
 
 
 class AllocatorProbe(Protocol):

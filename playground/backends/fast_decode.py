@@ -15,7 +15,7 @@ device, and the host synchronises once a step, to read one small result row per 
   (seed, step, token), so a row gives the same tokens alone or batched (backends/sampling.py).
 - Each workspace replays on its own CUDA stream and launches its next step as soon as it has
   read the last one, so several models' steps overlap and the host's per-token work overlaps
-  the GPU's (engine.py launches every active column's step, then collects them).
+  the GPU's (engine/rounds.py launches every active column's step, then collects them).
 - Prefill is the eager one (decode.prefill: chunked, interruptible, SDPA kernels); its cache
   is copied into the static one, so the first token is the eager path's own.
 - On CPU there are no graphs: PLAYGROUND_FAST_PATH=on runs the same static-cache step eagerly

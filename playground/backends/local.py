@@ -14,11 +14,13 @@ import torch
 
 from playground.backends.attention import capture_attention
 from playground.backends.base import (
+    BackendDefaults,
     BackendError,
     Capabilities,
     Exchange,
     PromptEncoding,
     StreamInfo,
+    StreamIteration,
 )
 from playground.backends.decode import StepOutput, generate_steps
 from playground.backends.device import CudaPeak, kv_cache_bytes, module_bytes
@@ -34,7 +36,7 @@ from playground.record import (
 )
 
 
-class LocalBackend:
+class LocalBackend(BackendDefaults):
     """A loaded transformers model + tokenizer, shared by every column that picks it."""
 
     def __init__(
@@ -116,26 +118,27 @@ class LocalBackend:
             return CudaPeak(self.model.device)
         return None
 
-    def stream(
+    def open_stream(
         self, encoding: PromptEncoding | list[int], params: GenerationParams, should_stop: Callable[[], bool],
-        info: StreamInfo | None = None,
+        batch: object = None,
     ) -> StepStream:
         """The column's steps: the fast path where it applies (backends/fast_decode.py), else eager.
 
-        `info.decode_path` says which (the column header shows it); columns with the same
-        `info.batch` token and prompt decode as one batch on the fast path."""
+        The report's `decode_path` says which (the column header shows it); streams opened with the
+        same `batch` token and prompt decode as one batch on the fast path."""
         prompt_ids = encoding.token_ids if isinstance(encoding, PromptEncoding) else encoding
-        info = info if info is not None else StreamInfo()
+        info = StreamInfo()
         reason = self.fast.unavailable(len(prompt_ids), params.max_new_tokens)
         if reason:
             info.decode_path = f"eager: {reason}"
-            return StepStream(self, self._eager(prompt_ids, params, should_stop))
+            return StepStream(self, self._eager(prompt_ids, params, should_stop), info)
 
         def on_path(label: str, capture_s: float, workspace_bytes: int) -> None:
             info.decode_path, info.graph_capture_s, info.workspace_bytes = label, capture_s, workspace_bytes
 
         info.decode_path = "fast path"
-        return StepStream(self, self.fast.open_row(prompt_ids, params, should_stop, on_path, info.batch))
+        row = self.fast.open_row(prompt_ids, params, should_stop, on_path, batch)
+        return StepStream(self, row, info, launch=row.launch)
 
     def _eager(
         self, prompt_ids: list[int], params: GenerationParams, should_stop: Callable[[], bool]
@@ -153,22 +156,24 @@ class LocalBackend:
         )
 
 
-class StepStream:
-    """A column's TokenSteps, from the fast path's row or the eager generator.
+class StepStream(StreamIteration):
+    """A local column's ColumnStream (base.py): TokenSteps from the fast path's row or the eager generator.
 
     launch() starts the fast path's next step without waiting, so the engine can start every
-    column's step before it collects any; on the eager path it does nothing."""
+    column's step before it collects any; on the eager path there is nothing to start."""
 
-    def __init__(self, backend: LocalBackend, outputs: Iterator[StepOutput]) -> None:
+    def __init__(self, backend: LocalBackend, outputs: Iterator[StepOutput], info: StreamInfo,
+                 launch: Callable[[], None] | None = None) -> None:
         self.backend = backend
         self.outputs = outputs
+        self.info = info
+        self._launch = launch
 
-    def __iter__(self) -> StepStream:
-        return self
-
-    def __next__(self) -> TokenStep:
+    def next(self) -> TokenStep | None:
         try:
             return self.backend.token_step(next(self.outputs))
+        except StopIteration:
+            return None
         except torch.OutOfMemoryError as exc:
             raise BackendError(
                 f"out of memory on {self.backend.identity.device} while generating: try fewer columns, "
@@ -178,12 +183,14 @@ class StepStream:
             raise BackendError("out of host memory while generating") from exc
 
     def launch(self) -> None:
-        launch = getattr(self.outputs, "launch", None)
-        if launch is not None:
-            launch()
+        if self._launch is not None:
+            self._launch()
 
     def close(self) -> None:
         self.outputs.close()
+
+    def report(self) -> StreamInfo:
+        return self.info
 
 
 def eos_ids(model: torch.nn.Module, tokenizer: object) -> set[int]:

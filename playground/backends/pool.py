@@ -54,29 +54,15 @@ class _Entry:
 
 def _close(backend: Backend) -> None:
     """Backends that hold a resource besides memory (a managed server's process) release it here."""
-    close = getattr(backend, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # noqa: BLE001 - unloading must go on
-            log.exception("closing %s failed", backend.identity.catalog_id)
-
-
-def _workspace_bytes(backend: Backend) -> int:
-    """The fast path's workspaces a local model holds beside its weights (0 for other backends)."""
-    held = getattr(backend, "workspace_bytes", None)
-    return int(held()) if callable(held) else 0
+    try:
+        backend.close()
+    except Exception:  # noqa: BLE001 - unloading must go on
+        log.exception("closing %s failed", backend.identity.catalog_id)
 
 
 def _held_bytes(backend: Backend) -> int:
     """What a loaded model holds against the budget: its weights and its fast-path workspaces."""
-    return int(getattr(backend, "weights_bytes", 0)) + _workspace_bytes(backend)
-
-
-def _failure(backend: Backend) -> str:
-    """Why a backend can no longer serve ('' if it can): a managed server that died says so."""
-    failure = getattr(backend, "failure", None)
-    return failure() if callable(failure) else ""
+    return int(backend.weights_bytes) + int(backend.workspace_bytes())
 
 
 def _return_memory() -> None:
@@ -159,17 +145,17 @@ class ModelPool:
             with self._guard:  # registered only once completely loaded: a failed load leaves nothing
                 self._entries[spec] = _Entry(backend, time.monotonic(), int(hold))
                 over = self._over_budget(keep=spec)
-            self._evict(over, fresh=getattr(backend, "loaded_from_cache", True))
+            self._evict(over, fresh=backend.loaded_from_cache)
             return backend
 
     def _drop_failed(self) -> None:
         """Forget models whose engine died (a crashed managed server): the next use loads a fresh one."""
         with self._guard:
-            dead = [(s, e) for s, e in self._entries.items() if _failure(e.backend)]
+            dead = [(s, e) for s, e in self._entries.items() if e.backend.failure()]
             for spec, _entry in dead:
                 del self._entries[spec]
         for spec, entry in dead:
-            log.warning("dropped %s: %s", spec.id, _failure(entry.backend))
+            log.warning("dropped %s: %s", spec.id, entry.backend.failure())
             _close(entry.backend)
 
     def _idle(self) -> list[ModelSpec]:
@@ -258,7 +244,7 @@ class ModelPool:
             items = list(self._entries.items())
         return [
             LoadedInfo(s.id, e.backend.identity.device, e.backend.identity.dtype, e.backend.load_s,
-                       e.backend.loaded_from_cache, getattr(e.backend, "weights_bytes", 0), e.in_use,
-                       _workspace_bytes(e.backend))
+                       e.backend.loaded_from_cache, e.backend.weights_bytes, e.in_use,
+                       e.backend.workspace_bytes())
             for s, e in items
         ]

@@ -21,7 +21,6 @@ and only the SDK's exceptions are caught. Nothing of another HTTP library is han
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
@@ -34,6 +33,7 @@ from typing import Any
 import openai
 
 from playground.backends.base import (
+    BackendDefaults,
     BackendError,
     Capabilities,
     Exchange,
@@ -44,18 +44,18 @@ from playground.backends.base import (
 from playground.backends.keys import KeyBlanker
 from playground.backends.pinned import http_client
 from playground.backends.served_errors import describe_error, droppable, server_message, short
+from playground.backends.served_stream import TOP_LOGPROBS, ServedStream, read_chunks
 from playground.catalog import ModelSpec, is_preset_host
 from playground.record import (
     ColumnCapabilities,
     GenerationParams,
     ModelIdentity,
-    TokenAlt,
     TokenPiece,
     TokenStep,
 )
 
 log = logging.getLogger(__name__)
-TOP_LOGPROBS = 5
+
 PROBE_TIMEOUT_S = 5.0
 APPROX_PIECE = re.compile(r"\s*\S+|\s+")
 # An extra endpoint that is missing, refuses, or answers in another shape: try the next source.
@@ -71,7 +71,7 @@ class Tokenization:
 
 
 @dataclass
-class RemoteBackend:
+class RemoteBackend(BackendDefaults):
     """One served model. Thread-safe: every call builds its own request; the client pool is shared."""
 
     spec: ModelSpec
@@ -268,29 +268,37 @@ class RemoteBackend:
 
     # -- generation --------------------------------------------------------------
 
-    def stream(
+    def open_stream(
         self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
-        info: StreamInfo | None = None,
-    ) -> Iterator[TokenStep]:
-        """Stream one chat completion as TokenSteps; `info` collects what the server reported. A key the
-        server echoes is blanked in steps, names and errors alike: nothing past this boundary sees one."""
-        info = info or StreamInfo()
+        batch: object = None,  # noqa: ARG002 - the contract's: a server batches requests itself
+    ) -> ServedStream:
+        """One chat completion as a ColumnStream; its report collects what the server said. A key the
+        server echoes is blanked in steps, names and errors alike: nothing past this boundary sees one.
+        Nothing is sent until the stream's first next()."""
+        column = ServedStream()
         if not self.spec.logprobs:
-            info.logprobs, info.logprobs_note = False, "not asked for (catalog: logprobs = false)"
+            column.info.logprobs = False
+            column.info.logprobs_note = "not asked for (catalog: logprobs = false)"
+        column.attach(self._blanked(encoding, params, should_stop, column))
+        return column
+
+    def _blanked(self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
+                 column: ServedStream) -> Iterator[TokenStep]:
         blank = KeyBlanker.for_spec(self.spec)
         with blank.errors():
-            yield from blank.steps(self._stream(encoding, params, should_stop, info, blank))
+            yield from blank.steps(self._stream(encoding, params, should_stop, column, blank))
 
     def _stream(
         self, encoding: PromptEncoding, params: GenerationParams, should_stop: Callable[[], bool],
-        info: StreamInfo, blank: KeyBlanker,
+        column: ServedStream, blank: KeyBlanker,
     ) -> Iterator[TokenStep]:
+        info = column.info
         request = self._request(encoding, params)
         started = time.perf_counter()
         stream = self._open(request, info)
-        info.abort = stream.close
+        column.opened(stream.close)
         try:
-            yield from self._steps(stream, info, should_stop, blank)
+            yield from read_chunks(stream, info, should_stop, blank)
         except openai.APITimeoutError as exc:
             raise BackendError(describe_error(exc, self.spec) + "; partial output kept") from exc
         except openai.APIConnectionError as exc:  # the SDK wraps a read error mid-stream in this
@@ -359,64 +367,10 @@ class RemoteBackend:
             request["extra_body"] = extra
         return request
 
-    def _steps(self, stream: Any, info: StreamInfo, should_stop: Callable[[], bool],
-               blank: KeyBlanker) -> Iterator[TokenStep]:
-        for chunk in stream:
-            info.served_model = blank.text(chunk.model or "") or info.served_model
-            fingerprint = getattr(chunk, "system_fingerprint", None) or ""
-            info.fingerprint = blank.text(fingerprint) or info.fingerprint
-            if chunk.usage is not None:
-                info.usage_prompt_tokens = chunk.usage.prompt_tokens or 0
-                info.usage_output_tokens = chunk.usage.completion_tokens or 0
-            _read_timings(chunk, info)
-            for choice in chunk.choices or []:
-                yield from self._choice_steps(choice, info)
-                if choice.finish_reason:
-                    info.finish_reason = {"stop": "eos", "length": "length"}.get(
-                        choice.finish_reason, blank.text(str(choice.finish_reason)))
-            if should_stop():
-                return
-        if not info.finish_reason and not should_stop():
-            raise BackendError("the server closed the stream before finishing (no finish reason came); "
-                               "partial output kept")
-
-    @staticmethod
-    def _choice_steps(choice: Any, info: StreamInfo) -> Iterator[TokenStep]:
-        content = (choice.delta.content if choice.delta else None) or ""
-        entries = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-        if entries:
-            info.logprobs = True
-            for entry in entries:
-                top = [TokenAlt(-1, alt.token, _finite(alt.logprob)) for alt in (entry.top_logprobs or [])]
-                top.sort(key=lambda alt: alt.logprob, reverse=True)
-                yield TokenStep(token_id=-1, text=entry.token, logprob=_finite(entry.logprob),
-                                top=top[:TOP_LOGPROBS])
-            return
-        if content:
-            if info.logprobs is None:
-                info.logprobs = False
-                info.logprobs_note = info.logprobs_note or "this server did not return logprobs"
-            yield TokenStep(token_id=-1, text=content, logprob=0.0)
-
     def close(self) -> None:
         self._client.close()
         if self.on_close is not None:
             self.on_close()
-
-
-def _finite(value: float | None) -> float:
-    """Servers send -inf (or nothing) for impossible alternatives: the record keeps finite numbers."""
-    if value is None or not math.isfinite(value):
-        return -1e4
-    return min(float(value), 0.0)
-
-
-def _read_timings(chunk: Any, info: StreamInfo) -> None:
-    """llama.cpp's `timings` (tokens per second of prompt and decode), when the server sends them."""
-    timings = (getattr(chunk, "model_extra", None) or {}).get("timings")
-    if isinstance(timings, dict):
-        info.server_prompt_tok_s = float(timings.get("prompt_per_second") or 0.0)
-        info.server_decode_tok_s = float(timings.get("predicted_per_second") or 0.0)
 
 
 # ---------------------------------------------------------------- loading (source "openai")
