@@ -139,9 +139,11 @@ class RunService:
     def shared_history(self) -> bool:
         return self.settings.shared_history
 
-    def history(self, owner: str, query: str = "", limit: int = 50) -> RunListing:
-        """The owner's saved runs (everyone's with shared history), newest first."""
-        return self.store.list_runs(limit=limit, query=query, owner=None if self.shared_history else owner)
+    def history(self, owner: str, query: str = "", limit: int = 50, batch_runs: bool = False) -> RunListing:
+        """The owner's saved runs (everyone's with shared history), newest first; the runs a batch saved
+        only with `batch_runs` (the history lists each batch once instead: list_batches)."""
+        return self.store.list_runs(limit=limit, query=query, owner=None if self.shared_history else owner,
+                                    batch_runs=batch_runs)
 
     def delete(self, run_id: str, owner: str) -> bool:
         """Delete a saved run: only its owner may, unless history is shared team-wide."""
@@ -280,8 +282,15 @@ class RunService:
         return batch_result(self, batch_id, scoring, shared_embed() if method in ("semantic", "agreement")
                             else None)
 
-    def list_batches(self, owner: str, limit: int = 50) -> list[BatchListing]:
-        return BatchBook(self.store).list(None if self.shared_history else owner, limit)
+    def list_batches(self, owner: str, limit: int = 50, query: str = "") -> list[BatchListing]:
+        """The owner's batches (everyone's with shared history), newest first, each saying whether this
+        server runs it now; with a query, those whose name or saved runs match it."""
+        rows = BatchBook(self.store).list(None if self.shared_history else owner, limit, query)
+        jobs = self._batches
+        if jobs is None:  # no batch was started or resumed by this server
+            return rows
+        return [replace(r, running=(p := jobs.progress(r.id)) is not None and p.state == "running")
+                for r in rows]
 
     def batch_spec(self, batch_id: str) -> BatchSpec:
         """A saved batch's prompts, columns and scoring: anyone holding its id (a ?batch= link) may see
@@ -308,6 +317,18 @@ class RunService:
         """A batch with its saved runs as one JSON file, written like a run's export (removed later)."""
         text = batch_files.export_batch(self.store, batch_id)
         return self.download_file(f"playground-batch-{batch_id}.json", text)
+
+    def batch_table_file(self, batch_id: str, fmt: str) -> Path:
+        """A batch's long table (one row per prompt and model, playground/batch/matrix.py) as "csv" or
+        "json", written like an export (removed later). SessionError when there is no such batch."""
+        from playground.batch.matrix import table_csv, table_json
+
+        if fmt not in ("csv", "json"):
+            raise SessionError(f"a batch table is written as csv or json, not {fmt!r}")
+        items = self.batch_spec(batch_id).items
+        result = self.batch_result(batch_id)
+        text = table_csv(result, items) if fmt == "csv" else table_json(result, items)
+        return self.download_file(f"playground-batch-{batch_id}-table.{fmt}", text)
 
     def import_batch(self, data: bytes, owner: str) -> batch_files.ImportedBatch:
         """Store an exported batch and its runs as the importer's; no model runs (BundleError, SpecError

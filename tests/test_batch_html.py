@@ -7,11 +7,13 @@ from html import escape
 
 from sample_runs import XSS_PROMPT, make_run
 
+from playground.batch.matrix import build_matrix
 from playground.batch.prompt_set import parse
 from playground.batch.score import Scoring
 from playground.batch.summary import ALONE_WALL, OWN_TIME, BatchResult, build_table, summarise, timing_of
 from playground.clocks import OWN_CLOCK
-from playground.ui.batch_html import grid_html, summary_html, timing_html
+from playground.ui.batch_html import figures, summary_html, timing_html
+from playground.ui.batch_matrix import matrix_html
 
 
 def _result(alone: bool = False, ran: bool = True) -> BatchResult:
@@ -46,10 +48,20 @@ def test_a_batch_with_no_answers_yet_says_so() -> None:
     assert result.timing == ""
     assert timing_html(result) == ('<div class="pg-muted pg-batch-timing" data-timing="">'
                                    "Latency and TTFT (p50 / p95 / max): no answers yet.</div>")
-    assert "<th>TTFT s</th><th>Total s</th>" in grid_html(result)  # no clock to name on the headers
+    assert "(no answers yet)" in matrix_html(build_matrix(result, parse(XSS_PROMPT, "lines")))
 
 
-def test_the_grid_names_the_clock_of_its_times_and_escapes_what_was_typed() -> None:
-    html = grid_html(_result(alone=True), prompts={0: XSS_PROMPT})
-    assert f'<th title="{ALONE_WALL}">Total s</th>' in html
+def test_the_matrix_names_the_clock_of_its_times_and_escapes_what_was_typed() -> None:
+    html = matrix_html(build_matrix(_result(alone=True), parse(XSS_PROMPT, "lines")))
+    assert f'<span class="pg-matrix-time" title="{ALONE_WALL}">9.00 s · TTFT 2.00 s</span>' in html
     assert "<script>" not in html and "<img" not in html
+
+
+def test_no_chart_is_drawn_before_there_is_something_to_plot() -> None:
+    assert figures(_result(ran=False)) == (None, None, None)  # nothing answered, nothing scored
+    result = _result()  # answered, but no expected answer: latency to plot, no score
+    quality, latency, heatmap = figures(result)
+    assert quality is None and heatmap is None and latency is not None
+    result.cells[0].score = 1.0
+    result.models = summarise(result.cells, 2)
+    assert all(figure is not None for figure in figures(result))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from playground.batch.spec import BatchSpec, SpecError
 from playground.record import new_run_id
-from playground.sessions.store import SessionError, SessionStore, check_id, valid_time
+from playground.sessions.store import SessionError, SessionStore, check_id, fts_query, valid_time
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class BatchListing:
     done: int
     failed: int
     models: list[str]
+    running: bool = False  # this server is running it now (set by RunService.list_batches)
+
+    @property
+    def status(self) -> str:
+        """running | complete | stopped (some prompts not run yet: Resume runs them)."""
+        if self.running:
+            return "running"
+        return "complete" if self.done + self.failed >= self.total else "stopped"
 
 
 class BatchBook:
@@ -108,9 +116,20 @@ class BatchBook:
         with self.store._connect() as db:
             return db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
-    def list(self, owner: str | None = None, limit: int = 50) -> list[BatchListing]:
-        """Newest first; owner None lists everyone's. Unreadable rows are left out."""
-        where, params = ("WHERE b.owner = ?", [owner]) if owner is not None else ("", [])
+    def list(self, owner: str | None = None, limit: int = 50, query: str = "") -> list[BatchListing]:
+        """Newest first; owner None lists everyone's. With a query, the batches whose name has it or one
+        of whose saved runs matches it (the history's full-text search). Unreadable rows are left out."""
+        conditions: list[str] = []
+        params: list[object] = []
+        if owner is not None:
+            conditions.append("b.owner = ?")
+            params.append(owner)
+        if query.strip():
+            like = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append("(b.name LIKE ? ESCAPE '\\' OR b.id IN (SELECT i.batch_id FROM runs_fts "
+                              "JOIN batch_items i ON i.run_id = runs_fts.id WHERE runs_fts MATCH ?))")
+            params += [f"%{like}%", fts_query(query)]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = (f"SELECT b.id, b.created_at, b.name, b.total, b.spec, "
                "(SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.status = 'done'), "
                "(SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.status = 'failed') "

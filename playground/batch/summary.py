@@ -50,6 +50,9 @@ class Cell:
     error: str = ""
     anomalies: list[str] = field(default_factory=list)  # kinds, e.g. ["special_literal"]
     timing: str = ""  # how ttft_s and total_s were measured: OWN_TIME, ALONE_WALL or SHARED_WALL
+    judge_score: float | None = None  # a judge model's grade in [0, 1] (None: not judged, or no verdict)
+    judge_method: str = ""  # rubric | pairwise | best (playground/judge/)
+    judge_rationale: str = ""  # the judge's own words for its verdict, shown in the cell
 
 
 @dataclass

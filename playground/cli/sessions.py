@@ -22,9 +22,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_common(sessions)
     sessions.add_argument("--db", help="SQLite file of saved runs (env PLAYGROUND_DB)")
     actions = sessions.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="recent runs, newest first")
-    listing.add_argument("--search", help="full-text search over prompts and outputs")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    listing = actions.add_parser("list", help="recent runs and batches (one line each), newest first")
+    listing.add_argument("--search", help="full-text search over prompts and outputs (and batch names)")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many lines (default 50)")
+    listing.add_argument("--batch-runs", action="store_true",
+                         help="also list each run a batch saved (by default a batch is one line)")
     listing.add_argument("--json", action="store_true")
     show = actions.add_parser("show", help="print one run")
     show.add_argument("id")
@@ -68,14 +70,29 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _list(store: SessionStore, args: argparse.Namespace) -> None:
-    listing = store.list_runs(limit=args.limit, query=args.search or "")
+    """Runs made by hand and one line per batch, newest first, as the page's History lists them; a
+    batch's own runs too with --batch-runs (the store knows them: batch_items)."""
+    from playground.batch.book import BatchBook
+
+    query = args.search or ""
+    listing = store.list_runs(limit=args.limit, query=query, batch_runs=args.batch_runs)
+    entries: list[dict] = [{"kind": "run", **r.__dict__} for r in listing.rows]
+    entries += [{"kind": "batch", **b.__dict__, "status": b.status}
+                for b in BatchBook(store).list(None, args.limit, query)]
+    entries = sorted(entries, key=lambda e: e["created_at"], reverse=True)[:args.limit]
     if args.json:
-        print(json.dumps([r.__dict__ for r in listing.rows], indent=2, ensure_ascii=False))
-    for r in [] if args.json else listing.rows:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
-        prompt = " ".join(terminal_safe(r.prompt).split())[:60]
-        models = terminal_safe(",".join(r.models))
-        print(f"{r.id}  {when}  {models:<30}  {prompt}")
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+    for e in [] if args.json else entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["created_at"]))
+        models = terminal_safe(",".join(e["models"]))
+        if e["kind"] == "batch":
+            name = " ".join(terminal_safe(e["name"] or e["id"]).split())[:60]
+            print(f"{e['id']}  {when}  {models:<30}  batch: {name} ({e['total']} prompts x "
+                  f"{len(e['models'])} models, {e['status']}, {e['done'] + e['failed']}/{e['total']} done)")
+            continue
+        prompt = " ".join(terminal_safe(e["prompt"]).split())[:60]
+        batch = f"  [batch {e['batch_id']}]" if e["batch_id"] else ""
+        print(f"{e['id']}  {when}  {models:<30}  {prompt}{batch}")
     if listing.skipped:
         print(f"playground: skipped {listing.skipped} unreadable saved run(s)", file=sys.stderr)
 

@@ -36,6 +36,7 @@ class RunSummary:
     created_at: float
     prompt: str
     models: list[str]
+    batch_id: str = ""  # the batch that saved it (batch_items), "" for a run made by hand
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,14 @@ def _m006_judge_verdicts(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX judge_verdicts_run ON judge_verdicts(run_id)")
 
 
+def _m007_batch_item_runs(db: sqlite3.Connection) -> None:
+    """Find a run's batch by its id: the history leaves a batch's runs out of the loose runs (list_runs)."""
+    db.execute("CREATE INDEX batch_items_run ON batch_items(run_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches, _m006_judge_verdicts]
+    _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches, _m006_judge_verdicts,
+    _m007_batch_item_runs]
 
 
 def _outputs_text(record: dict) -> str:
@@ -316,17 +323,21 @@ class SessionStore:
                 raise
         return gone > 0
 
-    def recent(self, limit: int = 50, query: str = "", owner: str | None = None) -> list[RunSummary]:
+    def recent(self, limit: int = 50, query: str = "", owner: str | None = None,
+               batch_runs: bool = False) -> list[RunSummary]:
         """Newest first; see list_runs."""
-        return self.list_runs(limit, query, owner).rows
+        return self.list_runs(limit, query, owner, batch_runs).rows
 
-    def list_runs(self, limit: int = 50, query: str = "", owner: str | None = None) -> RunListing:
+    def list_runs(self, limit: int = 50, query: str = "", owner: str | None = None,
+                  batch_runs: bool = False) -> RunListing:
         """Up to `limit` readable runs, newest first, and how many unreadable rows were passed over.
 
         With a query, only runs whose prompt or outputs match it (FTS5); with an owner, only that
-        owner's runs (None: everyone's). A row an older version or a hand edit left malformed (a
-        time that is not a time, broken JSON) is skipped and counted rather than breaking the whole
-        list; rows after the last one listed are not examined.
+        owner's runs (None: everyone's). A run a batch saved (its id in batch_items) is left out
+        unless `batch_runs`: a 24-prompt batch would bury the runs made by hand; the history lists
+        the batch itself instead (playground/batch/book.py). A row an older version or a hand edit
+        left malformed (a time that is not a time, broken JSON) is skipped and counted rather than
+        breaking the whole list; rows after the last one listed are not examined.
         """
         conditions, params = [], []
         if query.strip():
@@ -338,9 +349,12 @@ class SessionStore:
         if owner is not None:
             conditions.append("r.owner = ?")
             params.append(owner)
+        if not batch_runs:
+            conditions.append("NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.run_id = r.id)")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = (f"SELECT r.id, r.created_at, r.prompt, r.models FROM {source} {where} "
-               "ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?")
+        sql = ("SELECT r.id, r.created_at, r.prompt, r.models, "
+               "(SELECT i.batch_id FROM batch_items i WHERE i.run_id = r.id LIMIT 1) "
+               f"FROM {source} {where} ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?")
         rows: list[RunSummary] = []
         skipped = offset = 0
         with self._connect() as db:
@@ -386,7 +400,7 @@ def _enable_wal(db: sqlite3.Connection) -> None:
 
 def _summary(row: tuple) -> RunSummary | None:
     """A history row as a RunSummary, or None when any part of it cannot be shown."""
-    run_id, created_at, prompt, models = row
+    run_id, created_at, prompt, models, batch_id = row
     if not isinstance(run_id, str) or not SESSION_ID.match(run_id) or not isinstance(prompt, str):
         return None
     if not valid_time(created_at):
@@ -397,7 +411,7 @@ def _summary(row: tuple) -> RunSummary | None:
         return None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return None
-    return RunSummary(run_id, float(created_at), prompt, names)
+    return RunSummary(run_id, float(created_at), prompt, names, batch_id if isinstance(batch_id, str) else "")
 
 
 def check_id(session_id: str) -> None:

@@ -1,6 +1,7 @@
 """The batch panel's HTML and charts, drawn from a batch's saved results: the progress line, the
-result grid (prompt x model, everything typed escaped), the per-model summary, the saved batches
-list and the three charts. playground/ui/batch_view.py lays them out and wires them.
+per-model summary, the saved batches list and the three charts (only those with something to plot).
+The results matrix is playground/ui/batch_matrix.py; playground/ui/batch_view.py lays them out and
+wires them. Everything typed is escaped.
 """
 
 from __future__ import annotations
@@ -10,34 +11,18 @@ from typing import Any
 
 from playground.batch.book import BatchListing
 from playground.batch.runner import Progress
-from playground.batch.summary import BatchResult, Cell
+from playground.batch.summary import BatchResult
 from playground.ui import html as H
 from playground.ui import plots
 
 ALL_MODELS = "all models"
 ALL_CATEGORIES = "all categories"
-SORTS = {
-    "prompt order": (lambda c: (c.prompt_index, c.column), False),
-    "score, low first": (lambda c: (c.score is None, c.score or 0.0), False),
-    "score, high first": (lambda c: (c.score is not None, c.score or 0.0), True),
-    "total time, slow first": (lambda c: c.total_s, True),
-    "TTFT, slow first": (lambda c: c.ttft_s, True),
-    "output tokens, most first": (lambda c: c.output_tokens, True),
-    "tok/s, fast first": (lambda c: c.tok_s, True),
-    "cost, highest first": (lambda c: c.cost_usd, True),
-}
-EXCERPT_CHARS = 160
 
 
 def plot_safe(text: str, limit: int = 40) -> str:
     """A model or category name as a chart label: no characters plotly would read as markup."""
     shown = text.replace("<", "‹").replace(">", "›").replace("&", "＆")
     return shown[:limit] + ("…" if len(shown) > limit else "")
-
-
-def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat[:limit] + ("…" if len(flat) > limit else "")
 
 
 def _num(value: float | None, spec: str, empty: str = "–") -> str:
@@ -78,50 +63,6 @@ def saved_progress(result: BatchResult, state: str = "", message: str = "") -> P
                     state, message)
 
 
-def grid_html(result: BatchResult, model: str = ALL_MODELS, category: str = ALL_CATEGORIES,
-              sort: str = "prompt order", prompts: dict[int, str] | None = None) -> str:
-    """Prompt x model, one row per answer: output excerpt, score, timings, tokens, cost, its saved run."""
-    cells = [c for c in result.cells if (model in ("", ALL_MODELS) or c.model == model)
-             and (category in ("", ALL_CATEGORIES) or c.category == category)]
-    key, reverse = SORTS.get(sort, SORTS["prompt order"])
-    cells.sort(key=key, reverse=reverse)
-    if not cells:
-        return '<div class="pg-muted">No results match this filter.</div>'
-    prompts = prompts or {}
-    rows = "".join(_grid_row(c, prompts.get(c.prompt_index, "")) for c in cells)
-    clock = f' title="{html.escape(result.timing)}"' if result.timing else ""
-    return ('<div class="pg-batch-grid-wrap"><table class="pg-batch-grid"><thead><tr><th>Prompt</th>'
-            f"<th>Category</th><th>Model</th><th>Output</th><th>Score</th><th{clock}>TTFT s</th>"
-            f"<th{clock}>Total s</th><th>Tokens</th><th>tok/s</th><th>Cost $</th><th>Run</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>")
-
-
-def _grid_row(c: Cell, prompt: str) -> str:
-    if c.status == "done":
-        output = html.escape(_excerpt(c.output)) or '<span class="pg-muted">(empty)</span>'
-    elif c.status == "pending":
-        output = '<span class="pg-muted">not run yet</span>'
-    else:
-        output = f'<span class="pg-error-text">{html.escape(_excerpt(c.error or "failed"))}</span>'
-    score = _num(c.score, ".2f")
-    note = f' title="{html.escape(c.score_note)}"' if c.score_note else ""
-    link = (f'<a href="?session={html.escape(c.run_id)}" target="_blank" rel="noopener">open</a>'
-            if c.run_id else "")
-    ran = c.status in ("done", "error")
-    score_attr = "" if c.score is None else f"{c.score:.4f}"
-    return (f'<tr class="pg-batch-row" data-prompt="{html.escape(c.prompt_id)}" '
-            f'data-model="{html.escape(c.model)}" data-status="{html.escape(c.status)}" '
-            f'data-score="{score_attr}">'
-            f'<td title="{html.escape(_excerpt(prompt, 2000))}"><b>{html.escape(c.prompt_id)}</b> '
-            f'<span class="pg-batch-prompt">{html.escape(_excerpt(prompt, 80))}</span></td>'
-            f"<td>{html.escape(c.category)}</td><td>{html.escape(c.model)}</td>"
-            f'<td class="pg-batch-out">{output}</td><td{note}>{score}</td>'
-            f"<td>{_num(c.ttft_s if ran else None, '.2f')}</td>"
-            f"<td>{_num(c.total_s if ran else None, '.2f')}</td>"
-            f"<td>{c.output_tokens if ran else '–'}</td><td>{_num(c.tok_s if ran else None, '.1f')}</td>"
-            f"<td>{_num(c.cost_usd if c.cost_usd else None, '.4f')}</td><td>{link}</td></tr>")
-
-
 def summary_html(result: BatchResult) -> str:
     """Per model: mean score, answered, p50 / p95 / max latency, TTFT, tokens, tok/s, cost, anomalies."""
     rows = []
@@ -157,13 +98,15 @@ def timing_html(result: BatchResult) -> str:
 
 
 def figures(result: BatchResult) -> tuple[Any, Any, Any]:
-    """Quality against p95 latency, latency distribution per model, score by category."""
+    """Quality against p95 latency, latency distribution per model, score by category; None for a chart
+    with nothing to plot yet (no score, no answer), which the panel then hides rather than draw empty."""
     names = [plot_safe(m.model) for m in result.models]
+    scored = any(m.mean_score is not None for m in result.models)
     quality = plots.batch_quality_figure(names, [m.mean_score for m in result.models],
-                                         [m.latency_p95_s for m in result.models])
+                                         [m.latency_p95_s for m in result.models]) if scored else None
     latencies = [[c.total_s for c in result.cells if c.column == m.column and c.status == "done"]
                  for m in result.models]
-    latency = plots.batch_latency_figure(names, latencies)
+    latency = plots.batch_latency_figure(names, latencies) if any(latencies) else None
     categories = list(dict.fromkeys(c.category or "(none)" for c in result.cells))
     matrix: list[list[float | None]] = []
     for category in categories:
@@ -173,7 +116,8 @@ def figures(result: BatchResult) -> tuple[Any, Any, Any]:
                       and (c.category or "(none)") == category and c.score is not None]
             row.append(sum(scores) / len(scores) if scores else None)
         matrix.append(row)
-    heatmap = plots.category_heatmap(names, [plot_safe(c) for c in categories], matrix)
+    heatmap = (plots.category_heatmap(names, [plot_safe(c) for c in categories], matrix)
+               if any(v is not None for row in matrix for v in row) else None)
     return quality, latency, heatmap
 
 

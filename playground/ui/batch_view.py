@@ -2,7 +2,7 @@
 
 A batch runs in the background on the server (RunService.start_batch, playground/batch/runner.py); the
 page follows it with a gr.Timer that polls batch_progress, and Stop / Resume act on it. Every result
-drawn here (the grid, the per-model summary, the charts) comes from the saved runs through
+drawn here (the results matrix, the per-model summary, the charts) comes from the saved runs through
 batch_result, so `/?batch=ID`, an imported batch and a batch that is still running look the same.
 The routing rules area under it (rules_view.py) reads the same result.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from playground.batch.matrix import ROW_SORTS, build_matrix
 from playground.batch.prompt_set import MAX_SET_BYTES, SAMPLE, PromptSetError, format_of, parse
 from playground.batch.runner import BatchLimit, Progress
 from playground.batch.score import DEFAULT_TOLERANCE, METHODS, Scoring
@@ -24,14 +25,13 @@ from playground.ui import html as H
 from playground.ui.batch_html import (
     ALL_CATEGORIES,
     ALL_MODELS,
-    SORTS,
     figures,
-    grid_html,
     listing_html,
     progress_html,
     saved_progress,
     summary_html,
 )
+from playground.ui.batch_matrix import matrix_html
 from playground.ui.page import Shell, owner_of
 from playground.ui.session_bar import DOWNLOAD_JS
 from playground.ui.text import clean_text
@@ -42,8 +42,11 @@ ALONE_INFO = ("Off: the columns share each prompt, and latency is each model's o
               "time, and latency is the wall clock a user would wait for it.")
 POLL_S = 1.0
 BATCH_ROWS = 30
+# A batch link scrolls to its results; a matrix cell's "open run" link (?session=RUN&batch=ID) stays
+# on the run.
 SCROLL_TO_BATCH_JS = """() => {
-  if (new URLSearchParams(window.location.search).get('batch')) {
+  const query = new URLSearchParams(window.location.search);
+  if (query.get('batch') && !query.get('session')) {
     setTimeout(() => document.querySelector('#batch-box')?.scrollIntoView({block: 'start'}), 300);
   }
 }"""
@@ -70,7 +73,7 @@ class BatchPanel:
     filter_model: Any
     filter_category: Any
     sort: Any
-    grid: Any
+    grid: Any  # the results matrix (prompts x models), elem_id batch-matrix
     summary: Any
     quality_plot: Any
     latency_plot: Any
@@ -83,12 +86,13 @@ class BatchPanel:
     timer: Any
     rules: Any = None  # RulesPanel (rules_view.py), drawn with each result
     alone: Any = None  # gr.Checkbox: each model runs alone (BatchSpec.alone: wall-clock latency, slower)
+    table_csv_btn: Any = None  # the long table (one row per prompt and model) as a download
+    table_json_btn: Any = None
 
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
              progress: Progress | None = None) -> dict[Any, Any]:
         """Everything that shows a batch's result, from its saved runs."""
         spec = service.batch_spec(result.batch_id)
-        prompts = {i: item.prompt for i, item in enumerate(spec.items)}
         quality, latency, heatmap = figures(result)
         models = [ALL_MODELS, *dict.fromkeys(m.model for m in result.models)]
         categories = [ALL_CATEGORIES, *sorted({c.category for c in result.cells if c.category})]
@@ -96,22 +100,33 @@ class BatchPanel:
         updates = {
             self.batch_id: result.batch_id, self.result: result, self.seen: p.done,
             self.status: progress_html(p),
-            self.grid: grid_html(result, prompts=prompts),
+            self.grid: matrix_html(build_matrix(result, spec.items)),
             self.summary: summary_html(result),
-            self.quality_plot: quality, self.latency_plot: latency, self.heatmap: heatmap,
+            **self.charts(quality, latency, heatmap),
             self.filter_model: gr.update(choices=models, value=ALL_MODELS),
             self.filter_category: gr.update(choices=categories, value=ALL_CATEGORIES),
-            self.sort: "prompt order",
-            self.export_btn: gr.update(interactive=True),
+            self.sort: ROW_SORTS[0],
+            **self.downloads(True),
         }
         if self.rules is not None:
             updates.update(self.rules.on_result(result))
         return updates
 
+    def charts(self, quality: Any = None, latency: Any = None, heatmap: Any = None) -> dict[Any, Any]:
+        """The three charts, each shown only when it has something to plot (figures() gives None)."""
+        return {plot: gr.update(value=figure, visible=figure is not None)
+                for plot, figure in ((self.quality_plot, quality), (self.latency_plot, latency),
+                                     (self.heatmap, heatmap))}
+
+    def downloads(self, ready: bool) -> dict[Any, Any]:
+        """Export batch and the long table's downloads: usable once a result is shown."""
+        buttons = [b for b in (self.export_btn, self.table_csv_btn, self.table_json_btn) if b is not None]
+        return {b: gr.update(interactive=ready) for b in buttons}
+
     def result_outputs(self) -> list[Any]:
         out = [self.batch_id, self.result, self.seen, self.status, self.grid, self.summary, self.quality_plot,
                self.latency_plot, self.heatmap, self.filter_model, self.filter_category, self.sort,
-               self.export_btn]
+               *self.downloads(False)]
         return out + (self.rules.result_outputs() if self.rules is not None else [])
 
     def controls(self, running: bool, resumable: bool = False) -> dict[Any, Any]:
@@ -204,7 +219,7 @@ class BatchPanel:
             first = Progress(batch_id, 0, len(items))
             return {self.batch_id: batch_id, self.result: None, self.seen: -1,
                     self.status: progress_html(first), self.grid: "", self.summary: "",
-                    self.export_btn: gr.update(interactive=False),
+                    **self.charts(), **self.downloads(False),
                     self.listing: self.listing_for(service, owner), **self.controls(True)}
 
         def poll(batch_id: str) -> dict[Any, Any]:
@@ -266,7 +281,18 @@ class BatchPanel:
                 spec = service.batch_spec(result.batch_id)
             except SessionError as exc:
                 return H.notice(str(exc), "error")
-            return grid_html(result, model, category, sort, {i: x.prompt for i, x in enumerate(spec.items)})
+            return matrix_html(build_matrix(result, spec.items, "" if model == ALL_MODELS else model,
+                                            "" if category == ALL_CATEGORIES else category, sort))
+
+        def table(batch_id: str, fmt: str) -> dict[Any, Any]:
+            """The long table (one row per prompt and model), written on click like an export."""
+            if not batch_id:
+                return {**message("show a batch first", "warn"), self.export_file: None}
+            try:
+                path = service.batch_table_file(batch_id, fmt)
+            except SessionError as exc:
+                return {**message(str(exc)), self.export_file: None}
+            return {self.export_file: str(path)}
 
         def export(batch_id: str) -> dict[Any, Any]:
             if not batch_id:
@@ -311,6 +337,8 @@ class BatchPanel:
                          owner=owner)
             if running is not None and running.state == "running":
                 shown.update(self.controls(True))
+            if (request.query_params.get("session") or "").strip():  # a matrix cell's run: its notice wins
+                return updates | shown
             return updates | shown | {notice: H.notice(
                 f"Saved batch {batch_id}: its results are under “Prompt sets and batches” below "
                 "(drawn from the saved runs; no model was run).")}
@@ -333,6 +361,11 @@ class BatchPanel:
         written = self.export_btn.click(export, inputs=[self.batch_id],
                                         outputs=[self.export_file, self.status])
         written.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
+        for button, fmt in ((self.table_csv_btn, "csv"), (self.table_json_btn, "json")):
+            if button is not None:
+                tabled = button.click(lambda batch_id, fmt=fmt: table(batch_id, fmt), inputs=[self.batch_id],
+                                      outputs=[self.export_file, self.status])
+                tabled.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
         self.import_btn.upload(import_file, inputs=[self.import_btn, shell.owner], outputs=everything)
         def relist(browser_id: object, request: gr.Request) -> str:
             return self.listing_for(service, owner_of(request, browser_id))
@@ -343,7 +376,7 @@ class BatchPanel:
 
 
 def build_batch_panel() -> BatchPanel:
-    """The accordion: the set, scoring, Run / Stop / Resume, progress, the grid, summary and charts."""
+    """The accordion: the set, scoring, Run / Stop / Resume, progress, the matrix, summary and charts."""
     from playground.ui.rules_view import build_rules_panel
 
     with gr.Accordion("Prompt sets and batches", open=False, elem_id="batch-box") as box:
@@ -378,6 +411,10 @@ def build_batch_panel() -> BatchPanel:
                                    min_width=90)
             export_btn = gr.Button("Export batch", size="sm", interactive=False, elem_id="batch-export",
                                    scale=0, min_width=110)
+            table_csv_btn = gr.Button("Table (CSV)", size="sm", interactive=False, elem_id="batch-table-csv",
+                                      scale=0, min_width=110)
+            table_json_btn = gr.Button("Table (JSON)", size="sm", interactive=False,
+                                       elem_id="batch-table-json", scale=0, min_width=110)
             import_btn = gr.UploadButton("Import batch", size="sm", file_types=[".json"],
                                          elem_id="batch-import", scale=0, min_width=110)
             export_file = gr.DownloadButton("download", visible=False, elem_id="batch-export-file")
@@ -387,14 +424,15 @@ def build_batch_panel() -> BatchPanel:
                                        scale=1)
             filter_category = gr.Dropdown([ALL_CATEGORIES], value=ALL_CATEGORIES, label="Category",
                                           elem_id="batch-category", scale=1)
-            sort = gr.Dropdown(list(SORTS), value="prompt order", label="Sort by", elem_id="batch-sort",
-                               scale=1)
-        grid = gr.HTML(elem_id="batch-grid", padding=False)
+            sort = gr.Dropdown(list(ROW_SORTS), value=ROW_SORTS[0], label="Sort prompts by",
+                               elem_id="batch-sort", scale=1)
+        grid = gr.HTML(elem_id="batch-matrix", padding=False)
         summary = gr.HTML(elem_id="batch-summary", padding=False)
-        with gr.Row(equal_height=False):
-            quality_plot = gr.Plot(label="Quality against p95 latency", elem_id="batch-quality")
-            latency_plot = gr.Plot(label="Latency per model", elem_id="batch-latency")
-            heatmap = gr.Plot(label="Score by category", elem_id="batch-heatmap")
+        with gr.Row(equal_height=False):  # hidden until there is something to plot (BatchPanel.charts)
+            quality_plot = gr.Plot(label="Quality against p95 latency", elem_id="batch-quality",
+                                   visible=False)
+            latency_plot = gr.Plot(label="Latency per model", elem_id="batch-latency", visible=False)
+            heatmap = gr.Plot(label="Score by category", elem_id="batch-heatmap", visible=False)
         rules = build_rules_panel()
         with gr.Row(equal_height=True):
             gr.Markdown("**Saved batches** (a link opens its results)", elem_classes=["pg-muted"])
@@ -404,4 +442,5 @@ def build_batch_panel() -> BatchPanel:
                       run_btn, stop_btn, resume_btn, export_btn, export_file, import_btn, status,
                       filter_model, filter_category, sort, grid, summary, quality_plot, latency_plot, heatmap,
                       listing, list_btn, gr.State(""), gr.State(None), gr.State(-1),
-                      gr.Timer(POLL_S, active=False), rules=rules, alone=alone)
+                      gr.Timer(POLL_S, active=False), rules=rules, alone=alone, table_csv_btn=table_csv_btn,
+                      table_json_btn=table_json_btn)

@@ -17,6 +17,7 @@ import gradio as gr
 from playground.record import Run
 from playground.service import BundleError, SessionError
 from playground.ui import html as H
+from playground.ui.history_html import history_html
 from playground.ui.page import Shell, login_name, new_browser_id, owner_of, valid_browser_id
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class SessionBar:
     history_query: Any = None
     history_btn: Any = None
     history: Any = None
+    history_batch_runs: Any = None  # "Show batch runs": list a batch's runs one by one too
     follow_text: Any = None  # the follow-up box under the columns (playground/ui/follow_up.py)
     follow_btn: Any = None
 
@@ -110,10 +112,13 @@ class SessionBar:
                if self.follow_btn is not None else {}),
         }
 
-    def listing(self, shell: Shell, owner: str, query: str = "") -> str:
-        """The owner's saved runs (everyone's with shared history), with a note on unreadable rows."""
-        found = shell.service.history(owner, query or "", limit=HISTORY_ROWS)
-        return H.history(found.rows, query or "", found.skipped, shell.service.shared_history)
+    def listing(self, shell: Shell, owner: str, query: str = "", batch_runs: bool = False) -> str:
+        """The owner's saved runs (everyone's with shared history) and one entry per batch, newest first;
+        a batch's own runs only with `batch_runs`. Notes unreadable rows."""
+        query = query or ""
+        found = shell.service.history(owner, query, limit=HISTORY_ROWS, batch_runs=batch_runs)
+        batches = shell.service.list_batches(owner, HISTORY_ROWS, query)
+        return history_html(found, batches, query, shell.service.shared_history, batch_runs, HISTORY_ROWS)
 
     def wire(self, page: Page, demo: gr.Blocks) -> None:
         shell = page.shell
@@ -209,13 +214,15 @@ class SessionBar:
         refresh = self.refresh_history(shell)
         self.history_btn.click(**refresh)
         self.history_query.submit(**refresh)
+        self.history_batch_runs.input(**refresh)
 
     def refresh_history(self, shell: Shell) -> dict[str, Any]:
         """Event arguments that redraw the history (chained after a run saved one)."""
-        def search_history(query: str, browser_id: object, request: gr.Request) -> str:
-            return self.listing(shell, owner_of(request, browser_id), query)
+        def search_history(query: str, browser_id: object, batch_runs: object, request: gr.Request) -> str:
+            return self.listing(shell, owner_of(request, browser_id), query, batch_runs is True)
 
-        return {"fn": search_history, "inputs": [self.history_query, shell.owner], "outputs": [self.history]}
+        inputs = [self.history_query, shell.owner, self.history_batch_runs]
+        return {"fn": search_history, "inputs": inputs, "outputs": [self.history]}
 
 
 def build_session_bar() -> SessionBar:
@@ -244,10 +251,12 @@ def build_session_bar() -> SessionBar:
 
 
 def build_history(bar: SessionBar) -> None:
-    """The History accordion under the panels: search box and the list of saved runs."""
+    """The History accordion under the panels: search box, the batch-runs filter and the list."""
     with gr.Accordion("History", open=False, elem_id="history-box"):
-        with gr.Row():
+        with gr.Row(equal_height=True):
             bar.history_query = gr.Textbox(label="Search prompts and outputs", elem_id="history-search",
                                            scale=4)
+            bar.history_batch_runs = gr.Checkbox(False, label="Show batch runs", scale=1, min_width=150,
+                                                 elem_id="history-batch-runs")
             bar.history_btn = gr.Button("Search", scale=0, min_width=100, elem_id="history-btn")
         bar.history = gr.HTML(elem_id="history")
