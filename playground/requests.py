@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from playground.backends.attention import DEFAULT_BYTE_BUDGET, DEFAULT_TOKEN_CAP
 from playground.limits import MAX_COLUMNS, MAX_TEXT_CHARS, MAX_TURNS
 from playground.record import GenerationParams, SearchSnapshot, Turn
+from playground.wording import plural
 
 MAX_PROMPT_CHARS = MAX_TEXT_CHARS  # a prompt is a text of the record: what a save and an import take
 
@@ -75,7 +76,7 @@ def validate_request(request: RunRequest) -> None:
     for number, turn in enumerate(request.history, start=1):
         if len(turn.models) != len(request.columns):
             raise RequestError(
-                f"turn {number} of the conversation has {len(turn.models)} column(s) and this run "
+                f"turn {number} of the conversation has {plural(len(turn.models), 'column')} and this run "
                 f"{len(request.columns)}: a follow-up keeps the conversation's columns"
             )
     total = len(request.prompt) + sum(len(t.prompt) + max((len(m.text) for m in t.models), default=0)

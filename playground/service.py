@@ -149,6 +149,18 @@ class RunService:
         """Delete a saved run: only its owner may, unless history is shared team-wide."""
         return self.store.delete(run_id, owner=None if self.shared_history else owner)
 
+    def may_delete(self, run_id: str, owner: str) -> bool:
+        """Whether `owner` may delete the saved run (the page disables Delete otherwise): its owner, or
+        anyone with shared history. False for no run or one that is gone."""
+        if not run_id:
+            return False
+        if self.shared_history:
+            return True
+        try:
+            return self.store.owner_of(run_id) == owner
+        except SessionError:
+            return False
+
     def get(self, run_id: str) -> Run:
         """Anyone holding a run's id (a share link) may open it."""
         return self.store.get(run_id)
@@ -259,7 +271,7 @@ class RunService:
         from playground.report import render_report, report_filename
 
         run = self.store.get(run_id)
-        return self.download_file(report_filename(run, fmt), render_report(run, fmt))
+        return self.download_file(report_filename(run, fmt), render_report(run, fmt, origin="page"))
 
     # -- batches of a prompt set (playground/batch) -----------------------------------
 

@@ -151,7 +151,7 @@ def test_a_column_can_have_its_own_system_prompt(engine: Engine, smollm2: LocalB
 def test_diff_of_two_turns_names_the_different_conversation(two_turns: tuple[Run, Run]) -> None:
     first, second = two_turns
     diff = compare_runs(first, second, 0, 0)
-    assert "earlier turns: 0 turn(s) → 1 turn(s)" in diff.summary()
+    assert "earlier turns: 0 turns → 1 turn" in diff.summary()
 
 
 def _cli(*args: str, db: Path, data_dir: Path) -> subprocess.CompletedProcess:

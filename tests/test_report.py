@@ -6,6 +6,7 @@ import base64
 import re
 import subprocess
 import sys
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -259,6 +260,10 @@ def test_service_writes_reports_like_exports_and_removes_them(tmp_path: Path) ->
     assert page.name == f"playground-report-{run.id}.html" and md.name == f"playground-report-{run.id}.md"
     assert page.parent != md.parent  # a folder per request, as exports
     assert ESCAPED in page.read_text(encoding="utf-8")
+    # made on the page: the files say so, not the command line's name
+    assert "by the page (its Report button)" in md.read_text(encoding="utf-8")
+    assert "by the page (its Report button)" in page.read_text(encoding="utf-8")
+    assert "sessions report" not in md.read_text(encoding="utf-8")
     service.close()
     assert not page.exists() and not md.exists()
 
@@ -294,3 +299,53 @@ def test_markdown_strips_control_characters_from_saved_text(tmp_path: Path) -> N
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
     assert "Clear[2J]0;owned31m screen\tnow\nplease" in text
     assert render_report(run, "markdown") == text
+
+
+# -- issue 22 item 8: who made it, chips that wrap, titles with room, counted nouns --------------------
+
+
+def test_each_report_says_who_made_it_as_its_caller_says() -> None:
+    run = make_run(outputs=("Paris.",))
+    cli_md, page_md = render_report(run, "markdown"), render_report(run, "markdown", origin="page")
+    assert "by the command line (`python -m playground sessions report`)" in cli_md.splitlines()[2]
+    assert "by the page (its Report button)." in page_md.splitlines()[2] and "sessions report" not in page_md
+    assert "by the page (its Report button)" in render_report(run, "html", origin="page")
+    assert "by the command line (python -m playground sessions report)" in render_report(run, "html")
+    with pytest.raises(ValueError, match="unknown report origin 'api'"):
+        render_report(run, "markdown", origin="api")
+
+
+def test_report_counts_columns_in_words() -> None:
+    one, two = make_run(outputs=("Paris.",)), make_run(outputs=("Paris.", "Lyon."))
+    assert "· 1 column ·" in render_report(one, "markdown") and "· 2 columns ·" in render_report(two, "markdown")
+    assert "1 column:" in render_report(one, "html") and "2 columns:" in render_report(two, "html")
+    assert "(s)" not in render_report(two, "markdown")
+
+
+def _rule(page: str, selector: str) -> str:
+    found = re.search(r"(?m)^" + re.escape(selector) + r" \{([^}]*)\}", page)
+    assert found, f"no CSS rule for {selector}"
+    return found.group(1)
+
+
+def test_token_chips_wrap_inside_the_page() -> None:
+    page = render_report(rich_run(), "html")
+    chips, tok = _rule(page, ".chips"), _rule(page, ".tok")
+    assert "flex-wrap: wrap" in chips and "max-width: 100%" in chips
+    assert "white-space: pre-wrap" in tok and "overflow-wrap: anywhere" in tok
+    assert "white-space: pre;" not in tok  # a chip that never breaks ran off the page
+
+
+def test_a_long_chart_title_wraps_and_the_heatmap_starts_under_it() -> None:
+    from playground.report import svg
+
+    title = "smollm2-135m (Q4) · column 1: layer 29, mean over heads, last 32 positions (query down, key " \
+            "across; darker = more)"
+    drawn = svg.heatmap(title, [[1.0, 0.0], [0.5, 0.5]], ["a", "b"])
+    lines = re.findall(r"<tspan[^>]*>([^<]*)</tspan>", drawn)
+    assert len(lines) >= 2 and " ".join(lines) == html_escape(title)
+    width = int(re.search(r'width="(\d+)"', drawn).group(1))
+    assert all(len(line) * svg.TITLE_CHAR_W <= width for line in lines)  # each line fits the chart
+    first_cell_y = float(re.search(r'<rect x="[\d.]+" y="([\d.]+)"', drawn).group(1))
+    assert first_cell_y >= svg.TITLE_LINE * len(lines)  # the grid is below the title, not over it
+    assert 'fill="#0072B2"' in drawn  # Okabe-Ito blue: one hue, readable with any colour vision

@@ -398,3 +398,36 @@ def test_cli_real_tokenizer(rules_file: Path, data_dir: Path, monkeypatch: pytes
         ("smollm2-135m", 3, "smollm2-135m", [])
     assert data["reason"] == "rule 3: anomaly special_literal present"
     assert data["prompt_tokens"] >= 64  # rule 1 looked at the real count and did not match
+
+
+# -- the page's starting rules and the committed sample (issue 22 item 8) -----------------------------
+
+
+def _sample_table() -> ResultTable:
+    """The bundled sample set as a results table (no model runs): every prompt answered by both models."""
+    from playground.batch.prompt_set import SAMPLE, load_file
+
+    both = {"smollm2-135m": ModelResult(1.0, 1.0), "gemma3-270m": ModelResult(0.0, 2.0)}
+    return ResultTable(tuple(PromptRow(str(i.id), i.prompt, i.category, results=dict(both))
+                             for i in load_file(SAMPLE)))
+
+
+def test_the_starting_example_splits_the_sample_set_between_both_models() -> None:
+    from playground.routing.rules import EXAMPLE_RULES
+
+    shown = preview(loads_rules(EXAMPLE_RULES), _sample_table())
+    assert set(shown.routed.shares) == {"smollm2-135m", "gemma3-270m"}, shown.routed.shares
+    assert all(0 < share < 1 for share in shown.routed.shares.values())
+    sent = {a.prompt_id: a.model for a in shown.assignments}
+    assert sent["sum-rain"] == "gemma3-270m" and sent["math-add"] == "smollm2-135m"
+    # the old example's `prompt_tokens_below: 64` caught every prompt of the set: all to one model
+    assert set(preview(loads_rules(ISSUE_YAML), _sample_table()).routed.shares) == {"smollm2-135m"}
+
+
+def test_the_committed_sample_rules_load_as_typed_and_split_the_set() -> None:
+    from playground.routing.rules import SAMPLE_RULES, sample_rules_text
+
+    text = sample_rules_text()
+    assert text == SAMPLE_RULES.read_text(encoding="utf-8") and text.startswith("# Routing rules")
+    shown = preview(loads_rules(text), _sample_table())
+    assert shown.routed.shares == {"smollm2-135m": 0.75, "gemma3-270m": 0.25}

@@ -125,3 +125,21 @@ def test_a_billion_laughs_rules_text_is_refused_at_once(rules_server: str) -> No
     assert time.monotonic() - started < OTHERS_WITHIN_S + 3
     assert "YAML anchors and aliases (&amp; and *) are not allowed" in html and len(html) < 1000, html[:300]
     assert httpx.get(rules_server, timeout=OTHERS_WITHIN_S).status_code == 200
+
+
+def test_the_sample_rules_load_and_the_sweep_pickers_start_filled(rules_server: str) -> None:
+    """Issue 22 item 8: "Load sample rules" puts the committed file in the editor, and the sweep's model
+    pickers offer the catalog's local models before any batch is shown (they started empty)."""
+    from gradio_client import Client
+
+    from playground.routing.rules import sample_rules_text
+
+    text, shown = Client(rules_server, verbose=False).predict(api_name="/load_sample")
+    assert text == sample_rules_text() and "default: smollm2-135m" in text and not shown
+    config = httpx.get(f"{rules_server}/config", timeout=10).json()
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"] if "props" in c}
+    assert props["rules-load-sample"]["value"] == "Load sample rules"
+    for box, first in (("rules-weak", "smollm2-135m"), ("rules-strong", "gemma3-270m")):
+        assert [c[0] for c in props[box]["choices"]] == ["smollm2-135m", "gemma3-270m"]
+        assert props[box]["value"] == first
+    assert "prompt_tokens_below: 64}" not in props["rules-yaml"]["value"]  # the example that sent all to one

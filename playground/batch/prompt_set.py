@@ -13,6 +13,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from playground.wording import noun, plural
+
 MAX_SET_BYTES = 8 * 1024 * 1024
 MAX_PROMPTS = 2000
 MAX_PROMPT_CHARS = 100_000
@@ -96,7 +98,8 @@ def _csv(text: str) -> list[tuple[int, dict[str, str]]]:
         names = [h.strip().lower() for h in header]
         unknown = [h for h in names if h not in FIELDS]
         if unknown:
-            raise PromptSetError(f"line 1: unknown column(s) {', '.join(map(repr, unknown))}; "
+            listed = ", ".join(map(repr, unknown))
+            raise PromptSetError(f"line 1: unknown {noun(len(unknown), 'column')} {listed}; "
                                  f"the columns are {', '.join(FIELDS)}")
         if "prompt" not in names:
             raise PromptSetError("line 1: the CSV header has no `prompt` column")
@@ -108,7 +111,8 @@ def _csv(text: str) -> list[tuple[int, dict[str, str]]]:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(names):
-                raise PromptSetError(f"line {line}: {len(values)} value(s) for {len(names)} column(s)")
+                raise PromptSetError(f"line {line}: {plural(len(values), 'value')} for "
+                                     f"{plural(len(names), 'column')}")
             rows.append((line, dict(zip(names, values, strict=True))))
     except csv.Error as exc:
         raise PromptSetError(f"line {reader.line_num}: malformed CSV ({exc})") from exc
@@ -129,7 +133,8 @@ def _jsonl(text: str) -> list[tuple[int, dict[str, str]]]:
                                  f"got {type(obj).__name__}")
         unknown = sorted(set(obj) - set(FIELDS))
         if unknown:
-            raise PromptSetError(f"line {n}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            listed = ", ".join(map(repr, unknown))
+            raise PromptSetError(f"line {n}: unknown {noun(len(unknown), 'field')} {listed}; "
                                  f"the fields are {', '.join(FIELDS)}")
         row = {}
         for key, value in obj.items():

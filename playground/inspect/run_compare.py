@@ -12,6 +12,7 @@ from typing import Any
 
 from playground.inspect.diff import ColumnDiff, DiffOp, abbreviate, word_diff
 from playground.record import GenerationParams, ModelIdentity, ModelRun, Run
+from playground.wording import plural
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ def _conversation_change(a: Run, b: Run, model_a: ModelRun, model_b: ModelRun) -
     before, after = seen(a, model_a), seen(b, model_b)
     if before == after:
         return None
-    return FieldChange("earlier turns", f"{len(before)} turn(s)", f"{len(after)} turn(s), not the same"
-                       if len(before) == len(after) else f"{len(after)} turn(s)")
+    now = plural(len(after), "turn")
+    return FieldChange("earlier turns", plural(len(before), "turn"),
+                       f"{now}, not the same" if len(before) == len(after) else now)
 
 
 def _column(run: Run, column: int, which: str) -> ModelRun:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from playground.record import Anomaly, TokenPiece
+from playground.wording import plural
 
 # Token-count blow-up: English averages ~4 characters per token. Fewer than this
 # many characters per token, on a text of at least BLOWUP_MIN_TOKENS tokens, is flagged.
@@ -43,7 +44,7 @@ def check_special_literals(found: list[SpecialLiteral], specials_as_text: bool) 
         Anomaly(
             kind="special_literal",
             message=(
-                f"the typed text contains {len(found)} special-token string(s) ({shown}) that this "
+                f"the typed text contains {plural(len(found), 'special-token string')} ({shown}) that this "
                 "tokenizer turns into control tokens; if they were meant as text, turn on the plain-text "
                 "option (UI checkbox, CLI --specials-as-text)"
             ),

@@ -29,15 +29,16 @@ def report_format(path: str | Path) -> str:
     return fmt
 
 
-def render_report(run: Run, fmt: str) -> str:
+def render_report(run: Run, fmt: str, origin: str = "cli") -> str:
+    """The report in `fmt`; `origin` is who asks ("page" or "cli"), so the file says which made it."""
     if fmt == "html":
         from playground.report.html import render_html
 
-        return render_html(run)
+        return render_html(run, origin)
     if fmt == "markdown":
         from playground.report.markdown import render_markdown
 
-        return render_markdown(run)
+        return render_markdown(run, origin)
     raise ReportError(f"unknown report format {fmt!r} (html or markdown)")
 
 

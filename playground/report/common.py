@@ -215,3 +215,19 @@ def compare(run: Run) -> Comparison:
 
 def report_title(run: Run) -> str:
     return f"playground run {run.id}"
+
+
+# Who made a report (the caller says): a page-made file must not claim the command line made it.
+# Each: (plain words, the same for Markdown).
+ORIGINS = {
+    "page": ("the page (its Report button)", "the page (its Report button)"),
+    "cli": ("the command line (python -m playground sessions report)",
+            "the command line (`python -m playground sessions report`)"),
+}
+
+
+def made_by(origin: str, markdown: bool = False) -> str:
+    """Who made the report, in words; ValueError for an origin not in ORIGINS."""
+    if origin not in ORIGINS:
+        raise ValueError(f"unknown report origin {origin!r} ({' or '.join(ORIGINS)})")
+    return ORIGINS[origin][1 if markdown else 0]

@@ -15,6 +15,8 @@ from playground.inspect.diff import diff_stats
 from playground.record import ModelRun, Run
 from playground.report import common as C
 from playground.report import svg
+from playground.system_prompts import describe
+from playground.wording import plural
 
 MAX_PROMPT_CHIPS = 3000  # prompt tokens shown as chips per column; the rest are counted
 MAX_PROB_ROWS = 400  # output tokens listed in a column's probability table
@@ -36,9 +38,10 @@ th { background: #f3f4f7; } td { overflow-wrap: anywhere; } .card table { width:
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 16px; }
 .card { border: 1px solid #dde; border-radius: 8px; padding: 8px 14px; min-width: 0; }
 details > summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
-.chips { line-height: 1.9; font-family: ui-monospace, monospace; font-size: 0.85em; }
+.chips { display: flex; flex-wrap: wrap; gap: 3px 0; line-height: 1.6; font-family: ui-monospace, monospace;
+  font-size: 0.85em; max-width: 100%; }
 .tok { border: 1px solid #b7c7e6; background: #eef3fb; border-radius: 3px; padding: 0 2px; margin: 0 1px;
-  white-space: pre; }
+  white-space: pre-wrap; overflow-wrap: anywhere; max-width: 100%; }
 .tok.special { border-color: #c62828; background: #fdecea; color: #8e1c1c; font-weight: 600; }
 .tok.anomaly { outline: 2px solid #e69f00; }
 .legend span { margin-right: 12px; }
@@ -68,9 +71,10 @@ def _none(message: str) -> str:
     return f'<p class="muted">{e(message)}</p>'
 
 
-def render_html(run: Run) -> str:
+def render_html(run: Run, origin: str = "cli") -> str:
+    """One self-contained page; `origin` ("page" or "cli") says who made it, in the header."""
     sections = [
-        _header(run), _prompt(run), _summary(run), _columns(run), _tokens(run), _probabilities(run),
+        _header(run, origin), _prompt(run), _summary(run), _columns(run), _tokens(run), _probabilities(run),
         _diffs(run), _grounding(run), _attention(run),
     ]
     return (
@@ -84,12 +88,12 @@ def render_html(run: Run) -> str:
     )
 
 
-def _header(run: Run) -> str:
+def _header(run: Run, origin: str) -> str:
     models = ", ".join(m.identity.name or m.identity.catalog_id for m in run.models) or "no models"
     return (f"<header><h1>{e(C.report_title(run))}</h1>"
             f'<p class="muted">Saved {e(C.when(run.created_at))} · schema version {e(run.schema_version)} · '
-            f"{len(run.models)} column(s): {e(models)}. Drawn from the saved run record; "
-            "this file runs no script and loads nothing.</p></header>")
+            f"{plural(len(run.models), 'column')}: {e(models)}. Drawn from the saved run record by "
+            f"{e(C.made_by(origin))}; this file runs no script and loads nothing.</p></header>")
 
 
 def _prompt(run: Run) -> str:
@@ -101,6 +105,9 @@ def _prompt(run: Run) -> str:
     for m in run.models:
         if m.system_prompt is not None:
             parts.append(f"<h3>System prompt of {e(C.label(m))}</h3>{_pre(m.system_prompt)}")
+        elif (found := describe(run, m)).source == "template":  # none typed: the chat template wrote one
+            parts.append(f"<h3>System prompt of {e(C.label(m))}: its chat template's default</h3>"
+                         f"{_pre(found.text)}")
     for number, turn in enumerate(run.history, start=1):  # a conversation: the earlier turns first
         parts.append(f"<h3>Turn {number}</h3>{_pre(turn.prompt)}")
         for m in turn.models:

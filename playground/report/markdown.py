@@ -14,6 +14,8 @@ from playground.controls import strip_controls
 from playground.inspect.diff import DELETE, INSERT, diff_stats
 from playground.record import Run
 from playground.report import common as C
+from playground.system_prompts import describe
+from playground.wording import plural
 
 MAX_CHANGES = 3  # changed stretches quoted per column in the diff summary
 _BACKTICKS = re.compile(r"`+")
@@ -48,12 +50,13 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(run: Run) -> str:
+def render_markdown(run: Run, origin: str = "cli") -> str:
+    """The report as Markdown; `origin` ("page" or "cli") says who made it, in its first line."""
     parts = [
         f"# {inline(C.report_title(run))}",
-        f"Saved {C.when(run.created_at)} · {len(run.models)} column(s) · "
+        f"Saved {C.when(run.created_at)} · {plural(len(run.models), 'column')} · "
         f"schema version {run.schema_version}. Made from the saved run record by "
-        "`python -m playground sessions report`.",
+        f"{C.made_by(origin, markdown=True)}.",
         *_prompt(run),
         *_summary(run),
         *_columns(run),
@@ -75,6 +78,9 @@ def _prompt(run: Run) -> list[str]:
     for m in run.models:
         if m.system_prompt is not None:
             out += [f"**System prompt of {inline(C.label(m))}**", code_block(m.system_prompt)]
+        elif (found := describe(run, m)).source == "template":  # none typed: the chat template wrote one
+            out += [f"**System prompt of {inline(C.label(m))}: its chat template's default**",
+                    code_block(found.text)]
     for number, turn in enumerate(run.history, start=1):  # a conversation: the earlier turns first
         out += [f"**Turn {number}**", code_block(turn.prompt)]
         for m in turn.models:

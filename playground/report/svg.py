@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+TITLE_LINE = 14  # px between the lines of a wrapped chart title
+TITLE_CHAR_W = 6.6  # px a bold 11px character takes, on average (a safe overestimate for wrapping)
 
 
 def _e(text: str) -> str:
@@ -22,6 +24,22 @@ def _open(width: int, height: int, title: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}" class="chart">'
             f"<title>{_e(title)}</title>")
+
+
+def _title(title: str, width: int) -> tuple[str, int]:
+    """The title as bold SVG text wrapped to the chart's width (SVG text never wraps by itself, so a
+    long title was clipped at the edge), and the height its lines take."""
+    per_line = max(20, int(width / TITLE_CHAR_W))
+    lines: list[str] = []
+    for word in title.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= per_line:
+            lines[-1] += " " + word
+        else:
+            lines.append(word if len(word) <= per_line else word[:per_line - 1] + "…")
+    lines = lines or [""]
+    spans = "".join(f'<tspan x="0" dy="{0 if i == 0 else TITLE_LINE}">{_e(line)}</tspan>'
+                    for i, line in enumerate(lines))
+    return f'<text x="0" y="14" {FONT} font-weight="bold">{spans}</text>', TITLE_LINE * len(lines) + 6
 
 
 def _nice_max(value: float) -> float:
@@ -117,8 +135,10 @@ def heatmap(title: str, matrix: Sequence[Sequence[float]], labels: Sequence[str]
     if n == 0:
         return ""
     margin = 20
+    head, top = _title(title, size)
+    top = max(top, margin)  # the grid starts under the title's last line
     cell = (size - margin) / n
-    parts = [_open(size, size + 4, title), f'<text x="0" y="14" {FONT} font-weight="bold">{_e(title)}</text>']
+    parts = [_open(size, top + size - margin + 4, title), head]
     peak = max((v for row in matrix for v in row), default=1.0) or 1.0
     for q, row in enumerate(matrix):
         for k, v in enumerate(row):
@@ -126,9 +146,9 @@ def heatmap(title: str, matrix: Sequence[Sequence[float]], labels: Sequence[str]
                 continue
             shade = min(1.0, v / peak)
             tip = f"{labels[q] if q < len(labels) else q} → {labels[k] if k < len(labels) else k}: {v:.3f}"
-            parts.append(f'<rect x="{margin + k * cell:.2f}" y="{margin + q * cell:.2f}" width="{cell:.2f}" '
+            parts.append(f'<rect x="{margin + k * cell:.2f}" y="{top + q * cell:.2f}" width="{cell:.2f}" '
                          f'height="{cell:.2f}" fill="#0072B2" fill-opacity="{shade:.3f}">'
                          f"<title>{_e(tip)}</title></rect>")
-    parts.append(f'<rect x="{margin}" y="{margin}" width="{size - margin}" height="{size - margin}" '
+    parts.append(f'<rect x="{margin}" y="{top}" width="{size - margin}" height="{size - margin}" '
                  'fill="none" stroke="#ccc"/></svg>')
     return "".join(parts)

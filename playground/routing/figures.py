@@ -33,15 +33,17 @@ def sweep_figure(result: Sweep) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[c.strong_share], y=[c.quality], mode="markers+text", name="chosen threshold",
             marker={"size": 13, "color": "#d9534f", "symbol": "diamond"},
-            text=[f"threshold {c.threshold:g}"], textposition="top left",
+            text=[f"threshold {c.threshold:g}"], textposition="top left", cliponaxis=False,
         ))
     summary = (f"APGR {result.apgr:.0%} of the quality gap recovered" if result.apgr is not None
                else "the two models score the same: no gap to recover")
     figure.update_layout(
-        title=f"{result.weak} → {result.strong}: {summary}",
+        # left-anchored, with room made for it and the axis labels (they were clipped at the edges)
+        title={"text": f"{result.weak} → {result.strong}: {summary}", "x": 0, "xanchor": "left",
+               "automargin": True, "font": {"size": 14}},
         xaxis={"title": f"share of prompts sent to {result.strong}", "tickformat": ".0%",
-               "range": [-0.02, 1.02]},
-        yaxis_title="mean score",
+               "range": [-0.02, 1.02], "automargin": True},
+        yaxis={"title": "mean score", "automargin": True},
         height=360,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )

@@ -27,17 +27,30 @@ from playground.patterns import PatternError, PatternTimeout, TimeBudget, UserPa
 
 EXAMPLE_RULES = """\
 # First match wins; every condition in one `when` must hold.
-default: gemma3-270m
+# On the bundled sample set: summaries to Gemma, everything else to SmolLM2 (assets/rules/sample.yaml).
+default: smollm2-135m
 rules:
-  - when: {category: [extraction, summarisation]}
-    model: smollm2-135m
-  - when: {prompt_tokens_below: 64}
-    model: smollm2-135m
-  - when: {matches: "(?i)step by step|prove"}
+  - when: {category: [summarisation]}
+    model: gemma3-270m
+  - when: {matches: "(?i)\\\\bsummar(?:y|i[sz]e)"}
     model: gemma3-270m
   - when: {anomaly: special_token_literal}
     model: smollm2-135m
-"""  # the issue's example, with the bundled models' ids (the page's rules editor starts with it)
+  - when: {prompt_tokens_below: 400, matches: "(?i)step by step|prove"}
+    model: gemma3-270m
+"""  # the page's rules editor starts with it: it splits the bundled sample set between both models
+
+# The committed rules files (the page's "Load sample rules"); read through load_rules' bounds too.
+RULES_DIR = Path(__file__).resolve().parents[2] / "assets" / "rules"
+SAMPLE_RULES = RULES_DIR / "sample.yaml"
+
+
+def sample_rules_text() -> str:
+    """The committed sample rules file as typed (comments kept), checked to parse."""
+    text = _read_capped(SAMPLE_RULES)
+    loads_rules(text)
+    return text
+
 
 # The anomaly kinds of playground/inspect/tokens.py (Anomaly.kind).
 ANOMALY_KINDS = ("special_literal", "blowup", "repeat_run", "byte_fallback", "context_overflow")

@@ -35,6 +35,7 @@ from playground.record import (
     Turn,
 )
 from playground.sessions.store import MAX_CREATED_AT, SessionError, check_id, valid_time
+from playground.wording import plural
 
 FORMAT = "playground-run"
 MAX_LOGPROB = 1e-3  # a log-probability is at most 0; this much above it is float rounding
@@ -123,7 +124,7 @@ def _check_values(run: Run) -> None:
     _check_time(run.created_at, "run.created_at")
     for t, turn in enumerate(run.history):
         if len(turn.models) != len(run.models):
-            raise BundleError(f"run.history[{t}] has {len(turn.models)} column(s) and the run "
+            raise BundleError(f"run.history[{t}] has {plural(len(turn.models), 'column')} and the run "
                               f"{len(run.models)}: each column is one model's own conversation")
         if turn.created_at:
             _check_time(turn.created_at, f"run.history[{t}].created_at")

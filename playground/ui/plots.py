@@ -7,6 +7,21 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from playground.wording import plural
+
+# Mean scores: dark blue (0) to yellow (1), readable with any colour vision (it was red-to-green).
+SCORE_SCALE = "Cividis"
+
+
+def fit(figure: go.Figure) -> go.Figure:
+    """Room for every label: axes grow their margins to fit their tick labels and titles (automargin),
+    the title starts at the left edge, and text written beside markers is not cut at the plot area."""
+    figure.update_xaxes(automargin=True)
+    figure.update_yaxes(automargin=True)
+    figure.update_layout(title_x=0, title_xanchor="left", title_automargin=True, title_font_size=14)
+    figure.update_traces(cliponaxis=False, selector={"type": "scatter"})
+    return figure
+
 
 @dataclass(frozen=True)
 class CountRow:
@@ -46,7 +61,7 @@ def token_counts_figure(rows: list[CountRow]) -> go.Figure:
         height=320,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )
-    return figure
+    return fit(figure)
 
 
 def attention_heatmap(matrix: np.ndarray, labels: list[str], first: int, title: str) -> go.Figure:
@@ -71,7 +86,7 @@ def attention_heatmap(matrix: np.ndarray, labels: list[str], first: int, title: 
         yaxis={"autorange": "reversed", "title": "from (query)", "tickfont": {"size": 9}},
         xaxis={"title": "to (key)", "tickfont": {"size": 9}},
     )
-    return figure
+    return fit(figure)
 
 
 def sink_figure(series: list[tuple[str, list[float], list[float]]]) -> go.Figure:
@@ -90,7 +105,7 @@ def sink_figure(series: list[tuple[str, list[float], list[float]]]) -> go.Figure
         height=320,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )
-    return figure
+    return fit(figure)
 
 
 def agreement_figure(labels: list[str], matrix: list[list[float]], title: str) -> go.Figure:
@@ -114,7 +129,7 @@ def agreement_figure(labels: list[str], matrix: list[list[float]], title: str) -
         margin={"l": 140, "r": 20, "t": 50, "b": 80},
         yaxis={"autorange": "reversed"},
     )
-    return figure
+    return fit(figure)
 
 
 # -- batches of a prompt set (playground/ui/batch_view.py): labels come in already made plotly-safe ------
@@ -135,7 +150,7 @@ def batch_quality_figure(models: list[str], scores: list[float | None], p95_s: l
         )
     )
     unscored = len(models) - len(shown)
-    note = f" ({unscored} model(s) without scores left out)" if unscored else ""
+    note = f" ({plural(unscored, 'model')} without scores left out)" if unscored else ""
     figure.update_layout(
         title=f"Quality against p95 latency{note}",
         xaxis={"title": "p95 latency (s, whole answer)", "rangemode": "tozero"},
@@ -143,7 +158,7 @@ def batch_quality_figure(models: list[str], scores: list[float | None], p95_s: l
         height=340,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )
-    return figure
+    return fit(figure)
 
 
 def batch_latency_figure(models: list[str], latencies: list[list[float]]) -> go.Figure:
@@ -159,7 +174,7 @@ def batch_latency_figure(models: list[str], latencies: list[list[float]]) -> go.
         height=340,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )
-    return figure
+    return fit(figure)
 
 
 def category_heatmap(models: list[str], categories: list[str], matrix: list[list[float | None]]) -> go.Figure:
@@ -171,7 +186,7 @@ def category_heatmap(models: list[str], categories: list[str], matrix: list[list
             y=categories,
             zmin=0,
             zmax=1,
-            colorscale="RdYlGn",
+            colorscale=SCORE_SCALE,
             text=[["–" if v is None else f"{v:.2f}" for v in row] for row in matrix],
             texttemplate="%{text}",
             hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
@@ -183,4 +198,4 @@ def category_heatmap(models: list[str], categories: list[str], matrix: list[list
         margin={"l": 140, "r": 20, "t": 50, "b": 60},
         yaxis={"autorange": "reversed"},
     )
-    return figure
+    return fit(figure)

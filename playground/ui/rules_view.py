@@ -17,7 +17,12 @@ from playground.batch.summary import BatchResult
 from playground.routing import Preview, RulesError, TableError, loads_rules, preview, sweep
 from playground.routing.evaluate import table_from_batch
 from playground.routing.figures import sweep_figure
-from playground.routing.rules import APPROX_ANOMALIES_NOTE, APPROX_TOKENS_NOTE, EXAMPLE_RULES
+from playground.routing.rules import (
+    APPROX_ANOMALIES_NOTE,
+    APPROX_TOKENS_NOTE,
+    EXAMPLE_RULES,
+    sample_rules_text,
+)
 from playground.service import RunService, SessionError
 from playground.ui import html as H
 from playground.ui.session_bar import DOWNLOAD_JS
@@ -39,6 +44,13 @@ def table_models(result: BatchResult) -> list[str]:
     """The model names the rules use for this batch (catalog ids; as table_from_batch keys them)."""
     names = [m.model.split(" · ", 1)[-1] for m in result.models]
     return [n if names.count(n) == 1 else m.model for n, m in zip(names, result.models, strict=True)]
+
+
+def local_models(service: RunService) -> list[str]:
+    """The catalog's local models (bundled first): what the sweep's pickers offer before a batch is
+    shown, so they never start empty."""
+    catalog = service.catalog
+    return [i for i in catalog.ids() if not catalog.specs[i].remote]
 
 
 def preview_html(result: Preview, categories: dict[str, str]) -> str:
@@ -88,6 +100,7 @@ class RulesPanel:
     sweep_btn: Any
     sweep_plot: Any
     sweep_note: Any
+    load_btn: Any = None  # "Load sample rules": the committed assets/rules/sample.yaml into the editor
 
     def on_result(self, result: BatchResult) -> dict[Any, Any]:
         """A new batch shown: its models to pick for the sweep; the old preview and curve cleared."""
@@ -98,10 +111,19 @@ class RulesPanel:
                 self.weak: gr.update(choices=models, value=weak),
                 self.preview: "", self.sweep_note: ""}
 
+    def _fill_pickers(self, models: list[str]) -> None:
+        """Before the page is served: the sweep's pickers start with these models (weak: the first,
+        strong: the second), until a batch shown brings its own."""
+        choices = [(m, m) for m in models]
+        for box, value in ((self.weak, models[0] if models else None),
+                           (self.strong, models[1] if len(models) > 1 else None)):
+            box.choices, box.value = choices, value
+
     def result_outputs(self) -> list[Any]:
         return [self.strong, self.weak, self.preview, self.sweep_note]
 
     def wire(self, service: RunService, result_state: Any) -> None:
+        self._fill_pickers(local_models(service))
         def rules_of(text: str):  # noqa: ANN202 - a RuleSet, or an error message
             if not (text or "").strip():
                 return "the rules are empty: write a `default:` model and a list of `rules:`"
@@ -154,6 +176,13 @@ class RulesPanel:
             return {self.sweep_plot: sweep_figure(swept),
                     self.sweep_note: f'<div class="pg-muted" id="rules-apgr">{html.escape(summary)}</div>'}
 
+        def load_sample() -> dict[Any, Any]:
+            try:
+                return {self.yaml: sample_rules_text(), self.preview: ""}
+            except RulesError as exc:  # a broken checkout: say so, keep what was typed
+                return {self.yaml: gr.update(), self.preview: H.notice(f"cannot load the sample rules: "
+                                                                         f"{exc}", "error")}
+
         def save(text: str) -> dict[Any, Any]:
             rules = rules_of(text)
             if isinstance(rules, str):
@@ -166,6 +195,8 @@ class RulesPanel:
         self.sweep_btn.click(show_sweep, inputs=[result_state, self.router, self.strong, self.weak,
                                                  self.threshold],
                              outputs=[self.sweep_plot, self.sweep_note], **limit)
+        if self.load_btn is not None:
+            self.load_btn.click(load_sample, outputs=[self.yaml, self.preview])
         saved = self.save_btn.click(save, inputs=[self.yaml], outputs=[self.save_file, self.preview])
         saved.success(None, inputs=[self.save_file], js=DOWNLOAD_JS)
 
@@ -183,6 +214,8 @@ def build_rules_panel() -> RulesPanel:
                                         scale=0, min_width=100)
                 save_btn = gr.Button("Save rules (YAML)", size="sm", elem_id="rules-save-btn", scale=0,
                                      min_width=140)
+                load_btn = gr.Button("Load sample rules", size="sm", elem_id="rules-load-sample", scale=0,
+                                     min_width=140)
                 save_file = gr.DownloadButton("download", visible=False, elem_id="rules-file")
         with gr.Column(scale=3):
             shown = gr.HTML(elem_id="rules-preview", padding=False)
@@ -197,4 +230,4 @@ def build_rules_panel() -> RulesPanel:
     sweep_note = gr.HTML(elem_id="rules-sweep-note", padding=False)
     sweep_plot = gr.Plot(label="Quality against share sent to the strong model", elem_id="rules-sweep")
     return RulesPanel(yaml, preview_btn, save_btn, save_file, shown, router, strong, weak, threshold,
-                      sweep_btn, sweep_plot, sweep_note)
+                      sweep_btn, sweep_plot, sweep_note, load_btn)
