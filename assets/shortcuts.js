@@ -26,3 +26,31 @@ document.addEventListener("keydown", (event) => {
     }
   }, 150);
 })();
+
+// A blind run awaiting its vote (the arena, playground/ui/arena.py): 1 / 2 vote A / B better (3... for
+// more columns), T tie, B both bad; N starts the next battle once the models are revealed. Only when no
+// text box has the focus (typing a prompt or a category must not vote) and no modifier key is held.
+(() => {
+  const typing = (el) => el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+  const shown = (el) => el && el.offsetParent !== null && !el.disabled;
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(document.activeElement)) return;
+    const key = event.key.toLowerCase();
+    let target = null;
+    if (/^[1-9]$/.test(key)) target = document.querySelector(`#vote-${String.fromCharCode(96 + Number(key))}`);
+    else if (key === "t") target = document.querySelector("#vote-tie");
+    else if (key === "b") target = document.querySelector("#vote-bad");
+    else if (key === "n") target = document.querySelector("#arena-next");
+    if (!shown(target) || (key !== "n" && !shown(document.querySelector("#vote-box")))) return;
+    event.preventDefault();
+    target.click();
+  });
+  // When the vote buttons appear, bring them into view at the bottom of the window, the answers above.
+  let asked = false;
+  setInterval(() => {
+    const first = document.querySelector("#vote-a");
+    const now = shown(first);
+    if (now && !asked) document.querySelector("#vote-buttons")?.scrollIntoView({ block: "end" });
+    asked = now;
+  }, 200);
+})();

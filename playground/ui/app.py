@@ -44,6 +44,7 @@ def build_page(service: RunService) -> gr.Blocks:
     import gradio as gr
 
     from playground.ui.api import add_compare_endpoint
+    from playground.ui.arena import build_arena
     from playground.ui.attention_view import build_attention_panel
     from playground.ui.batch_view import build_batch_panel
     from playground.ui.blind import build_blind_panel
@@ -70,8 +71,9 @@ def build_page(service: RunService) -> gr.Blocks:
         shell = build_shell(service)
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
         columns = build_columns(service.settings, service.catalog)
-        build_follow_up(bar)
         blind = build_blind_panel(prompt.blind, columns.size, [slot.model for slot in columns.slots])
+        arena = build_arena(columns.size)  # Battle / Next under the vote box (playground/ui/arena.py)
+        build_follow_up(bar)
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
                     build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)
         batches = build_batch_panel()  # prompt sets over the columns; routing rules on their results
@@ -88,6 +90,7 @@ def build_page(service: RunService) -> gr.Blocks:
         batches.wire(shell, prompt.system, columns, demo)
         batches.rules.wire(service, batches.result)
         blind.wire(page, leaderboard.after_vote(service))
+        arena.wire(shell, prompt, columns, blind)
         add_compare_endpoint(service)
     return demo
 

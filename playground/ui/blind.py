@@ -18,6 +18,7 @@ per run: the names are revealed after the first vote.
 from __future__ import annotations
 
 import html
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from playground.ui.session_bar import SessionBar
 
 CATEGORIES = ["", "general", "coding", "math", "reasoning", "writing", "facts", "other"]
+# The loaded-models line while a vote waits: the models loaded name the ones that ran.
+POOL_HIDDEN = ('<div class="pg-muted">Loaded models: hidden until the vote (they would name the '
+               "columns).</div>")
 # While a blind run is shown: hide the slots' top rows and parameters from sight; the pickers
 # themselves (the model names) leave the page (BlindPanel.pickers_shown).
 HIDE_PICKERS = ("<style>#columns .pg-col-top, #columns .pg-column .gr-accordion"
@@ -51,6 +55,8 @@ class Page(Protocol):
     bar: SessionBar
 
     def evidence(self, record: Run | None) -> dict[Any, Any]: ...
+
+    def pool_line(self) -> str: ...
 
     def run_outputs(self) -> list[Any]: ...
 
@@ -124,10 +130,12 @@ class BlindPanel:
     # -- drawing ---------------------------------------------------------------------
 
     def begin(self, on: bool, chosen: list[int]) -> BlindView | None:
-        """A new blind run's view (its letters shuffled), when Blind is on and two or more columns run."""
+        """A new blind run's view, when Blind is on and two or more columns run: its letters in a random
+        order from a fresh seed (the order is stored with the run, VoteBook.mark_blind)."""
         if not on or len(chosen) < 2:
             return None
-        return BlindView("", shuffled_order(len(chosen)), list(chosen))
+        seed = random.SystemRandom().randrange(2**32)
+        return BlindView("", shuffled_order(len(chosen), random.Random(seed)), list(chosen))
 
     @staticmethod
     def drawer(columns: Columns, view: BlindView | None) -> Any:
@@ -165,6 +173,7 @@ class BlindPanel:
             self.prompt: H.notice("Blind run: the columns are shown as Model A, B, … in a shuffled order. "
                                   "Vote to store your judgement and reveal the models."),
             self.category: gr.update(visible=True), page.bar.again_btn: gr.update(interactive=False),
+            page.columns.loaded: POOL_HIDDEN,  # which models are loaded would say which ran
         }
         letters, tie, bad = self.buttons[:-2], self.buttons[-2], self.buttons[-1]
         for i, button in enumerate(letters):
@@ -203,6 +212,7 @@ class BlindPanel:
         draw = page.columns.draw(record, view.slots, set(range(n)), {})
         view.voted = True
         return {**draw, **page.evidence(record), self.state: view.to_state(), self.style: "",
+                page.columns.loaded: page.pool_line(),
                 self.box: gr.update(visible=True), self.result: message, self.prompt: "",
                 self.category: gr.update(visible=False), page.bar.again_btn: gr.update(interactive=True),
                 **{b: gr.update(visible=False) for b in self.buttons}, **self.pickers_shown()}
