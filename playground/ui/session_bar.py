@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gradio as gr
 
 from playground.record import Run
-from playground.service import BundleError, SessionError
+from playground.service import BundleError, RunService, SessionError
 from playground.ui import html as H
 from playground.ui.history_html import history_html
 from playground.ui.page import Shell, login_name, new_browser_id, owner_of, valid_browser_id
@@ -112,6 +112,11 @@ class SessionBar:
                if self.follow_btn is not None else {}),
         }
 
+    def delete_allowed(self, service: RunService, run_id: str, owner: str) -> dict[Any, Any]:
+        """Delete only for whoever may delete the run shown (its owner; anyone with shared history): a
+        replay of someone else's run keeps it disabled, rather than failing on click."""
+        return {self.delete_btn: gr.update(interactive=service.may_delete(run_id, owner))}
+
     def listing(self, shell: Shell, owner: str, query: str = "", batch_runs: bool = False) -> str:
         """The owner's saved runs (everyone's with shared history) and one entry per batch, newest first;
         a batch's own runs only with `batch_runs`. Notes unreadable rows."""
@@ -142,7 +147,8 @@ class SessionBar:
                 return updates | {notice: H.notice(str(exc), "error")}
             return updates | page.show(
                 record, f"Replay of saved run {record.id} ({H.when(record.created_at)}), drawn from the "
-                "saved record: no model was run. “Run again” re-executes it and compares.", replay=True)
+                "saved record: no model was run. “Run again” re-executes it and compares.", replay=True
+            ) | self.delete_allowed(service, record.id, owner)
 
         def import_file(path: str | None, browser_id: object, request: gr.Request) -> dict[Any, Any]:
             if not path or not isinstance(path, str):  # only through the API: the page sends a file
