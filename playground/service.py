@@ -33,6 +33,7 @@ from playground.engine import AttentionLimits, Engine, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
 from playground.inspect.leaderboard import Standing, Vote, leaderboard, style_coefficients, votes_csv
 from playground.inspect.style_control import style_of
+from playground.judge.service_part import JudgeFunctions
 from playground.limits import LimitError
 from playground.live import LiveRun, LiveRuns, Outcome
 from playground.record import Run
@@ -92,7 +93,7 @@ def build_engine(settings: Settings, web: bool = False) -> Engine:
     )
 
 
-class RunService:
+class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreement: judge/service_part.py
     def __init__(
         self,
         settings: Settings,

@@ -12,6 +12,8 @@ from types import ModuleType
 from playground.batch.score import METHODS, Scoring
 from playground.batch.summary import BatchResult
 from playground.config import settings_from_args
+from playground.judge.spec import METHODS as JUDGE_METHODS
+from playground.judge.spec import JudgeSpec
 from playground.params import build_params, params_from_flags
 
 
@@ -35,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None
     p.add_argument("--alone", action="store_true",
                    help="run each model's prompt by itself, one model at a time: latency is the wall clock "
                         "without neighbours (default: side by side, latency is each model's own time)")
+    p.add_argument("--judge", metavar="MODEL", help="a catalog model grades the answers after the batch")
+    p.add_argument("--judge-method", choices=JUDGE_METHODS, default="rubric",
+                   help="rubric: a 1-5 grade per answer; pairwise: the first two columns, both orders; "
+                        "best: the best answer of all columns (default: rubric)")
+    p.add_argument("--rubric", default="", help="what the judge grades against (default: a general rubric)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--resume", metavar="BATCH_ID", help="continue a stopped batch (or show a finished one)")
     p.add_argument("--list", action="store_true", help="list saved batches, newest first")
@@ -57,6 +64,8 @@ def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
     modes = [m for m in ("list", "export", "import_file", "resume") if getattr(args, m)]
     if len(modes) > 1:
         raise CliError("give one of --list, --export, --import and --resume")
+    if modes and args.judge:
+        raise CliError("--judge grades a new batch: for a saved one, `python -m playground judge BATCH_ID`")
     if modes and (args.model or args.prompts):
         raise CliError("--model and --prompts start a new batch: leave them out with "
                        "--list, --export, --import or --resume")
@@ -93,10 +102,16 @@ def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
             items = load_file(args.prompts, args.format)
             params = params_from_flags(args)  # --max-new-tokens, --temperature, --timeout: checked
             method = args.score or ("contains" if any(i.expected for i in items) else "agreement")
+            if args.judge:
+                try:
+                    _catalog_with(settings, [args.judge])  # an unknown judge is bad input: nothing runs
+                except CliError as exc:
+                    raise CliError(f"--judge: {exc}") from exc
             spec = BatchSpec(items=items, columns=[ColumnSpec(m, params) for m in args.model],
                              scoring=Scoring(method, args.tolerance, args.reference_column),
                              name=args.name or Path(args.prompts).name, capture_attention=args.attention,
-                             alone=args.alone)
+                             alone=args.alone, judge=JudgeSpec(args.judge, args.judge_method, args.rubric)
+                             if args.judge else None)
             problems = spec.problems()
             if problems:
                 raise CliError("; ".join(problems))
@@ -143,6 +158,8 @@ def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, cli: Mod
                          indent=2, ensure_ascii=False))
     else:
         _print_summary(result, safe)
+    if spec.judge is not None and progress.message:
+        print(safe(progress.message), file=sys.stderr)
     print(f"batch {batch_id} {progress.state}: {result.done} of {result.total} prompt(s) saved as runs "
           f"(python -m playground batch --resume {batch_id})", file=sys.stderr)
     return 0 if progress.state == "complete" else 1
@@ -159,6 +176,20 @@ def _print_summary(result: BatchResult, safe) -> None:  # noqa: ANN001
         print(f"{safe(m.model)[:28]:<28} {score:>6} {f'{m.answered}/{m.prompts}':>5} {m.latency_p50_s:>6.2f} "
               f"{m.latency_p95_s:>6.2f} {m.latency_max_s:>6.2f} {m.ttft_p50_s:>5.2f} {m.output_tokens:>6} "
               f"{m.mean_tok_s:>6.1f} {m.cost_usd:>8.4f}  {anomalies}")
+    print_judged(result, safe)
+
+
+def print_judged(result: BatchResult, safe) -> None:  # noqa: ANN001
+    """Per model, the judge's mean score and how many answers it gave no readable verdict for."""
+    judged = [c for c in result.cells if c.judge_method]
+    if not judged:
+        return
+    print(f"judge ({judged[0].judge_method}):")
+    for m in result.models:
+        own = [c for c in judged if c.column == m.column]
+        scores = [c.judge_score for c in own if c.judge_score is not None]
+        mean = f"{sum(scores) / len(scores):.2f}" if scores else "-"
+        print(f"  {safe(m.model)[:28]:<28} {mean:>6}  judged {len(own)}, no verdict {len(own) - len(scores)}")
 
 
 def _list(book, as_json: bool, safe) -> int:  # noqa: ANN001

@@ -19,6 +19,10 @@ from playground.batch.book import BatchBook
 from playground.batch.score import Embed, Scoring
 from playground.batch.spec import BatchSpec
 from playground.batch.summary import BatchResult, build_table, prompt_anomalies, summarise, timing_of
+from playground.judge.batches import judge_batch
+from playground.judge.book import JudgeBook
+from playground.judge.verdict import apply as apply_verdicts
+from playground.judge.verdict import latest_group
 from playground.live import LiveRun, Outcome
 from playground.record import Run, new_run_id
 from playground.requests import ColumnRequest, RequestError, RunRequest
@@ -187,6 +191,12 @@ def run_batch(service: BatchService, batch_id: str, cancel: threading.Event | No
         finished.add(index)
         spent.append(elapsed)
         report(item.id)
+    if spec.judge is not None:  # the batch's judge grades what it has not graded yet (playground/judge)
+        judged = judge_batch(service, batch_id, spec.judge, owner, cancel,
+                             lambda n, of: report("", message=f"judging {n}/{of} with {spec.judge.model}"))
+        if judged.stopped:
+            return report("", "stopped", "stopped while judging: resume to judge the rest")
+        return report("", "complete", judged.summary)
     return report("", "complete")
 
 
@@ -209,6 +219,7 @@ def batch_result(service: BatchService, batch_id: str, scoring: Scoring | None =
         elif state.status == "failed":
             failed[index] = state.error
     cells = build_table(spec.items, len(spec.columns), runs, scoring, embed, failed, alone=spec.alone)
+    apply_verdicts(cells, latest_group(JudgeBook(service.store).for_batch(batch_id)))
     return BatchResult(batch_id, spec.name, len(spec.items), len(runs), len(failed), scoring, cells,
                        summarise(cells, len(spec.columns)), prompt_anomalies(cells),
                        timing_of([c for c in cells if c.status == "done"]))

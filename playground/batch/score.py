@@ -1,7 +1,9 @@
 """Scoring an answer against the expected one: pure functions, each returning a score in [0, 1].
 
 - exact: equal after trimming and collapsing whitespace (case-sensitive)
-- contains: the expected text occurs in the answer, ignoring case and runs of whitespace
+- contains: the expected text occurs in the answer, ignoring case and runs of whitespace; an answer
+  that has it only because it echoes the prompt (a copy of the prompt, or a loop of the prompt's words,
+  as Gemma's "Hello Hello Hello..." to a prompt holding "hello") scores 0 with the note ECHO_NOTE
 - regex: `expected` is a Python regular expression searched for in the answer, with a time budget
   (playground/patterns.py): a pattern that backtracks too long gives no score and a note, never a hang
 - numeric: the last number in the answer ("7 + 5 = 12" gives 12, as GSM8K-style graders read it) equals
@@ -66,6 +68,40 @@ def exact(answer: str, expected: str) -> float:
 
 def contains(answer: str, expected: str) -> float:
     return 1.0 if normalise(expected).casefold() in normalise(answer).casefold() else 0.0
+
+
+ECHO_NOTE = "echoes the prompt"
+COPY_WORDS = 6  # this many words in a row, as in the prompt, are a copy of it
+LOOP_DISTINCT = 0.25  # an answer of 4+ words with at most this share of distinct words is a loop
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def _has_run(words: list[str], run: list[str]) -> bool:
+    n = len(run)
+    return n > 0 and any(words[i:i + n] == run for i in range(len(words) - n + 1))
+
+
+def echoes_prompt(answer: str, prompt: str, expected: str) -> bool:
+    """Whether the answer holds the expected text only by echoing the prompt: the expected text is in the
+    prompt, and it is gone once the answer's copies of the prompt (COPY_WORDS words in a row) are taken
+    out, or the answer is a loop of a few words. A short answer that is just the expected word is no echo."""
+    a, p, e = _words(answer[:MAX_SCORED_CHARS]), _words(prompt), _words(expected)
+    if not e or not _has_run(p, e) or not _has_run(a, e):
+        return False
+    if len(a) >= 4 and len(set(a)) / len(a) <= LOOP_DISTINCT:
+        return True
+    k = min(COPY_WORDS, len(p))
+    if k < 3:
+        return False
+    grams = {tuple(p[i:i + k]) for i in range(len(p) - k + 1)}
+    copied = [False] * len(a)
+    for i in range(len(a) - k + 1):
+        if tuple(a[i:i + k]) in grams:
+            copied[i:i + k] = [True] * k
+    return not _has_run([w for w, c in zip(a, copied, strict=True) if not c], e)
 
 
 def compile_pattern(expected: str) -> UserPattern:
@@ -144,3 +180,12 @@ def score_text(method: str, answer: str, expected: str, tolerance: float = DEFAU
     if method == "numeric":
         return numeric(answer, expected, tolerance)
     raise ValueError(f"{method} scoring needs an embedding model")
+
+
+def score_answer(method: str, answer: str, expected: str, prompt: str = "",
+                 tolerance: float = DEFAULT_TOLERANCE, budget: TimeBudget | None = None) -> tuple[float, str]:
+    """score_text with a note: `contains` gives 0 and ECHO_NOTE to an answer that only echoes the prompt."""
+    value = score_text(method, answer, expected, tolerance, budget)
+    if method == "contains" and value > 0 and echoes_prompt(answer, prompt, expected):
+        return 0.0, ECHO_NOTE
+    return value, ""

@@ -8,6 +8,7 @@ from typing import Any
 
 from playground.batch.prompt_set import MAX_PROMPTS, PromptItem, PromptSetError, check_item
 from playground.batch.score import Scoring
+from playground.judge.spec import JudgeSpec
 from playground.params import validate_params
 from playground.record import GenerationParams, RecordError, _build, new_run_id
 
@@ -34,6 +35,7 @@ class BatchSpec:
     name: str = ""
     capture_attention: bool = False  # one extra forward pass per column and prompt: off for batches
     alone: bool = False  # each model runs its prompt by itself, one at a time: wall-clock latency alone
+    judge: JudgeSpec | None = None  # a judge model grades the answers after the batch (playground/judge)
     id: str = field(default_factory=new_run_id)
     created_at: float = field(default_factory=time.time)
 
@@ -44,7 +46,7 @@ class BatchSpec:
     def from_dict(cls, data: Any) -> BatchSpec:
         if not isinstance(data, dict):
             raise SpecError("batch: expected an object")
-        known = {"items", "columns", "scoring", *_TOP}
+        known = {"items", "columns", "scoring", "judge", *_TOP}
         unknown = set(data) - known
         if unknown:
             raise SpecError(f"batch: unknown fields {sorted(unknown)}")
@@ -58,6 +60,7 @@ class BatchSpec:
                 items=[_build(PromptItem, x, f"batch.items[{i}]") for i, x in enumerate(items)],
                 columns=[_build(ColumnSpec, x, f"batch.columns[{i}]") for i, x in enumerate(columns)],
                 scoring=_build(Scoring, data.get("scoring", {}), "batch.scoring"),
+                judge=None if data.get("judge") is None else _build(JudgeSpec, data["judge"], "batch.judge"),
                 **_build(_Top, {k: data[k] for k in data if k in _TOP}, "batch").__dict__,
             )
         except RecordError as exc:
@@ -89,6 +92,8 @@ class BatchSpec:
             if not column.model.strip():
                 out.append(f"column {i}: no model")
         out += self.scoring.problems(len(self.columns))
+        if self.judge is not None:
+            out += self.judge.problems(len(self.columns))
         return out
 
 

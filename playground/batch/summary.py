@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from playground.batch.prompt_set import PromptItem
-from playground.batch.score import SCORING_BUDGET_S, Embed, Scoring, score_text, similarities
+from playground.batch.score import SCORING_BUDGET_S, Embed, Scoring, score_answer, similarities
 from playground.clocks import OWN_CLOCK
 from playground.inspect.agreement import column_label
 from playground.patterns import PatternTimeout, TimeBudget
@@ -50,6 +50,9 @@ class Cell:
     error: str = ""
     anomalies: list[str] = field(default_factory=list)  # kinds, e.g. ["special_literal"]
     timing: str = ""  # how ttft_s and total_s were measured: OWN_TIME, ALONE_WALL or SHARED_WALL
+    judge_score: float | None = None  # a judge model's grade in [0, 1] (None: not judged, or no verdict)
+    judge_method: str = ""  # rubric | pairwise | best (playground/judge/)
+    judge_rationale: str = ""  # the judge's own words for its verdict, shown in the cell
     judge_score: float | None = None  # a judge model's grade in [0, 1] (None: not judged, or no verdict)
     judge_method: str = ""  # rubric | pairwise | best (playground/judge/)
     judge_rationale: str = ""  # the judge's own words for its verdict, shown in the cell
@@ -169,7 +172,8 @@ def _score(cells: list[Cell], items: list[PromptItem], columns: int, scoring: Sc
             cell.score_note = stopped[item.expected]
             continue
         try:
-            cell.score = score_text(scoring.method, cell.output, item.expected, scoring.tolerance, budget)
+            cell.score, cell.score_note = score_answer(  # contains: an echo of the prompt gets 0 and a note
+                scoring.method, cell.output, item.expected, item.prompt, scoring.tolerance, budget)
         except PatternTimeout as exc:
             cell.score_note = stopped[item.expected] = str(exc)
         except ValueError as exc:

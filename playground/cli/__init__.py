@@ -15,7 +15,7 @@ import threading
 from typing import NoReturn
 
 from playground.cli import common as cli_common
-from playground.cli import compare, models, sessions, tokenize
+from playground.cli import compare, judge, models, sessions, tokenize
 from playground.cli.common import CliError, add_common, terminal_safe
 from playground.config import SettingsError
 from playground.params import ParamsError
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_parser(sub)
     sessions.add_parsers(sub)
     add_batch_parser(sub, add_common, cli_common)
+    judge.add_parser(sub)
     models.add_model_parsers(sub)
     add_route_parser(sub, add_common)
     return parser

@@ -88,6 +88,7 @@ class BatchPanel:
     alone: Any = None  # gr.Checkbox: each model runs alone (BatchSpec.alone: wall-clock latency, slower)
     table_csv_btn: Any = None  # the long table (one row per prompt and model) as a download
     table_json_btn: Any = None
+    judge: Any = None  # JudgePanel (judge_view.py): a judge model grades the batch shown
 
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
              progress: Progress | None = None) -> dict[Any, Any]:
@@ -142,6 +143,8 @@ class BatchPanel:
         return listing_html(service.list_batches(owner, BATCH_ROWS), service.shared_history)
 
     def wire(self, shell: Shell, prompt_system: Any, columns: Any, demo: gr.Blocks) -> None:
+        from playground.ui.judge_view import wire_judge
+
         service, notice = shell.service, shell.notice
         everything = list(dict.fromkeys([*self.result_outputs(), *self.control_outputs(), self.status,
                                          self.listing, self.box, notice]))
@@ -371,12 +374,15 @@ class BatchPanel:
             return self.listing_for(service, owner_of(request, browser_id))
 
         self.list_btn.click(relist, inputs=[shell.owner], outputs=[self.listing])
+        if self.judge is not None:
+            wire_judge(self.judge, self, shell, demo)
         demo.load(open_page, inputs=[shell.owner], outputs=everything, show_progress="hidden").then(
             None, js=SCROLL_TO_BATCH_JS)
 
 
 def build_batch_panel() -> BatchPanel:
     """The accordion: the set, scoring, Run / Stop / Resume, progress, the matrix, summary and charts."""
+    from playground.ui.judge_view import build_judge_controls
     from playground.ui.rules_view import build_rules_panel
 
     with gr.Accordion("Prompt sets and batches", open=False, elem_id="batch-box") as box:
@@ -419,6 +425,7 @@ def build_batch_panel() -> BatchPanel:
                                          elem_id="batch-import", scale=0, min_width=110)
             export_file = gr.DownloadButton("download", visible=False, elem_id="batch-export-file")
         status = gr.HTML(elem_id="batch-status", padding=False)
+        judge = build_judge_controls()
         with gr.Row(equal_height=True):
             filter_model = gr.Dropdown([ALL_MODELS], value=ALL_MODELS, label="Model", elem_id="batch-model",
                                        scale=1)
@@ -443,4 +450,4 @@ def build_batch_panel() -> BatchPanel:
                       filter_model, filter_category, sort, grid, summary, quality_plot, latency_plot, heatmap,
                       listing, list_btn, gr.State(""), gr.State(None), gr.State(-1),
                       gr.Timer(POLL_S, active=False), rules=rules, alone=alone, table_csv_btn=table_csv_btn,
-                      table_json_btn=table_json_btn)
+                      table_json_btn=table_json_btn, judge=judge)

@@ -1,0 +1,140 @@
+"""A bundled judge (smollm2-135m) over the sample prompt set answered by both bundled models (CPU).
+
+Runs the sample set (assets/prompt_sets/sample.jsonl) as a batch of smollm2-135m and gemma3-270m
+(greedy), then judges it twice with smollm2-135m: rubric (1-5, pass = grade >= 3) and pairwise (both
+orders). Reports how often the judge's rubric pass/fail agrees with the deterministic `contains`
+scoring (echo check included) where the set has expected answers, how many verdicts could not be read,
+and the pairwise position-consistency rate: how often the two orders gave the same verdict.
+
+    PYTHONPATH=. .venv/bin/python bench/bench_judge.py [--prompts 24] [--tokens 32] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(2)
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from playground.backends.pool import ModelPool  # noqa: E402
+from playground.batch.book import BatchBook  # noqa: E402
+from playground.batch.prompt_set import SAMPLE, load_file  # noqa: E402
+from playground.batch.runner import batch_result, run_batch  # noqa: E402
+from playground.batch.spec import BatchSpec, ColumnSpec  # noqa: E402
+from playground.catalog import Catalog  # noqa: E402
+from playground.config import Settings  # noqa: E402
+from playground.engine import Engine  # noqa: E402
+from playground.judge.spec import PASS_GRADE, SCALE, JudgeSpec  # noqa: E402
+from playground.record import GenerationParams  # noqa: E402
+from playground.service import RunService  # noqa: E402
+from playground.sessions.store import SessionStore  # noqa: E402
+
+MACHINE = "2-core dev box, CPU"
+MODELS = ("smollm2-135m", "gemma3-270m")
+JUDGE = "smollm2-135m"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--prompts", type=int, default=24, help="prompts of the sample set (default: all 24)")
+    parser.add_argument("--tokens", type=int, default=32, help="max new tokens of the answers (default 32)")
+    parser.add_argument("--data-dir", default=os.environ.get("PLAYGROUND_DATA_DIR"))
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "judge_sample_cpu.json"))
+    args = parser.parse_args()
+
+    settings = Settings.from_env()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    engine = Engine(Catalog.build(), ModelPool(data_dir, device="cpu"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))
+    service = RunService(Settings(data_dir=tmp), engine=engine, store=SessionStore(tmp / "runs.sqlite3"))
+    items = load_file(SAMPLE)[: args.prompts]
+    spec = BatchSpec(items=items, columns=[ColumnSpec(m, GenerationParams(max_new_tokens=args.tokens))
+                                           for m in MODELS], name="judge bench")
+    batch_id = BatchBook(service.store).create(spec, owner="bench")
+    start = time.perf_counter()
+    progress = run_batch(service, batch_id)
+    answer_s = time.perf_counter() - start
+    assert progress.state == "complete", progress
+    print(f"answered {len(items)} prompts x {len(MODELS)} models in {answer_s:.1f} s", flush=True)
+
+    timings, reports = {}, {}
+    for method in ("rubric", "pairwise"):
+        start = time.perf_counter()
+        report = service.judge_batch(batch_id, JudgeSpec(JUDGE, method), owner=None)
+        timings[method] = time.perf_counter() - start
+        reports[method] = report
+        print(f"{report.summary} in {timings[method]:.1f} s", flush=True)
+
+    rubric = reports["rubric"].verdicts
+    cells = {(c.prompt_index, c.column): c for c in batch_result(service, batch_id).cells}
+    compared = agreed = 0
+    rows = []
+    for v in rubric:
+        cell = cells[(v.prompt_index, v.columns[0])]
+        grade = None if v.scores[0] is None else round(1 + v.scores[0] * (SCALE - 1))
+        rows.append({"prompt": cell.prompt_id, "model": v.models[0], "contains": cell.score,
+                     "contains_note": cell.score_note, "judge_grade": grade,
+                     "judge_said": v.outputs[0][:200]})
+        if grade is None or cell.score is None:
+            continue
+        compared += 1
+        agreed += (grade >= PASS_GRADE) == (cell.score >= 1.0)
+    pairs = reports["pairwise"].verdicts
+    readable = [v for v in pairs if v.consistent is not None]
+    consistent = sum(1 for v in readable if v.consistent)
+    result = {
+        "machine": MACHINE,
+        "date": datetime.date.today().isoformat(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "judge": JUDGE,
+        "answer_models": list(MODELS),
+        "prompt_set": "assets/prompt_sets/sample.jsonl",
+        "prompts": len(items),
+        "answer_max_new_tokens": args.tokens,
+        "judge_max_new_tokens": JudgeSpec(JUDGE).max_new_tokens,
+        "answer_s": round(answer_s, 1),
+        "judge_s": {k: round(t, 1) for k, t in timings.items()},
+        "rubric": {
+            "verdicts": len(rubric),
+            "unreadable": sum(1 for v in rubric if v.scores[0] is None),
+            "pass_grade": PASS_GRADE,
+            "compared_with_contains": compared,
+            "agreed_with_contains": agreed,
+            "agreement_with_contains": round(agreed / compared, 3) if compared else None,
+            "grades": {str(g): sum(1 for r in rows if r["judge_grade"] == g) for g in range(1, SCALE + 1)},
+        },
+        "pairwise": {
+            "verdicts": len(pairs),
+            "unreadable": len(pairs) - len(readable),
+            "both_orders_readable": len(readable),
+            "both_orders_agree": consistent,
+            "position_consistency": round(consistent / len(readable), 3) if readable else None,
+            "wins": {m: sum(1 for v in pairs if v.outcome == "win"
+                            and v.models[v.columns.index(v.winner)] == m) for m in MODELS},
+            "ties": sum(1 for v in pairs if v.outcome == "tie"),
+        },
+        "rows": rows,
+        "note": "a 135M-parameter judge, greedy: its figures say how far a tiny judge can be trusted, not "
+                "how good model-graded scoring is; agreement is with contains scoring (echo check on)",
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({k: result[k] for k in ("rubric", "pairwise")}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

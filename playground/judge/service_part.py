@@ -1,0 +1,70 @@
+"""The judge's part of the run service: RunService (playground/service.py) inherits these, so the page,
+the API and the CLI reach the judge through the service like everything else, and service.py stays short."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from playground.batch.book import BatchBook
+from playground.judge.agreement import JudgeAgreement, judge_agreement
+from playground.judge.batches import JudgeReport, judge_batch
+from playground.judge.book import JudgeBook
+from playground.judge.spec import JudgeError, JudgeSpec
+from playground.judge.verdict import Verdict
+from playground.sessions.store import SessionError
+from playground.sessions.votes import VoteBook
+
+if TYPE_CHECKING:
+    from playground.catalog import Catalog
+    from playground.live import LiveRun, Outcome
+    from playground.requests import RunRequest
+    from playground.sessions.store import SessionStore
+
+
+class JudgeFunctions:
+    """Mixed into RunService, which provides store, catalog, start and finish."""
+
+    store: SessionStore
+    catalog: Catalog
+
+    def start(self, request: RunRequest, key: str, owner: str, search_notice: str = "") -> LiveRun:
+        raise NotImplementedError  # RunService.start
+
+    def finish(self, live: LiveRun, save: bool = True) -> Outcome:
+        raise NotImplementedError  # RunService.finish
+
+    def check_judge(self, spec: JudgeSpec, columns: int) -> None:
+        """JudgeError naming what is wrong: a judge model the catalog cannot find, a bad method or rubric."""
+        problems = spec.problems(columns)
+        if problems:
+            raise JudgeError("; ".join(problems))
+        try:
+            self.catalog.get(spec.model)
+        except ValueError as exc:  # CatalogError
+            raise JudgeError(f"judge: {exc}") from exc
+
+    def judge_batch(self, batch_id: str, spec: JudgeSpec, owner: str | None,
+                    cancel: threading.Event | None = None,
+                    progress: Callable[[int, int], None] | None = None, again: bool = False) -> JudgeReport:
+        """Judge a saved batch's answers with any catalog model and store the verdicts with the batch.
+        `owner` None: no ownership check (the command line); otherwise only the batch's owner may judge.
+        JudgeError for a judge that cannot be used, SessionError for no such batch or someone else's."""
+        book = BatchBook(self.store)
+        batch = book.get(batch_id)
+        if owner is not None and book.owner_of(batch_id) != owner:
+            raise SessionError("only the batch's owner can judge it")
+        self.check_judge(spec, len(batch.columns))
+        return judge_batch(self, batch_id, spec, owner or "judge", cancel, progress, again)
+
+    def batch_verdicts(self, batch_id: str) -> list[Verdict]:
+        """Every verdict stored with a batch, oldest first (each holds the judge's prompts and replies)."""
+        return JudgeBook(self.store).for_batch(batch_id)
+
+    def judge_agreement(self, judge: str = "", category: str = "") -> JudgeAgreement:
+        """How often the judge's pairwise verdicts (of `judge`, or any judge) agree with the blind votes
+        (of one category, or all) cast on the same runs, ties counted explicitly (judge/agreement.py)."""
+        votes = VoteBook(self.store).votes(category or None)
+        verdicts = JudgeBook(self.store).for_runs([v.run_id for v in votes], "pairwise")
+        return judge_agreement(votes, verdicts, judge)
