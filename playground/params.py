@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from playground.record import GenerationParams
@@ -138,3 +138,35 @@ def parse_stop_string(text: str) -> str:
         out.append(char)
         i += 1
     return "".join(out)
+
+
+# The page's shared parameters row: these fields are set once for every column; a column's own value
+# replaces the shared one only for a field the user changed in that column (its overrides).
+SHARED_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed", "stop")
+CPU_MAX_NEW_TOKENS = 64  # a CPU under load decodes 1-3 tokens a second: a short answer comes back soon
+CUDA_MAX_NEW_TOKENS = 256
+
+
+def default_max_new_tokens(device: str) -> int:
+    """The page's default max new tokens for the engine's device: short on CPU, longer on a GPU."""
+    return CUDA_MAX_NEW_TOKENS if (device or "").startswith("cuda") else CPU_MAX_NEW_TOKENS
+
+
+def merge_params(shared: Mapping[str, Any], own: Mapping[str, Any], overridden: Iterable[str]
+                 ) -> dict[str, Any]:
+    """One column's parameter values: the shared row's, with the column's own where it overrides them.
+
+    A field in `overridden` takes the column's value unless that is empty (None or ""), in which case the
+    shared value stands; fields not in SHARED_FIELDS (timeout_s) are the column's own."""
+    marked = set(overridden)
+    merged = {k: v for k, v in own.items() if k not in SHARED_FIELDS}
+    for name in SHARED_FIELDS:
+        mine = own.get(name)
+        use_own = name in marked and mine is not None and mine != ""
+        merged[name] = mine if use_own else shared.get(name)
+    return merged
+
+
+def overrides_of(params: GenerationParams, shared: GenerationParams) -> list[str]:
+    """The shared fields where a column's parameters differ from the shared ones (a replay's marks)."""
+    return [name for name in SHARED_FIELDS if getattr(params, name) != getattr(shared, name)]

@@ -98,6 +98,8 @@ def _list(store: SessionStore, args: argparse.Namespace) -> None:
 
 
 def _show(store: SessionStore, args: argparse.Namespace) -> None:
+    from playground.system_prompts import describe
+
     run = store.get(args.id)
     if args.json:
         print(run.to_json(indent=2))
@@ -106,6 +108,12 @@ def _show(store: SessionStore, args: argparse.Namespace) -> None:
     print(f"run {run.id}, {when}")
     if run.system_prompt:
         print(f"system: {terminal_safe(run.system_prompt)}")
+    for model in run.models:  # a column's own system prompt, or the one its chat template wrote itself
+        found = describe(run, model)
+        if found.source in ("own", "template"):
+            name = model.identity.catalog_id or model.identity.name
+            print(f"column {model.column + 1} ({terminal_safe(name)}) {found.source_words()}: "
+                  f"{terminal_safe(found.text)}")
     print(f"prompt: {terminal_safe(run.prompt)}")
     print_human(run, streamed=False)
 
