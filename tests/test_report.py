@@ -35,7 +35,7 @@ FENCED_OUTPUT = "Here is code:\n```python\nprint(1)\n```\nand a longer run ```` 
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "section", "h1", "h2", "h3", "h4", "p", "pre",
     "table", "tr", "th", "td", "div", "span", "ul", "ol", "li", "details", "summary", "ins", "del", "a", "br",
-    "svg", "rect", "line", "polyline", "circle", "text",
+    "svg", "rect", "line", "polyline", "circle", "text", "tspan",
 }
 
 
@@ -349,3 +349,16 @@ def test_a_long_chart_title_wraps_and_the_heatmap_starts_under_it() -> None:
     first_cell_y = float(re.search(r'<rect x="[\d.]+" y="([\d.]+)"', drawn).group(1))
     assert first_cell_y >= svg.TITLE_LINE * len(lines)  # the grid is below the title, not over it
     assert 'fill="#0072B2"' in drawn  # Okabe-Ito blue: one hue, readable with any colour vision
+
+
+def test_a_long_legend_runs_onto_more_rows_inside_the_chart() -> None:
+    from playground.report import svg
+
+    series = [(f"column {i} · a model with a long name", [0.1 * i, 0.2]) for i in range(6)]
+    drawn = svg.line_chart("Log-probability per output token", series, "logprob")
+    width, height = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', drawn).groups())
+    keys = [(int(x), int(y)) for x, y in re.findall(r'<rect x="(\d+)" y="(\d+)" width="10"', drawn)]
+    labels = re.findall(r'<text x="(\d+)" y="\d+" [^>]*>([^<]*)</text>', drawn)[-len(series):]
+    assert len(keys) == len(series) and len({y for _, y in keys}) > 1  # more than one row
+    assert all(int(x) + len(text) * 7 <= width for x, text in labels)  # every name inside the chart
+    assert max(y for _, y in keys) + 10 <= height

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 TITLE_LINE = 14  # px between the lines of a wrapped chart title
+LEGEND_ROW = 16  # px between the rows of a line chart's legend
 TITLE_CHAR_W = 6.6  # px a bold 11px character takes, on average (a safe overestimate for wrapping)
 
 
@@ -82,9 +83,22 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], unit: 
 
 def line_chart(title: str, series: Sequence[tuple[str, Sequence[float]]], y_label: str,
                x_label: str = "output token", width: int = 720, height: int = 260) -> str:
-    """One polyline per series over its index (values may be negative, e.g. log-probabilities)."""
+    """One polyline per series over its index (values may be negative, e.g. log-probabilities). The
+    title wraps and the legend runs onto more rows as needed: the chart grows rather than clip them."""
     left, right, top, bottom = 52, 16, 26, 56
     span_x, span_y = width - left - right, height - top - bottom
+    head, title_h = _title(title, width)
+    top = max(top, title_h + 6)
+    legend, legend_x, row = [], left, 0
+    for name, _ in series:
+        short = name if len(name) <= 24 else name[:23] + "…"
+        step = 24 + 7 * len(short)
+        if legend_x > left and legend_x + step > width:
+            legend_x, row = left, row + 1
+        legend.append((legend_x, row, short))
+        legend_x += step
+    bottom += LEGEND_ROW * row
+    height = top + span_y + bottom
     values = [v for _, vs in series for v in vs if math.isfinite(v)]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     lo, hi = min(lo, 0.0), max(hi, 0.0)
@@ -99,20 +113,18 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[float]]], y_labe
         v = min(max(v, lo), hi) if math.isfinite(v) else lo
         return top + (hi - v) / (hi - lo) * span_y
 
-    parts = [_open(width, height, title),
-             f'<text x="0" y="14" {FONT} font-weight="bold">{_e(title)}</text>',
+    parts = [_open(width, height, title), head,
              f'<rect x="{left}" y="{top}" width="{span_x}" height="{span_y}" fill="none" stroke="#ccc"/>']
     for v in (lo, (lo + hi) / 2, hi):
         y = y_of(v)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + span_x}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {FONT} fill="#555">'
                      f"{_e(f'{v:.2f}')}</text>")
-    parts.append(f'<text x="{left + span_x / 2:.1f}" y="{height - 30}" text-anchor="middle" {FONT} '
+    parts.append(f'<text x="{left + span_x / 2:.1f}" y="{top + span_y + 26}" text-anchor="middle" {FONT} '
                  f'fill="#555">{_e(x_label)} (1..{n_max})</text>')
     parts.append(f'<text x="12" y="{top + span_y / 2:.1f}" text-anchor="middle" {FONT} fill="#555" '
                  f'transform="rotate(-90 12 {top + span_y / 2:.1f})">{_e(y_label)}</text>')
-    legend_x = left
-    for i, (name, vs) in enumerate(series):
+    for i, (_name, vs) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         dash = "" if i < len(PALETTE) else ' stroke-dasharray="4 2"'
         if len(vs) == 1:
@@ -121,10 +133,10 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[float]]], y_labe
             points = " ".join(f"{x_of(j):.1f},{y_of(v):.1f}" for j, v in enumerate(vs))
             parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
                          f'stroke-width="1.5"{dash}/>')
-        short = name if len(name) <= 24 else name[:23] + "…"
-        parts.append(f'<rect x="{legend_x}" y="{height - 16}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="{height - 7}" {FONT}>{_e(short)}</text>')
-        legend_x += 24 + 7 * len(short)
+        x, line, short = legend[i]
+        y = top + span_y + 40 + LEGEND_ROW * line
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{y + 9}" {FONT}>{_e(short)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
