@@ -398,6 +398,10 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
             styled.append(vote)
         return styled
 
+    def record_arena_draw(self, run_id: str, seed: int, round_no: int, prompt_id: str = "") -> None:
+        """Keep the seed and round that drew a blind run's models (SessionError for a bad run id)."""
+        self.votes.record_draw(run_id, seed, round_no, prompt_id)
+
     def arena_draw(self, n: int, seed: int, round_no: int, typed: str = "") -> Draw:
         """A battle round: `n` anonymous local models and the round's prompt (ArenaError when it cannot
         be drawn, e.g. fewer local models than `n`)."""

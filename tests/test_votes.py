@@ -221,3 +221,19 @@ def test_votes_cast_from_many_threads_at_once_keep_one_per_voter(tmp_path: Path)
     assert sum(c.new for c in casts) == 4
     assert sorted(v.voter for v in book.votes()) == [f"voter-{i}" for i in range(4)]
     assert all(c.vote.voter == v for c, v in zip(casts, voters, strict=True))
+
+
+def test_an_arena_draw_is_kept_with_its_run(tmp_path: Path) -> None:
+    """The arena's seed and round are stored with the blind run they drew (a table added on first use),
+    in the same file: a second store on it reads them back; a run from no battle has none."""
+    service = _service(tmp_path)
+    run, other = make_run(), make_run()
+    for r in (run, other):
+        service.store.save(r)
+    service.record_arena_draw(run.id, 123456789, 3, "ext-city")
+    service.record_arena_draw(run.id, 1, 1, "later")  # the first record stays
+    again = VoteBook(SessionStore(tmp_path / "runs.sqlite3"))
+    assert again.draw_of(run.id) == (123456789, 3, "ext-city")
+    assert again.draw_of(other.id) is None
+    with pytest.raises(SessionError):
+        service.record_arena_draw("../x", 1, 0)

@@ -6,11 +6,12 @@ ticks Blind, puts the round's prompt in the prompt box and presses Run; the blin
 the vote under the answers, stores it and reveals. Keys 1 / 2 / T / B vote (assets/shortcuts.js).
 The draw itself is playground/arena.py's (through RunService.arena_draw), from a seed drawn here from
 the system's random source; the seed is shown only after the vote (with the seed and the pool anyone
-could compute the models) and is kept in the page's arena state with the round.
+could compute the models), and then kept with the run (VoteBook.record_draw, table arena_draws).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import random
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from playground.service import ArenaError
+from playground.service import ArenaError, SessionError
 from playground.ui import html as H
 from playground.ui.blind import HIDE_PICKERS
 
@@ -69,7 +70,8 @@ class ArenaPanel:
             updates: dict[Any, Any] = {
                 area.prompt: item.prompt, area.blind: True, columns.active: flags, blind.style: HIDE_PICKERS,
                 blind.category: item.category,
-                self.state: {"seed": seed, "round": round_no, "prompt": item.prompt, "voted": False},
+                self.state: {"seed": seed, "round": round_no, "prompt": item.prompt, "voted": False,
+                             "prompt_id": "" if draw.typed else item.id},
                 self.status: (f'<span data-arena="ready">Round {round_no + 1} · {where}{cat} · '
                               f"{count} anonymous models</span>"),
                 self.next_btn: gr.update(visible=False),
@@ -85,18 +87,24 @@ class ArenaPanel:
             trigger(battle, inputs=[area.prompt, self.n, self.state], outputs=outputs,
                     queue=False).then(None, js=RUN_JS)
 
-        def voted(state: object) -> dict[Any, Any]:
-            """After a vote in a battle: Next, and the draw's seed (safe to show now)."""
+        def voted(state: object, shown: object) -> dict[Any, Any]:
+            """After a vote in a battle: Next, the draw's seed (safe to show now) kept with the run."""
             if not isinstance(state, dict) or state.get("voted"):  # a vote outside a battle
                 return {self.next_btn: gr.update()}
             done = {**state, "voted": True}
+            run_id = shown.get("run_id") if isinstance(shown, dict) else ""
+            if run_id:
+                with contextlib.suppress(SessionError, OSError):  # the vote stands without the draw's record
+                    service.record_arena_draw(str(run_id), int(state["seed"]), int(state["round"]),
+                                              str(state.get("prompt_id", "")))
             return {self.state: done, self.next_btn: gr.update(visible=True),
                     self.status: (f"Round {int(state['round']) + 1} voted · draw seed {int(state['seed'])}, "
                                   f"round {int(state['round'])} (playground/arena.py) · Next starts the next "
                                   "round (key N)")}
 
         for button in blind.buttons:
-            button.click(voted, inputs=[self.state], outputs=[self.state, self.next_btn, self.status])
+            button.click(voted, inputs=[self.state, blind.state],
+                         outputs=[self.state, self.next_btn, self.status])
 
 
 def build_arena(max_columns: int) -> ArenaPanel:

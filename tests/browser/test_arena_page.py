@@ -3,6 +3,8 @@ Next and round 2; and after that one vote the leaderboard says "needs more votes
 
 from __future__ import annotations
 
+import sqlite3
+
 from .helpers import set_max_tokens, settle
 
 NAMES = ("smollm2", "gemma", "SmolLM", "Gemma")
@@ -18,7 +20,7 @@ def _wait_vote(page) -> None:  # noqa: ANN001
     settle(page)
 
 
-def test_battle_vote_by_key_reveal_next(browser, app_url) -> None:  # noqa: ANN001
+def test_battle_vote_by_key_reveal_next(browser, app_url, store) -> None:  # noqa: ANN001
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     dialogs: list[str] = []
@@ -57,7 +59,12 @@ def test_battle_vote_by_key_reveal_next(browser, app_url) -> None:  # noqa: ANN0
         revealed = page.locator("#columns").inner_text().lower()
         assert "smollm2" in revealed and "gemma" in revealed
         page.wait_for_selector("#arena-next", state="visible", timeout=30_000)
-        assert "seed" in page.locator("#arena-status").inner_text()  # recorded, shown once voted
+        status = page.locator("#arena-status").inner_text()
+        assert "seed" in status  # shown once voted, and kept with the run in the history database
+        seed = int(status.split("draw seed ", 1)[1].split(",", 1)[0])
+        with sqlite3.connect(store.path) as db:
+            rows = db.execute("SELECT seed, round FROM arena_draws").fetchall()
+        assert (seed, 0) in rows
 
         page.keyboard.press("n")  # Next
         page.wait_for_function("() => (document.querySelector('#arena-status')?.innerText || '')"
