@@ -41,6 +41,7 @@ from playground.sessions.bundle import MAX_BUNDLE_BYTES, BundleError, export_bun
 from playground.sessions.rerun import ColumnMatch, compare_runs, follow_up_from, request_from
 from playground.sessions.store import RunListing, SessionError, SessionStore
 from playground.sessions.votes import Cast, VoteBook, VoteError
+from playground.wording import noun, plural
 
 if TYPE_CHECKING:
     from playground.inspect.agreement import Agreement
@@ -192,9 +193,10 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
         answered = sum(1 for m in record.models if not m.error)
         stopped = live.cancel.is_set()
         summary = "stopped: partial outputs kept" if stopped else (
-            f"done: {answered} of {len(record.models)} column(s) answered")
+            f"done: {answered} of {plural(len(record.models), 'column')} answered")
         if record.search is not None and record.search.results:
-            summary += f"; grounded on {len(record.search.results)} {record.search.provider} source(s)"
+            summary += (f"; grounded on {len(record.search.results)} {record.search.provider} "
+                        f"{noun(len(record.search.results), 'source')}")
         if live.search_notice:
             summary += f" ({live.search_notice})"
         outcome = Outcome(record, stopped=stopped, summary=summary)

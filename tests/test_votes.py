@@ -199,7 +199,7 @@ def test_cli_leaderboard(tmp_path: Path) -> None:
     assert data[0]["needs"] == "needs more votes (2 of 10 comparisons)" and not data[0]["settled"]
     out = tmp_path / "votes.csv"
     written = cli(db, "--csv", str(out))
-    assert written.returncode == 0 and "wrote 3 vote(s)" in written.stderr
+    assert written.returncode == 0 and "wrote 3 votes" in written.stderr
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     assert len(rows) == 3 and {r["winner"] for r in rows} == {"smollm2-135m"}
     bad = cli(db, "--csv", str(tmp_path / "missing" / "dir" / "v.csv"))

@@ -21,6 +21,7 @@ from playground.ui.page import owner_of, tab_key
 from playground.ui.runner import GROUNDING_CHOICES, search_options, settings_label
 from playground.ui.text import REPAIRED_NOTICE, clean_text
 from playground.ui.whole_page import Page
+from playground.wording import plural
 
 STREAM_INTERVAL_S = 0.08  # at most ~12 page updates a second while tokens stream
 # Edit and run: drop ?session= from the address (a reload would reopen the read-only replay).
@@ -74,7 +75,7 @@ def wire_runs(page: Page) -> None:
                area.run_btn: gr.update(interactive=False), area.stop_btn: gr.update(interactive=True),
                # the last run's link, Copy, Run again, Export, Reports, Delete: off until this one is saved
                **bar.updates(None),
-               notice: H.notice(f"running {len(chosen)} column(s)…")}
+               notice: H.notice(f"running {plural(len(chosen), 'column')}…")}
         finished = False
         try:
             dirty: set[int] = set()
@@ -136,7 +137,7 @@ def wire_runs(page: Page) -> None:
             yield {notice: H.notice(str(exc), "error")}
             return
         flagged = sum(len(m.anomalies) for m in record.models)
-        message = (f"tokenized for {len(chosen)} column(s); {flagged} anomaly(ies) flagged; "
+        message = (f"tokenized for {plural(len(chosen), 'column')}; {plural(flagged, 'anomaly')} flagged; "
                    "nothing was generated" + (f"; {REPAIRED_NOTICE}" if repaired else ""))
         yield {**columns.draw(record, chosen, set(range(len(chosen))), {}), **columns.wall_line(None),
                **page.tokens.render(record), shell.shown: record, page.tokens.box: gr.update(open=True),

@@ -73,6 +73,10 @@ def test_battle_vote_by_key_reveal_next(browser, app_url, store) -> None:  # noq
         _wait_vote(page)
         assert not any(name in page.locator("#columns").inner_text() for name in NAMES)
         assert page.evaluate(IN_VIEW_JS, "#vote-a")
+        page.locator("#vote-category input").focus()
+        page.keyboard.press("t")  # typing in a text box: a letter, not a vote
+        settle(page)
+        assert page.locator("#vote-a").is_visible() and page.locator("#vote-result").inner_text() == ""
 
         page.locator("#leaderboard-box").click()
         page.wait_for_selector("#leaderboard table.pg-leaderboard", timeout=30_000)
