@@ -31,8 +31,7 @@ from playground.catalog import Catalog
 from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
-from playground.inspect.leaderboard import Standing, Vote, leaderboard, style_coefficients, votes_csv
-from playground.inspect.style_control import style_of
+from playground.inspect.leaderboard import Standing, leaderboard, style_coefficients, votes_csv
 from playground.judge.service_part import JudgeFunctions
 from playground.limits import LimitError
 from playground.live import LiveRun, LiveRuns, Outcome
@@ -379,26 +378,11 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
     def leaderboard(self, category: str = "", style: bool = False) -> list[Standing]:
         """Models ranked from the votes; `style`: with answer length and Markdown as covariates."""
         votes = self.votes.votes(category or None)
-        return leaderboard(self.with_styles(votes) if style else votes, style=style)
+        return leaderboard(self.votes.with_styles(votes) if style else votes, style=style)
 
     def style_effects(self, category: str = "") -> dict[str, float]:
         """How much each style feature alone sways a vote (log-odds per standard deviation)."""
-        return style_coefficients(self.with_styles(self.votes.votes(category or None)))
-
-    def with_styles(self, votes: list[Vote]) -> list[Vote]:
-        """Each vote with its answers' style features, in letter order, read from the voted run's record
-        (a run deleted since keeps its vote, counted with no style difference)."""
-        styled = []
-        for vote in votes:
-            try:
-                record = self.store.get(vote.run_id)
-                order = self.votes.order(vote.run_id, len(record.models)) or []
-            except (SessionError, ValueError, OSError):
-                order = []
-            if len(order) == len(vote.models):
-                vote = replace(vote, styles=tuple(style_of(record.models[c].text) for c in order))
-            styled.append(vote)
-        return styled
+        return style_coefficients(self.votes.with_styles(self.votes.votes(category or None)))
 
     def record_arena_draw(self, run_id: str, seed: int, round_no: int, prompt_id: str = "") -> None:
         """Keep the seed and round that drew a blind run's models (SessionError for a bad run id)."""

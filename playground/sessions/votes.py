@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from playground.inspect.blind import valid_order
 from playground.inspect.leaderboard import OUTCOMES, Vote
+from playground.inspect.style_control import style_of
 from playground.record import Run
-from playground.sessions.store import SessionStore, check_id
+from playground.sessions.store import SessionError, SessionStore, check_id
 
 MAX_CATEGORY = 40  # characters of a prompt category
 # The arena's draws (playground/arena.py), kept with the blind run they made: seed and round reproduce
@@ -112,6 +113,21 @@ class VoteBook:
             row = db.execute("SELECT seed, round, prompt_id FROM arena_draws WHERE run_id = ?",
                              (run_id,)).fetchone()
         return (int(row[0]), int(row[1]), str(row[2])) if row else None
+
+    def with_styles(self, votes: list[Vote]) -> list[Vote]:
+        """Each vote with its answers' style features (style control), in letter order, read from the voted
+        run's record; a run deleted since keeps its vote, counted with no style difference."""
+        styled = []
+        for vote in votes:
+            try:
+                record = self.store.get(vote.run_id)
+                order = self.order(vote.run_id, len(record.models)) or []
+            except (SessionError, ValueError, OSError):
+                order = []
+            if len(order) == len(vote.models):
+                vote = replace(vote, styles=tuple(style_of(record.models[c].text) for c in order))
+            styled.append(vote)
+        return styled
 
     def vote_of(self, run_id: str, voter: str) -> Vote | None:
         found = self._select("WHERE run_id = ? AND voter = ?", (run_id, voter))
