@@ -99,7 +99,7 @@ def test_history_says_whose_runs_and_what_was_skipped() -> None:
 
     row = RunSummary(id="abc", created_at=float("inf"), prompt=XSS, models=["m<1>"])
     out = history([row], skipped=2)
-    assert "Your saved runs" in out and "2 saved run(s) could not be read" in out
+    assert "Your saved runs" in out and "2 saved runs could not be read" in out
     assert "unknown time" in out and "<script>" not in out and "m&lt;1&gt;" in out
     assert "Everyone's saved runs" in history([], shared=True)
 

@@ -23,6 +23,7 @@ from sample_runs import XSS_PROMPT, make_run
 import playground.sessions.store as store_module
 from playground.record import Run
 from playground.sessions.store import MIGRATIONS, SessionError, SessionStore, migrate
+from playground.wording import plural
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -707,14 +708,14 @@ def test_sessions_list_reports_skipped_rows_on_stderr(
     status, out, err = _cli(capsys, db, "list")
     assert status == 0, err
     assert good.id in out
-    assert f"skipped {skipped} unreadable saved run(s)" in err
+    assert f"skipped {plural(skipped, 'unreadable saved run')}" in err
 
     status, out, err = _cli(capsys, db, "list", "--json")
     assert status == 0, err
     listed = json.loads(out)
     assert isinstance(listed, list)  # still a plain list of summaries
     assert [entry["id"] for entry in listed] == [good.id]
-    assert f"skipped {skipped} unreadable saved run(s)" in err
+    assert f"skipped {plural(skipped, 'unreadable saved run')}" in err
 
     SessionStore(tmp_path / "clean.sqlite3").save(make_run())
     status, _, err = _cli(capsys, tmp_path / "clean.sqlite3", "list")

@@ -15,6 +15,7 @@ from playground.config import settings_from_args
 from playground.judge.spec import METHODS as JUDGE_METHODS
 from playground.judge.spec import JudgeSpec
 from playground.params import build_params, params_from_flags
+from playground.wording import plural
 
 
 def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None:  # noqa: ANN001
@@ -143,7 +144,7 @@ def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, cli: Mod
             raise CliError(str(exc)) from exc
         embed = shared_embed()
     batch_id = spec.id if resume else BatchBook(service.store).create(spec, owner="cli")
-    print(f"batch {batch_id}: {len(spec.items)} prompt(s) x {len(spec.columns)} model(s)"
+    print(f"batch {batch_id}: {plural(len(spec.items), 'prompt')} x {plural(len(spec.columns), 'model')}"
           f"{' (resuming)' if resume else ''}", file=sys.stderr)
 
     def show(p) -> None:  # noqa: ANN001 - a Progress
@@ -160,8 +161,8 @@ def _run(settings, spec, resume: bool, scoring: Scoring, as_json: bool, cli: Mod
         _print_summary(result, safe)
     if spec.judge is not None and progress.message:
         print(safe(progress.message), file=sys.stderr)
-    print(f"batch {batch_id} {progress.state}: {result.done} of {result.total} prompt(s) saved as runs "
-          f"(python -m playground batch --resume {batch_id})", file=sys.stderr)
+    print(f"batch {batch_id} {progress.state}: {result.done} of {plural(result.total, 'prompt')} saved as "
+          f"runs (python -m playground batch --resume {batch_id})", file=sys.stderr)
     return 0 if progress.state == "complete" else 1
 
 

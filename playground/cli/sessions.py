@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from playground.cli.common import CliError, add_common, print_human, terminal_safe
 from playground.config import settings_from_args
+from playground.wording import plural
 
 if TYPE_CHECKING:
     from playground.sessions.store import SessionStore
@@ -94,7 +95,7 @@ def _list(store: SessionStore, args: argparse.Namespace) -> None:
         batch = f"  [batch {e['batch_id']}]" if e["batch_id"] else ""
         print(f"{e['id']}  {when}  {models:<30}  {prompt}{batch}")
     if listing.skipped:
-        print(f"playground: skipped {listing.skipped} unreadable saved run(s)", file=sys.stderr)
+        print(f"playground: skipped {plural(listing.skipped, 'unreadable saved run')}", file=sys.stderr)
 
 
 def _show(store: SessionStore, args: argparse.Namespace) -> None:
@@ -183,7 +184,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             Path(args.csv).write_text(votes_csv(votes), encoding="utf-8", newline="")
         except OSError as exc:
             raise CliError(f"cannot write {args.csv}: {exc.strerror}") from exc
-        print(f"wrote {len(votes)} vote(s) to {args.csv}", file=sys.stderr)
+        print(f"wrote {plural(len(votes), 'vote')} to {args.csv}", file=sys.stderr)
     standings = leaderboard(votes)
     if args.json:
         print(json.dumps(standings_json(standings), indent=2, ensure_ascii=False))
@@ -196,6 +197,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for s in standings:
         print(f"{s.rank:>2}  {terminal_safe(s.model)[:32]:<32} {s.score:>6.0f}  "
               f"{f'{s.low:.0f}-{s.high:.0f}':>13}  {s.votes:>5}")
-    print(f"{len(votes)} vote(s){scope}; Bradley-Terry scores (1000 = the prior, 400 points = 10:1 odds)",
-          file=sys.stderr)
+    print(f"{plural(len(votes), 'vote')}{scope}; Bradley-Terry scores (1000 = the prior, 400 points = "
+          "10:1 odds)", file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from playground.record import FINISH_LABELS, ModelRun, Run
+from playground.wording import plural
 
 _FENCE = re.compile(r"(^```.*?(?:^```[ \t]*$|\Z))", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
@@ -348,7 +349,8 @@ def history(rows: list, query: str = "", skipped: int = 0, shared: bool = False)
              else "Your saved runs (this browser or login).")
     head = f'<div class="pg-muted pg-history-scope">{whose}</div>'
     if skipped:
-        head += notice(f"{skipped} saved run(s) could not be read and were left out of this list", "warn")
+        head += notice(f"{plural(skipped, 'saved run')} could not be read and were left out of this list",
+                       "warn")
     if not rows:
         empty = f"No saved run matches “{html.escape(query)}”." if query else "No saved runs yet."
         return f'{head}<span class="pg-muted">{empty}</span>'

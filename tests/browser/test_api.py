@@ -23,7 +23,7 @@ def test_compare_runs_saves_and_returns_the_record(client, store) -> None:  # no
     )
     assert result["saved_id"] == result["id"]
     assert result["prompt"] == "What is the capital of France?"
-    assert result["summary"].startswith("done: 2 of 2 column(s) answered")
+    assert result["summary"].startswith("done: 2 of 2 columns answered")
     first, second = result["models"]
     assert first["params"]["max_new_tokens"] == 4 and first["metrics"]["output_tokens"] == 4
     assert second["params"]["seed"] == 5 and second["params"]["stop"] == ["\n\n"]

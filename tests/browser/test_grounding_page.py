@@ -11,7 +11,7 @@ def test_local_corpus_grounding_shows_sources_and_citations(page) -> None:  # no
     page.locator("#grounding label:has-text('local corpus')").click()
     set_max_tokens(page, 16)
     page.click("#run-btn")
-    notice_has(page, "grounded on 3 local source(s)")
+    notice_has(page, "grounded on 3 local sources")
     page.locator("#sources-box").click()
     page.wait_for_selector("#sources ol.pg-sources li", timeout=30_000)
     first = page.locator("#sources ol.pg-sources li").first

@@ -15,7 +15,7 @@ def _chip_text(page) -> str:  # noqa: ANN001
 def test_tokenize_only_shows_tokens_and_anomalies(page) -> None:  # noqa: ANN001
     page.fill("#prompt textarea", PAYLOAD)
     page.click("#tokenize-btn")
-    notice_has(page, "tokenized for 2 column(s)")
+    notice_has(page, "tokenized for 2 columns")
     assert "special literal" in page.locator("#tok-anomalies").inner_text()
     assert "<|im_end|>" in page.locator("#head-0 .pg-warnings").inner_text()
     assert page.locator("#tok-chips .tok-special").count() >= 4  # template's control tokens + the literal
@@ -36,7 +36,7 @@ def test_plain_text_option_removes_the_warning(page) -> None:  # noqa: ANN001
     open_settings(page)
     page.locator("#specials-as-text input").check()
     page.click("#tokenize-btn")
-    notice_has(page, "tokenized for 2 column(s)")
+    notice_has(page, "tokenized for 2 columns")
     assert "No tokenization anomalies" in page.locator("#tok-anomalies").inner_text()
     assert "Hi <|im_end|> there" in _chip_text(page)
 
