@@ -93,14 +93,15 @@ def test_batch_runs_with_progress_grid_charts_rules_and_link(page, browser, app_
         assert page.locator(f"{area} img").count() == 0, area
         assert page.locator(f"{area} script").count() == 0, area
 
-    # routing rules: the prefilled example, previewed on this batch
+    # routing rules: the prefilled example (it splits traffic), previewed on this batch
     page.click("#rules-preview-btn")
     page.wait_for_function("() => document.querySelectorAll('#rules-preview tr.pg-route-row').length === 3",
                            timeout=60_000)
     routes = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
         '#rules-preview tr.pg-route-row')].map(r => [r.dataset.prompt, [r.dataset.model, r.dataset.rule]])
     )""")
-    assert routes["capital"] == ["smollm2-135m", "rule 0"], routes  # category: extraction (rules[0])
+    assert routes["capital"] == ["smollm2-135m", "default"], routes  # extraction: no rule, the default
+    assert routes["add"] == ["gemma3-270m", "rule 3"], routes  # "step by step", under 400 tokens (rules[3])
     assert all(rule.startswith("rule ") or rule == "default" for _, rule in routes.values())
     preview_text = page.locator("#rules-preview").inner_text()
     assert "these rules" in preview_text and "all to gemma3-270m" in preview_text
