@@ -8,6 +8,7 @@ from playground.routing import sweep
 from playground.routing.figures import sweep_figure
 from playground.ui import plots
 
+
 def _figures() -> list:
     return [
         plots.token_counts_figure([plots.CountRow("smollm2-135m", 5, 20, 30, 8192)]),

@@ -317,7 +317,8 @@ def test_each_report_says_who_made_it_as_its_caller_says() -> None:
 
 def test_report_counts_columns_in_words() -> None:
     one, two = make_run(outputs=("Paris.",)), make_run(outputs=("Paris.", "Lyon."))
-    assert "· 1 column ·" in render_report(one, "markdown") and "· 2 columns ·" in render_report(two, "markdown")
+    assert "· 1 column ·" in render_report(one, "markdown")
+    assert "· 2 columns ·" in render_report(two, "markdown")
     assert "1 column:" in render_report(one, "html") and "2 columns:" in render_report(two, "html")
     assert "(s)" not in render_report(two, "markdown")
 
