@@ -161,6 +161,9 @@ def default_specs(settings: Any, catalog: Any) -> list[Any]:
 def loadable_specs(catalog: Any, refs: list[str]) -> list[Any]:
     """The specs of these model references that have something to load, each once, in order.
 
-    A served model has nothing to load (probing it can wait for its column)."""
+    A model on a server named by its catalog entry has nothing to load here (probing it can wait for
+    its column); a managed server (llama.cpp) is started, like a local model is loaded."""
+    from playground.backends.registry import source  # the registry imports nothing heavy
+
     specs = [catalog.get(ref) for ref in dict.fromkeys(refs)]
-    return [spec for spec in dict.fromkeys(specs) if spec.source != "openai"]
+    return [spec for spec in dict.fromkeys(specs) if not source(spec.source).server_entry]
