@@ -1,12 +1,17 @@
 """A bundled judge (smollm2-135m) over the sample prompt set answered by both bundled models (CPU).
 
 Runs the sample set (assets/prompt_sets/sample.jsonl) as a batch of smollm2-135m and gemma3-270m
-(greedy), then judges it twice with smollm2-135m: rubric (1-5, pass = grade >= 3) and pairwise (both
+(greedy), then judges every --every'th prompt of it (default 3: 8 prompts, all four categories) twice
+with smollm2-135m, greedy, --judge-tokens new tokens: rubric (1-5, pass = grade >= 3) and pairwise (both
 orders). Reports how often the judge's rubric pass/fail agrees with the deterministic `contains`
 scoring (echo check included) where the set has expected answers, how many verdicts could not be read,
 and the pairwise position-consistency rate: how often the two orders gave the same verdict.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_judge.py [--prompts 24] [--tokens 32] [--out PATH]
+    PYTHONPATH=. .venv/bin/python bench/bench_judge.py [--prompts 24] [--tokens 32] [--work DIR] [--out PATH]
+
+With --work DIR the batch and the verdicts live in DIR/runs.sqlite3: run it again with the same DIR and
+it resumes (answered prompts are not run again, judged answers not judged again), so a busy machine
+can finish it in several goes; the timings are then those of the last go only.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from playground.batch.spec import BatchSpec, ColumnSpec  # noqa: E402
 from playground.catalog import Catalog  # noqa: E402
 from playground.config import Settings  # noqa: E402
 from playground.engine import Engine  # noqa: E402
+from playground.judge.batches import judge_batch  # noqa: E402
 from playground.judge.spec import PASS_GRADE, SCALE, JudgeSpec  # noqa: E402
 from playground.record import GenerationParams  # noqa: E402
 from playground.service import RunService  # noqa: E402
@@ -51,33 +57,40 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=24, help="prompts of the sample set (default: all 24)")
     parser.add_argument("--tokens", type=int, default=32, help="max new tokens of the answers (default 32)")
     parser.add_argument("--data-dir", default=os.environ.get("PLAYGROUND_DATA_DIR"))
+    parser.add_argument("--every", type=int, default=3, help="judge every k-th prompt (default 3)")
+    parser.add_argument("--judge-tokens", type=int, default=24, help="the judge's max new tokens")
+    parser.add_argument("--work", help="folder of the batch's database, to resume (default: a fresh temp)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "judge_sample_cpu.json"))
     args = parser.parse_args()
 
     settings = Settings.from_env()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     engine = Engine(Catalog.build(), ModelPool(data_dir, device="cpu"))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))
+    tmp = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-judge-"))
     service = RunService(Settings(data_dir=tmp), engine=engine, store=SessionStore(tmp / "runs.sqlite3"))
     items = load_file(SAMPLE)[: args.prompts]
     spec = BatchSpec(items=items, columns=[ColumnSpec(m, GenerationParams(max_new_tokens=args.tokens))
                                            for m in MODELS], name="judge bench")
-    batch_id = BatchBook(service.store).create(spec, owner="bench")
+    earlier = [b for b in BatchBook(service.store).list() if b.name == spec.name and b.total == len(items)]
+    resumed = bool(earlier)
+    batch_id = earlier[0].id if earlier else BatchBook(service.store).create(spec, owner="bench")
     start = time.perf_counter()
     progress = run_batch(service, batch_id)
     answer_s = time.perf_counter() - start
     assert progress.state == "complete", progress
     print(f"answered {len(items)} prompts x {len(MODELS)} models in {answer_s:.1f} s", flush=True)
 
+    judged = set(range(0, len(items), args.every))
     timings, reports = {}, {}
     for method in ("rubric", "pairwise"):
         start = time.perf_counter()
-        report = service.judge_batch(batch_id, JudgeSpec(JUDGE, method), owner=None)
+        report = judge_batch(service, batch_id, JudgeSpec(JUDGE, method, max_new_tokens=args.judge_tokens),
+                             progress=lambda n, of: print(f"  judged {n}/{of}", flush=True), only=judged)
         timings[method] = time.perf_counter() - start
-        reports[method] = report
+        reports[method] = [v for v in service.batch_verdicts(batch_id) if v.method == method]
         print(f"{report.summary} in {timings[method]:.1f} s", flush=True)
 
-    rubric = reports["rubric"].verdicts
+    rubric = reports["rubric"]
     cells = {(c.prompt_index, c.column): c for c in batch_result(service, batch_id).cells}
     compared = agreed = 0
     rows = []
@@ -91,7 +104,7 @@ def main() -> None:
             continue
         compared += 1
         agreed += (grade >= PASS_GRADE) == (cell.score >= 1.0)
-    pairs = reports["pairwise"].verdicts
+    pairs = reports["pairwise"]
     readable = [v for v in pairs if v.consistent is not None]
     consistent = sum(1 for v in readable if v.consistent)
     result = {
@@ -105,7 +118,9 @@ def main() -> None:
         "prompt_set": "assets/prompt_sets/sample.jsonl",
         "prompts": len(items),
         "answer_max_new_tokens": args.tokens,
-        "judge_max_new_tokens": JudgeSpec(JUDGE).max_new_tokens,
+        "judged_prompts": sorted(items[i].id for i in judged),
+        "judge_max_new_tokens": args.judge_tokens,
+        "resumed": resumed,  # True: finished in several goes (--work), the timings are the last go's
         "answer_s": round(answer_s, 1),
         "judge_s": {k: round(t, 1) for k, t in timings.items()},
         "rubric": {

@@ -21,7 +21,7 @@ from playground.config import Settings
 from playground.engine import Engine
 from playground.judge.prompts import LETTERS
 from playground.judge.spec import JudgeSpec
-from playground.record import GenerationParams
+from playground.record import GenerationParams, new_run_id
 from playground.service import RunService
 from playground.sessions.store import SessionStore
 
@@ -137,3 +137,22 @@ def test_batch_cli_with_a_judge_and_an_unknown_judge(tmp_path: Path, data_dir: P
     judge = [sys.executable, "-m", "playground", "judge", "X" * 23, "--judge", "nope", "--db", db]
     again = subprocess.run(judge, capture_output=True, text=True, env=env, cwd=REPO)
     assert again.returncode == 2 and "--judge: unknown model 'nope'" in again.stderr
+
+
+def test_voted_blind_runs_are_judged_and_compared_with_the_votes(judged: tuple[Recording, str]) -> None:
+    service, batch_id = judged
+    run = service.get(BatchBook(service.store).states(batch_id)[0].run_id)
+    run.id = new_run_id()  # a copy outside the batch: not judged by the other tests
+    run_id = service.store.save(run, owner="alice")
+    service.mark_blind(run_id, [1, 0])
+    service.vote(run_id, "win", 1, voter="alice")  # letter B: column 0, smollm2-135m
+    spec = JudgeSpec(JUDGE, "pairwise", max_new_tokens=24)
+    report = service.judge_voted_runs(spec)
+    assert report.prompts == 1 and len(report.verdicts) == 1 and report.verdicts[0].run_id == run_id
+    assert service.judge_voted_runs(spec).prompts == 0  # judged once: not again
+    got = service.judge_agreement(JUDGE)
+    if report.verdicts[0].outcome == "none":
+        assert got.compared == 0 and got.no_verdict == 1 and got.rate is None
+    else:
+        want = report.verdicts[0].outcome == "win" and report.verdicts[0].winner == 0
+        assert got.compared == 1 and got.agreed == int(want) and got.rate == float(want)

@@ -14,7 +14,11 @@ from playground.judge.spec import METHODS, JudgeSpec
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("judge", help="a judge model grades a saved batch's answers (rubric, pairwise, best)")
     add_common(p)
-    p.add_argument("batch_id", metavar="BATCH_ID", help="a saved batch (python -m playground batch --list)")
+    p.add_argument("batch_id", metavar="BATCH_ID", nargs="?",
+                   help="a saved batch (python -m playground batch --list)")
+    p.add_argument("--votes", action="store_true",
+                   help="judge the blind runs people voted on (pairwise) and print the judge's agreement")
+    p.add_argument("--category", default="", help="--votes: the votes of one category")
     p.add_argument("--judge", metavar="MODEL", required=True, help="the judge: any catalog model")
     p.add_argument("--judge-method", choices=METHODS, default="rubric",
                    help="rubric: a 1-5 grade per answer; pairwise: two columns, both orders; best: of all")
@@ -32,6 +36,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from playground.service import RunService, SessionError, build_engine
 
     settings = settings_from_args(args)
+    if bool(args.batch_id) == args.votes:
+        raise CliError("give a BATCH_ID, or --votes to judge the voted blind runs (not both)")
+    if args.votes and args.judge_method != "pairwise":
+        raise CliError("--votes compares the judge with people's votes: use --judge-method pairwise")
     try:
         catalog_with(settings, [args.judge])  # an unknown judge: exit 2 before anything loads
     except CliError as exc:
@@ -39,6 +47,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
     spec = JudgeSpec(args.judge, args.judge_method, args.rubric, list(args.columns) if args.columns else None)
     service = RunService(settings, engine=build_engine(settings, web=False))
     try:
+        if args.votes:
+            return _votes(service, spec, args.category, args.json)
         report = service.judge_batch(args.batch_id, spec, owner=None,
                                      progress=lambda n, of: print(f"[{n}/{of}] judged", file=sys.stderr))
     except (JudgeError, SessionError) as exc:
@@ -48,4 +58,24 @@ def cmd_judge(args: argparse.Namespace) -> int:
     else:
         print_judged(service.batch_result(args.batch_id), terminal_safe)
     print(terminal_safe(report.summary), file=sys.stderr)
+    return 1 if report.error else 0
+
+
+def _votes(service, spec: JudgeSpec, category: str, as_json: bool) -> int:  # noqa: ANN001 - a RunService
+    """Judge the voted blind runs, then print the judge's agreement with the votes."""
+    import dataclasses
+
+    report = service.judge_voted_runs(spec, category)
+    print(terminal_safe(report.summary), file=sys.stderr)
+    found = service.judge_agreement(spec.model, category)
+    if as_json:
+        rates = {"rate": found.rate, "decisive_rate": found.decisive_rate}
+        print(json.dumps({**dataclasses.asdict(found), **rates}))
+    elif found.rate is None:
+        print("no vote met a readable verdict of this judge: nothing to compare")
+    else:
+        print(f"judge {terminal_safe(spec.model)} agrees with the blind votes on {found.agreed} of "
+              f"{found.compared} ({found.rate:.0%}); ties: votes {found.human_ties}, judge "
+              f"{found.judge_ties}, both {found.both_ties}; decisive both ways: {found.decisive_agreed} "
+              f"of {found.decisive}; {found.no_verdict} without a readable verdict")
     return 1 if report.error else 0

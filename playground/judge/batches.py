@@ -38,16 +38,19 @@ class JudgeReport:
 
 def judge_batch(service: JudgeService, batch_id: str, spec: JudgeSpec, owner: str = "judge",
                 cancel: threading.Event | None = None,
-                progress: Callable[[int, int], None] | None = None, again: bool = False) -> JudgeReport:
+                progress: Callable[[int, int], None] | None = None, again: bool = False,
+                only: set[int] | None = None) -> JudgeReport:
     """Judge every saved prompt of a batch (`again` False: those this judge and method have not judged
-    yet). JudgeError when the spec does not fit the batch; a judge that fails mid-way, or cannot start,
-    ends the judging with the error in the report (the verdicts so far are kept)."""
+    yet; `only`: just these prompt indexes). JudgeError when the spec does not fit the batch; a judge
+    that fails mid-way, or cannot start, ends the judging with the error in the report (the verdicts so
+    far are kept)."""
     book = BatchBook(service.store)
     batch = book.get(batch_id)
     problems = spec.problems(len(batch.columns))
     if problems:
         raise JudgeError("; ".join(problems))
-    done = sorted((i, s.run_id) for i, s in book.states(batch_id).items() if s.status == "done")
+    done = sorted((i, s.run_id) for i, s in book.states(batch_id).items()
+                  if s.status == "done" and (only is None or i in only))
     verdicts = JudgeBook(service.store)
     if not again:
         judged = {(v.prompt_index, v.run_id) for v in verdicts.for_batch(batch_id)
@@ -75,4 +78,32 @@ def judge_batch(service: JudgeService, batch_id: str, spec: JudgeSpec, owner: st
         report.prompts += 1
         if progress is not None:
             progress(n + 1, len(done))
+    return report
+
+
+def judge_runs(service: JudgeService, run_ids: list[str], spec: JudgeSpec, owner: str = "judge",
+               cancel: threading.Event | None = None) -> JudgeReport:
+    """Judge saved runs outside any batch (the blind runs people voted on, for judge_agreement); a run
+    this judge has judged by this method already, or one deleted since, is skipped."""
+    verdicts = JudgeBook(service.store)
+    judged = {v.run_id for v in verdicts.for_runs(run_ids, spec.method) if v.judge == spec.model}
+    report = JudgeReport("", spec.model, spec.method)
+    ask = asker(service, spec, owner, cancel)
+    for run_id in dict.fromkeys(r for r in run_ids if r not in judged):
+        if cancel is not None and cancel.is_set():
+            report.stopped = True
+            break
+        try:
+            run = service.store.get(run_id)
+            found = judge_run(ask, spec, run)
+        except SessionError:
+            continue
+        except (JudgeError, RequestError) as exc:
+            report.error = str(exc)
+            break
+        for verdict in found:
+            verdicts.put(verdict)
+        report.verdicts += found
+        report.unparsed += sum(1 for v in found if v.outcome == "none")
+        report.prompts += 1
     return report

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from playground.batch.book import BatchBook
 from playground.judge.agreement import JudgeAgreement, judge_agreement
-from playground.judge.batches import JudgeReport, judge_batch
+from playground.judge.batches import JudgeReport, judge_batch, judge_runs
 from playground.judge.book import JudgeBook
 from playground.judge.spec import JudgeError, JudgeSpec
 from playground.judge.verdict import Verdict
@@ -68,3 +68,13 @@ class JudgeFunctions:
         votes = VoteBook(self.store).votes(category or None)
         verdicts = JudgeBook(self.store).for_runs([v.run_id for v in votes], "pairwise")
         return judge_agreement(votes, verdicts, judge)
+
+    def judge_voted_runs(self, spec: JudgeSpec, category: str = "",
+                         cancel: threading.Event | None = None) -> JudgeReport:
+        """Judge pairwise (columns 1 and 2, both orders) every blind run with votes (of one category) that
+        this judge has not judged yet, so that judge_agreement has verdicts to set against the votes."""
+        if spec.method != "pairwise":
+            raise JudgeError("agreement with blind votes compares pairwise verdicts: use the pairwise method")
+        self.check_judge(spec, 2)
+        votes = VoteBook(self.store).votes(category or None)
+        return judge_runs(self, [v.run_id for v in votes], spec, "judge", cancel)
