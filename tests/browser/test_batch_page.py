@@ -1,5 +1,5 @@
 """Prompt sets and batches in the browser: a three-prompt set over two columns with progress, the results
-grid, the charts, the routing rules preview and sweep, bad input, `/?batch=ID`, and XSS shown as text."""
+matrix, the charts, the routing rules preview and sweep, bad input, `/?batch=ID`, and XSS shown as text."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ SET = "\n".join(json.dumps(row) for row in [
 ])
 BAD_YAML = "default: [unclosed\nrules: {"
 BAD_REGEX = 'default: smollm2-135m\nrules:\n  - when: {matches: "(unclosed"}\n    model: gemma3-270m\n'
-ROWS = "#batch-grid tr.pg-batch-row"
-COUNT = f"() => document.querySelectorAll({json.dumps(ROWS)}).length"
+CELLS = "#batch-matrix td.pg-matrix-cell"  # one per prompt and model
+COUNT = f"() => document.querySelectorAll({json.dumps(CELLS)}).length"
 STATE = "() => document.querySelector('#batch-status .pg-batch-progress')?.dataset.state || ''"
 
 
@@ -28,15 +28,16 @@ def _open_panel(page) -> None:  # noqa: ANN001
 
 
 def _grid(page) -> list[tuple[str, str, str, str]]:  # noqa: ANN001
-    return page.evaluate(f"""() => [...document.querySelectorAll({json.dumps(ROWS)})].map(r =>
-        [r.dataset.prompt, r.dataset.model, r.dataset.score, r.querySelector('.pg-batch-out').innerText])""")
+    """(prompt id, model, score, answer) for each cell of the matrix."""
+    return page.evaluate(f"""() => [...document.querySelectorAll({json.dumps(CELLS)})].map(c =>
+        [c.closest('tr').dataset.prompt, c.dataset.model, c.dataset.score, c.innerText])""")
 
 
 def _plotted(page, selector: str) -> None:  # noqa: ANN001
     page.wait_for_selector(f"{selector} .js-plotly-plot", timeout=60_000)
 
 
-def test_batch_runs_with_progress_grid_charts_rules_and_link(page, browser, app_url) -> None:  # noqa: ANN001
+def test_batch_runs_with_progress_matrix_charts_rules_and_link(page, browser, app_url) -> None:  # noqa: ANN001
     set_max_tokens(page, 8)
     _open_panel(page)
 
@@ -68,19 +69,19 @@ def test_batch_runs_with_progress_grid_charts_rules_and_link(page, browser, app_
     assert "3/3 prompts done" in status
     batch_id = page.locator("#batch-status .pg-batch-progress").get_attribute("data-batch")
 
-    # the grid: 3 prompts x 2 models, each scored, each with its saved run
+    # the matrix: 3 prompts x 2 models, each scored, each with its saved run
     page.wait_for_function(f"() => ({COUNT})() === 6", timeout=60_000)
     grid = _grid(page)
     assert sorted({g[0] for g in grid}) == ["add", "capital", "xss"]
     assert len({g[1] for g in grid}) == 2
     assert all(g[2] != "" for g in grid), grid  # every answer has a score (contains: 0 or 1)
-    assert page.locator(f"{ROWS} a[href^='?session=']").count() == 6
+    assert page.locator(f"{CELLS} a.pg-matrix-open[href^='?session=']").count() == 6
     assert "Mean score" in page.locator("#batch-summary").inner_text()
     assert page.locator("#batch-summary tbody tr").count() == 2
     for chart in ("#batch-quality", "#batch-latency", "#batch-heatmap"):
         _plotted(page, chart)
 
-    # filter by model, sort by score
+    # filter by model: one column left
     first_model = grid[0][1]
     page.locator("#batch-model input").click()
     page.locator(f"[role='option']:has-text('{first_model}')").first.click()
@@ -88,8 +89,8 @@ def test_batch_runs_with_progress_grid_charts_rules_and_link(page, browser, app_
     assert {g[1] for g in _grid(page)} == {first_model}
 
     # XSS in a prompt (and whatever the models answered) stays text
-    assert "<img src=x" in page.locator("#batch-grid").inner_text()
-    for area in ("#batch-grid", "#batch-summary", "#batch-status"):
+    assert "<img src=x" in page.locator("#batch-matrix").inner_text()
+    for area in ("#batch-matrix", "#batch-summary", "#batch-status"):
         assert page.locator(f"{area} img").count() == 0, area
         assert page.locator(f"{area} script").count() == 0, area
 
@@ -128,7 +129,7 @@ def test_batch_runs_with_progress_grid_charts_rules_and_link(page, browser, app_
     assert sorted(_grid(other)) == sorted(grid)
     assert "no model was run" in other.locator("#notice").inner_text()
     _plotted(other, "#batch-quality")
-    assert other.locator("#batch-grid img").count() == 0
+    assert other.locator("#batch-matrix img").count() == 0
     assert page.dialogs == [] and other.dialogs == []
     other.context.close()
 
