@@ -287,21 +287,14 @@ class BatchPanel:
             return matrix_html(build_matrix(result, spec.items, "" if model == ALL_MODELS else model,
                                             "" if category == ALL_CATEGORIES else category, sort))
 
-        def table(batch_id: str, fmt: str) -> dict[Any, Any]:
-            """The long table (one row per prompt and model), written on click like an export."""
+        def export(batch_id: str, fmt: str) -> dict[Any, Any]:
+            """The batch ("batch": set, columns, runs) or its long table ("csv" / "json": one row per
+            prompt and model), written on click."""
             if not batch_id:
                 return {**message("show a batch first", "warn"), self.export_file: None}
             try:
-                path = service.batch_table_file(batch_id, fmt)
-            except SessionError as exc:
-                return {**message(str(exc)), self.export_file: None}
-            return {self.export_file: str(path)}
-
-        def export(batch_id: str) -> dict[Any, Any]:
-            if not batch_id:
-                return {**message("show a batch first", "warn"), self.export_file: None}
-            try:
-                path = service.batch_export_file(batch_id)
+                path = (service.batch_export_file(batch_id) if fmt == "batch"
+                        else service.batch_table_file(batch_id, fmt))
             except SessionError as exc:
                 return {**message(str(exc)), self.export_file: None}
             return {self.export_file: str(path)}
@@ -361,14 +354,11 @@ class BatchPanel:
         for box in (self.filter_model, self.filter_category, self.sort):
             box.input(refilter, inputs=[self.result, self.filter_model, self.filter_category, self.sort],
                       outputs=[self.grid], show_progress="hidden")
-        written = self.export_btn.click(export, inputs=[self.batch_id],
-                                        outputs=[self.export_file, self.status])
-        written.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
-        for button, fmt in ((self.table_csv_btn, "csv"), (self.table_json_btn, "json")):
-            if button is not None:
-                tabled = button.click(lambda batch_id, fmt=fmt: table(batch_id, fmt), inputs=[self.batch_id],
-                                      outputs=[self.export_file, self.status])
-                tabled.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
+        downloads = ((self.export_btn, "batch"), (self.table_csv_btn, "csv"), (self.table_json_btn, "json"))
+        for button, fmt in [(b, f) for b, f in downloads if b is not None]:
+            written = button.click(lambda batch_id, fmt=fmt: export(batch_id, fmt), inputs=[self.batch_id],
+                                   outputs=[self.export_file, self.status])
+            written.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
         self.import_btn.upload(import_file, inputs=[self.import_btn, shell.owner], outputs=everything)
         def relist(browser_id: object, request: gr.Request) -> str:
             return self.listing_for(service, owner_of(request, browser_id))

@@ -5,7 +5,10 @@ fail), one cell's saved run opened in the page, and History listing the batch on
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from pathlib import Path
 
 from .helpers import open_history, set_max_tokens, settle
 
@@ -51,7 +54,12 @@ def test_a_batch_shows_a_matrix_opens_a_cells_run_and_is_one_entry_in_history(pa
         page.wait_for_selector(f"{chart} .js-plotly-plot", timeout=60_000)
     assert page.locator("#batch-matrix img").count() == 0 and "<img src=x" in page.locator(
         "#batch-matrix").inner_text()
-    assert page.locator("#batch-table-csv").is_enabled() and page.locator("#batch-table-json").is_enabled()
+    with page.expect_download(timeout=60_000) as download:  # the long table: one row per prompt and model
+        page.click("#batch-table-csv")
+    table = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    places = [(r["prompt_id"], r["column"]) for r in table]
+    assert places == [("capital", "0"), ("capital", "1"), ("xss", "0"), ("xss", "1")]
+    assert all(r["run_id"] and r["verdict"] in ("pass", "fail") for r in table)
 
     # History: the batch is one entry; its runs only with "Show batch runs"
     open_history(page)
