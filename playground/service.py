@@ -128,6 +128,17 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
         return PoolState(pool.loaded(), pool.used_bytes(), getattr(pool, "budget_bytes", 0))
 
     @property
+    def device(self) -> str:
+        """The device local models load on ("cuda" or "cpu"): the page sizes its defaults by it."""
+        from playground.backends.base import BackendError
+        from playground.backends.device import pick_device
+
+        try:
+            return pick_device(getattr(self.engine.pool, "device", "") or "")
+        except BackendError:  # CUDA asked for and absent: every load will say so; size for a CPU
+            return "cpu"
+
+    @property
     def store(self) -> SessionStore:
         """Opened on first use: a CLI run with --no-save never creates the database."""
         if self._store is None:

@@ -15,6 +15,7 @@ is built while they load.
 from __future__ import annotations
 
 import errno
+import html
 import os
 import signal
 import socket
@@ -34,6 +35,23 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 # The most the page build waits for the default models' loads to finish (they run faster alone).
 HEAD_START_S = 6.0
+# The section bar under the title: every panel below the columns one click away (link -> the panel's
+# accordion, opened and scrolled to; assets/style.css keeps the bar on screen).
+SECTIONS = (("tokens-box", "Tokens"), ("attn-box", "Attention"), ("probs-box", "Probabilities"),
+            ("diff-box", "Compare outputs"), ("sources-box", "Sources"), ("batch-box", "Batches & routing"),
+            ("history-box", "History"), ("leaderboard-box", "Leaderboard"))
+SECTIONS_JS = """
+document.addEventListener('click', (event) => {
+  const link = event.target.closest && event.target.closest('a[data-pg-section]');
+  if (!link) return;
+  event.preventDefault();
+  const box = document.getElementById(link.dataset.pgSection);
+  if (!box) return;
+  const label = box.querySelector('button.label-wrap');
+  if (label && !label.classList.contains('open')) label.click();
+  box.scrollIntoView({ block: 'start' });
+});
+"""
 # Gradio copies every file it serves (an export) into its cache: sweep it every 10 minutes, removing
 # copies older than an hour, so a long-running server does not fill its disk.
 DELETE_CACHE = (600, 3600)
@@ -61,21 +79,26 @@ def build_page(service: RunService) -> gr.Blocks:
     from playground.ui.token_view import build_tokens_panel
     from playground.ui.whole_page import Page
 
-    # Page order: a compact prompt bar and one settings row, the share bar, the notice, then the columns
-    # (visible without scrolling on a laptop screen), then the evidence panels that read the run.
+    # Page order: the title and the section bar, a compact prompt bar and one settings row (the shared
+    # parameters in it), the share bar, the notice, then the columns (visible without scrolling on a laptop
+    # screen), then the follow-up (once a run answered) and the panels the section bar links to.
     with gr.Blocks(title="playground: compare language models", delete_cache=DELETE_CACHE,
                    fill_width=True) as demo:
-        gr.Markdown("### playground · one prompt, several models, side by side", elem_id="pg-title")
-        prompt = build_prompt_area()
+        with gr.Row(elem_id="pg-top", equal_height=True):
+            gr.Markdown("### playground · one prompt, several models, side by side", elem_id="pg-title")
+            gr.HTML(sections_html(), elem_id="sections", padding=False)
+        device = service.device
+        prompt = build_prompt_area(device)
         bar = build_session_bar()
         shell = build_shell(service)
         rerun_report = gr.HTML(elem_id="rerun-report", padding=False)
-        columns = build_columns(service.settings, service.catalog)
+        columns = build_columns(service.settings, service.catalog, prompt.shared, device)
         blind = build_blind_panel(prompt.blind, columns.size, [slot.model for slot in columns.slots])
         arena = build_arena(columns.size)  # Battle / Next under the vote box (playground/ui/arena.py)
-        build_follow_up(bar)
+        follow_row = build_follow_up(bar)
         page = Page(shell, prompt, columns, bar, rerun_report, build_tokens_panel(), build_attention_panel(),
-                    build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind)
+                    build_probs_panel(), build_sources_panel(), build_compare_panel(), blind=blind,
+                    follow_row=follow_row)
         batches = build_batch_panel()  # prompt sets over the columns; routing rules on their results
         build_history(bar)
         leaderboard = build_leaderboard_panel()
@@ -95,6 +118,13 @@ def build_page(service: RunService) -> gr.Blocks:
     return demo
 
 
+def sections_html() -> str:
+    """The section bar's links (fixed text: nothing typed goes into it)."""
+    links = "".join(f'<a href="#{box}" data-pg-section="{box}" id="goto-{box.removesuffix("-box")}">'
+                    f"{html.escape(name)}</a>" for box, name in SECTIONS)
+    return f'<nav class="pg-sections" aria-label="Sections below the columns">{links}</nav>'
+
+
 def build_app(
     settings: Settings, engine: Engine | None = None, store: SessionStore | None = None
 ) -> gr.Blocks:
@@ -110,7 +140,7 @@ def launch_kwargs() -> dict[str, Any]:
 
     css = (ASSETS / "style.css").read_text(encoding="utf-8")
     js = (ASSETS / "shortcuts.js").read_text(encoding="utf-8")
-    return {"css": css, "head": f"<script>{js}</script>", "theme": gr.themes.Soft()}
+    return {"css": css, "head": f"<script>{js}\n{SECTIONS_JS}</script>", "theme": gr.themes.Soft()}
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:

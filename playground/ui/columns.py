@@ -1,12 +1,15 @@
-"""The model columns: one per model, each with its own parameters, header and streaming output.
+"""The model columns: one per model, each with its header, streaming output and parameters.
 
 A column is drawn from the run record (header, metrics, output); its widgets are
-read into a ColumnRequest. The model pool line above the columns says what is
-loaded and what it weighs, so a user knows what the next run costs.
+read into a ColumnRequest. One shared parameters row sets every column's parameters; a
+column's own box wins only for a field the user changed in that column (its overrides, named
+on its Parameters label). The model pool line above the columns says what is loaded and
+what it weighs, so a user knows what the next run costs.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +17,13 @@ import gradio as gr
 
 from playground.catalog import Catalog, ModelSpec
 from playground.config import Settings
-from playground.params import build_params, stop_strings
-from playground.record import GenerationParams, Run
+from playground.params import build_params, default_max_new_tokens, merge_params, overrides_of, stop_strings
+from playground.record import GenerationParams, ModelRun, Run
 from playground.requests import ColumnRequest
 from playground.service import PoolState
+from playground.system_prompts import describe
 from playground.ui import html as H
+from playground.ui.shared_params import SharedParams, params_label, shared_label
 from playground.ui.text import clean_text
 
 
@@ -40,6 +45,14 @@ class Slot:
     stop: Any
     timeout: Any
     system: Any = None  # this column's own system prompt ("" = the shared one)
+    params_box: Any = None  # the Parameters accordion: its label names the column's overrides
+    shared: SharedParams | None = None  # the shared row; None: the column's boxes alone count
+
+    def widgets(self) -> dict[str, Any]:
+        """The column's box for each shared field."""
+        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                "top_k": self.top_k, "repetition_penalty": self.repetition_penalty, "seed": self.seed,
+                "stop": self.stop}
 
     def param_inputs(self) -> list[Any]:
         return [
@@ -62,11 +75,15 @@ class Slot:
         Stop strings are one per line, with only `\\n`, `\\t` and `\\\\` as escapes: anything else
         (`\\x`, non-ASCII text) is kept as typed.
         """
-        widgets = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
-                   "top_p": self.top_p, "top_k": self.top_k, "repetition_penalty": self.repetition_penalty,
-                   "seed": self.seed, "timeout_s": self.timeout}
-        return build_params({name: data.get(widget) for name, widget in widgets.items()}
-                            | {"stop": stop_strings(clean_text(data.get(self.stop) or "")[0])})
+        own = {name: data.get(widget) for name, widget in self.widgets().items()}
+        own["stop"] = stop_strings(clean_text(data.get(self.stop) or "")[0])
+        own["timeout_s"] = data.get(self.timeout)
+        if self.shared is None:
+            return build_params(own)
+        index = self.shared.slots.index(self) if self in self.shared.slots else -1
+        marks = (data.get(self.shared.overrides) or [])
+        overridden = marks[index] if 0 <= index < len(marks) else []
+        return build_params(merge_params(self.shared.values(data), own, overridden))
 
 
 def model_choices(catalog: Catalog) -> list[tuple[str, str]]:
@@ -104,8 +121,9 @@ FOCUS_JS = """() => {
 }"""
 
 
-def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings: Settings) -> Slot:
-    d = build_params()
+def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings: Settings,
+              device: str = "cpu") -> Slot:
+    d = build_params({"max_new_tokens": default_max_new_tokens(device)})
     with gr.Column(visible=visible, min_width=300, elem_classes=["pg-column"], elem_id=f"col-{index}") as box:
         with gr.Row(elem_classes=["pg-col-top"], equal_height=True):
             dropdown = gr.Dropdown(
@@ -124,7 +142,8 @@ def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings:
         output = gr.Markdown(elem_id=f"out-{index}", elem_classes=["pg-output"],
                              height="var(--pg-output-height)", buttons=["copy"], latex_delimiters=[],
                              line_breaks=True)
-        with gr.Accordion("Parameters", open=False, elem_classes=["pg-params-box"]):
+        with gr.Accordion(params_label([]), open=False, elem_classes=["pg-params-box"],
+                          elem_id=f"params-{index}") as params_box:
             gr.HTML(f'<div class="pg-muted">Model box: {model_info(settings)}</div>', padding=False,
                     elem_id=f"model-info-{index}")
             with gr.Row(elem_classes=["pg-params"]):
@@ -144,7 +163,7 @@ def make_slot(index: int, catalog: Catalog, model: str, visible: bool, settings:
                                     lines=1, max_lines=4, elem_id=f"system-{index}",
                                     elem_classes=["pg-system"])
     return Slot(box, dropdown, remove, header, output, max_new, temperature, top_p, top_k, rep, seed,
-                stop, timeout, system)
+                stop, timeout, system, params_box)
 
 
 def pool_html(pool: PoolState) -> str:
@@ -160,13 +179,17 @@ class Columns:
     active: Any  # gr.State: list[bool], one per slot
     loaded: Any  # gr.HTML: the model pool line
     wall: Any = None  # gr.HTML under the columns: the run's wall time (H.run_wall), from its record
+    shared: SharedParams | None = None  # the parameters row every column takes
 
     @property
     def size(self) -> int:
         return len(self.slots)
 
+    def _shared(self) -> list[Any]:
+        return self.shared.inputs() if self.shared is not None else []
+
     def inputs(self) -> list[Any]:
-        return [self.active, *(c for s in self.slots for c in s.param_inputs())]
+        return [self.active, *self._shared(), *(c for s in self.slots for c in s.param_inputs())]
 
     def outputs(self) -> list[Any]:
         """What a run updates: headers and outputs, and the run's wall time under them."""
@@ -175,14 +198,34 @@ class Columns:
 
     def fill_outputs(self) -> list[Any]:
         """What a replay updates besides: which columns show, their models and parameters."""
-        return [self.active, *(c for s in self.slots for c in (s.box, *s.param_inputs()))]
+        boxes = [s.params_box for s in self.slots if s.params_box is not None]
+        boxes += [self.shared.box] if self.shared is not None else []
+        return [self.active, *self._shared(), *boxes,
+                *(c for s in self.slots for c in (s.box, *s.param_inputs()))]
 
     def lock_outputs(self) -> list[Any]:
-        """What a replay locks: every column's model, parameters and ✕."""
-        return [c for s in self.slots for c in (*s.param_inputs(), s.remove)]
+        """What a replay locks: the shared row, every column's model, parameters and ✕."""
+        shared = list(self.shared.widgets.values()) if self.shared is not None else []
+        return [*shared, *(c for s in self.slots for c in (*s.param_inputs(), s.remove))]
 
     def editable(self, on: bool) -> dict[Any, Any]:
         return {c: gr.update(interactive=on) for c in self.lock_outputs()}
+
+    def fill_shared(self, shown: list[ModelRun]) -> dict[Any, Any]:
+        """A saved run's parameters as the shared row (its first column's) and, per column, overrides
+        where a column's differ from them."""
+        if self.shared is None or not shown:
+            return {}
+        first = shown[0].params
+        marks = [overrides_of(m.params, first) for m in shown] + [[] for _ in range(self.size - len(shown))]
+        updates: dict[Any, Any] = {w: getattr(first, name) for name, w in self.shared.widgets.items()}
+        updates[self.shared.widgets["stop"]] = "\n".join(first.stop)
+        updates[self.shared.overrides] = marks
+        updates[self.shared.box] = gr.update(label=shared_label(first.max_new_tokens, first.temperature))
+        for slot, mark, model in zip(self.slots, marks, shown, strict=False):
+            values = {name: getattr(model.params, name) for name in mark}
+            updates[slot.params_box] = gr.update(label=params_label(mark, values))
+        return updates
 
     def chosen(self, data: dict[Any, Any]) -> list[int]:
         """Slots shown and with a model picked, in page order."""
@@ -208,7 +251,8 @@ class Columns:
         for col in columns:
             slot = self.slots[chosen[col]]
             model_run = record.models[col]
-            updates[slot.header] = H.column_header(model_run, status.get(col, ""))
+            header = H.column_header(model_run, status.get(col, ""))
+            updates[slot.header] = header + system_html(record, model_run)
             updates[slot.output] = H.conversation_markdown(record, col)  # earlier turns first
         return updates
 
@@ -236,6 +280,7 @@ class Columns:
                 updates[slot.output] = ""
         updates.update(self.draw(record, list(range(len(shown))), set(range(len(shown))), {}))
         updates.update(self.wall_line(record))
+        updates.update(self.fill_shared(shown))
         note = (f" Only the first {self.size} of {len(record.models)} columns are shown."
                 if len(record.models) > self.size else "")
         return updates, note
@@ -257,9 +302,24 @@ class Columns:
                 return {self.active: flags, self.slots[i].box: gr.update(visible=False)}
 
             slot.remove.click(remove_column, inputs=[self.active], outputs=[self.active, slot.box])
+        if self.shared is not None:
+            self.shared.wire()
 
 
-def build_columns(settings: Settings, catalog: Catalog) -> Columns:
+def system_html(record: Run, model: ModelRun) -> str:
+    """A column's system prompt under its header, folded: its own, or its chat template's default when
+    the box was empty (read from the record's prompt tokens). Not in a blind run (masked identities have
+    no source): a template's default would name the model."""
+    found = describe(record, model)
+    if found.source not in ("own", "template") or (found.source == "template" and not model.identity.source):
+        return ""
+    return (f'<details class="pg-col-system" data-source="{found.source}">'
+            f"<summary>{html.escape(found.label())}</summary>"
+            f'<div class="pg-col-system-text">{html.escape(found.text)}</div></details>')
+
+
+def build_columns(settings: Settings, catalog: Catalog, shared: SharedParams | None = None,
+                  device: str = "cpu") -> Columns:
     """The pool line, then the columns: the default models picked, the other slots hidden."""
     defaults = [m for m in settings.default_models if m in catalog.specs] or catalog.ids()[:2]
     size = max(settings.max_columns, len(defaults))
@@ -267,6 +327,11 @@ def build_columns(settings: Settings, catalog: Catalog) -> Columns:
     active = gr.State([i < len(defaults) for i in range(size)])
     with gr.Row(equal_height=False, elem_id="columns"):
         slots = [make_slot(i, catalog, defaults[i] if i < len(defaults) else defaults[0],
-                           i < len(defaults), settings) for i in range(size)]
+                           i < len(defaults), settings, device) for i in range(size)]
     wall = gr.HTML("", elem_id="run-wall", padding=False)
-    return Columns(slots, active, loaded, wall)
+    if shared is not None:
+        shared.slots = slots
+        shared.overrides.value = [[] for _ in slots]
+        for slot in slots:
+            slot.shared = shared
+    return Columns(slots, active, loaded, wall, shared)

@@ -99,14 +99,14 @@ class ComparePanel:
         updates: dict[Any, Any] = {
             self.base: gr.update(choices=labels, value=baseline),
             self.diff: baseline_diffs_html(record, labels.index(baseline)),
-            self.semantic: None,
+            self.semantic: gr.update(value=None, visible=False),
             self.note: H.agreement_note(agreement.skipped, ""),
-            self.lexical: None,
+            self.lexical: gr.update(value=None, visible=False),  # no empty chart: shown once it has data
         }
         if len(agreement.labels) >= 2:
             method = LEXICAL_METHOD.split(" (")[0]
-            updates[self.lexical] = agreement_figure(
-                agreement.labels, agreement.lexical, f"Lexical similarity ({method})")
+            updates[self.lexical] = gr.update(visible=True, value=agreement_figure(
+                agreement.labels, agreement.lexical, f"Lexical similarity ({method})"))
         return updates
 
     def wire(self, shown: Any, service: RunService) -> None:
@@ -122,9 +122,10 @@ class ComparePanel:
                 return {self.note: H.notice(f"semantic similarity unavailable: {exc}", "error")}
             if len(agreement.labels) < 2:
                 return {self.note: H.agreement_note(agreement.skipped, "need two answered columns")}
+            title = f"Semantic similarity (cosine, {agreement.semantic_model})"
             return {
-                self.semantic: agreement_figure(agreement.labels, agreement.semantic,
-                                                f"Semantic similarity (cosine, {agreement.semantic_model})"),
+                self.semantic: gr.update(visible=True,
+                                         value=agreement_figure(agreement.labels, agreement.semantic, title)),
                 self.note: H.agreement_note(agreement.skipped, agreement.semantic_model),
             }
 
@@ -150,8 +151,9 @@ def build_compare_panel() -> ComparePanel:
         base = gr.Dropdown(label="Baseline column", choices=[], elem_id="diff-base")
         diff = gr.HTML(elem_id="diff", padding=False)
         with gr.Row():
-            lexical = gr.Plot(elem_id="agree-lexical", show_label=False)
-            semantic = gr.Plot(elem_id="agree-semantic", show_label=False)
+            # Hidden until a run gives them data (render / semantic): no empty placeholder chart.
+            lexical = gr.Plot(elem_id="agree-lexical", show_label=False, visible=False)
+            semantic = gr.Plot(elem_id="agree-semantic", show_label=False, visible=False)
         with gr.Row():
             semantic_btn = gr.Button("≈ Compute semantic similarity", variant="secondary",
                                      elem_id="semantic-btn", scale=0, min_width=260)

@@ -33,6 +33,18 @@ DROP_SESSION_JS = """(runId) => {
   }
   return runId;
 }"""
+# A follow-up sent from a replay (?session=OLD in the address): the address names the new turn, so a reload
+# or a copied address opens the conversation as it is now.
+# Read from the share link box ("?session=ID"): a gr.State never reaches the browser.
+SESSION_URL_JS = """(link) => {
+  const url = new URL(window.location.href);
+  const runId = link ? new URL(link, window.location.href).searchParams.get('session') : '';
+  if (runId && url.searchParams.has('session') && url.searchParams.get('session') !== runId) {
+    url.searchParams.set('session', runId);
+    window.history.replaceState(window.history.state, '', url.toString());
+  }
+  return link;
+}"""
 
 
 def wire_runs(page: Page) -> None:
@@ -106,7 +118,9 @@ def wire_runs(page: Page) -> None:
         yield {area.run_btn: gr.update(interactive=True), area.stop_btn: gr.update(interactive=False),
                notice: H.notice(summary, "error" if failed or outcome.save_error else "info"),
                columns.loaded: page.pool_line(), **columns.wall_line(record),
+               **area.settings_update(record, blind is not None),
                **bar.updates(record if outcome.saved_id else None), **page.evidence(record),
+               **page.follow_shown(record if outcome.saved_id else None),
                **page.blind.finished(page, record, outcome.saved_id, blind)}
         return record
 
@@ -141,6 +155,7 @@ def wire_runs(page: Page) -> None:
                    "nothing was generated" + (f"; {REPAIRED_NOTICE}" if repaired else ""))
         yield {**columns.draw(record, chosen, set(range(len(chosen))), {}), **columns.wall_line(None),
                **page.tokens.render(record), shell.shown: record, page.tokens.box: gr.update(open=True),
+               **area.settings_update(record),
                **page.blind.hidden(),
                columns.loaded: page.pool_line(), notice: H.notice(message)}
 
@@ -176,7 +191,10 @@ def wire_runs(page: Page) -> None:
             turn.columns = turn.columns[: len(chosen)]
             for earlier in turn.history:
                 earlier.models = earlier.models[: len(chosen)]
-        yield {bar.follow_text: ""}
+        # A follow-up from a replay leaves it: the banner and Edit and run go, the controls are editable, and
+        # the prompt box shows this turn's prompt (what a replay of the new run shows), not turn 1.
+        yield {**page.editable(True), bar.follow_text: "",
+               area.prompt: gr.update(value=text, interactive=True)}
         note = REPAIRED_NOTICE if repaired else ""
         blind = page.blind.begin(False, chosen)
         yield from execute(turn, chosen, tab_key(request), owner_of(request, data[shell.owner]), note=note,
@@ -205,9 +223,11 @@ def wire_runs(page: Page) -> None:
     bar.again_btn.click(run_again, inputs=[bar.current_id, shell.owner], outputs=page.show_outputs(),
                         concurrency_limit=4, **progress).then(**refresh)
     follow_inputs = {*columns.inputs(), shell.owner, bar.current_id, bar.follow_text}
+    follow_outputs = list(dict.fromkeys([*outputs, *page.lock_outputs()]))
     for trigger in (bar.follow_btn.click, bar.follow_text.submit):
-        trigger(follow_up, inputs=follow_inputs, outputs=outputs, concurrency_limit=4,
-                **progress).then(**refresh)
+        sent = trigger(follow_up, inputs=follow_inputs, outputs=follow_outputs, concurrency_limit=4,
+                       **progress)
+        sent.then(**refresh).then(None, inputs=[bar.share_link], js=SESSION_URL_JS)
     area.stop_btn.click(stop_all, outputs=[notice], queue=False)
     # The URL's ?session= would reopen the replay on reload: drop it once the user edits.
     area.edit_btn.click(edit_and_run, inputs=[bar.current_id], outputs=[*page.lock_outputs(), notice],

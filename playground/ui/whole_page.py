@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import gradio as gr
+
 from playground.record import Run
+from playground.service import SessionError
 from playground.ui import html as H
 from playground.ui.columns import pool_html
 from playground.ui.runner import replay_banner
@@ -43,10 +46,24 @@ class Page:
     sources: SourcesPanel
     compare: ComparePanel
     blind: BlindPanel | None = None
+    follow_row: Any = None  # the follow-up row: hidden until a run has answered
 
     @property
     def panels(self) -> list[Any]:
         return [self.tokens, self.attention, self.probs, self.compare, self.sources]
+
+    def follow_shown(self, record: Run | None) -> dict[Any, Any]:
+        """The follow-up row shown once a saved run is on screen (a run with no saved id has no next turn)."""
+        if self.follow_row is None or record is None:
+            return {}
+        return {self.follow_row: gr.update(visible=True)}
+
+    def blind_run(self, record: Run) -> bool:
+        """Whether a saved run was run blind (its models' names stay hidden until a vote)."""
+        try:
+            return self.shell.service.blind_order(record.id, len(record.models)) is not None
+        except (SessionError, OSError):
+            return False
 
     def pool_line(self) -> str:
         return pool_html(self.shell.service.pool_state())
@@ -67,9 +84,9 @@ class Page:
         run was made with and cannot be changed, and Edit and run takes Run's place."""
         columns, note = self.columns.show(record)
         drawn = {
-            **self.prompt.show(record), **columns,
+            **self.prompt.show(record, self.blind_run(record)), **columns,
             self.shell.notice: H.notice(message + note), self.rerun_report: "",
-            **self.bar.updates(record), **self.evidence(record),
+            **self.bar.updates(record), **self.evidence(record), **self.follow_shown(record),
         }
         if self.blind:  # merged: a blind replay takes the pickers off the page, keeping their values
             drawn = merge_updates(drawn, self.blind.replay(self, record))
@@ -85,7 +102,9 @@ class Page:
     def run_outputs(self) -> list[Any]:
         """What a run may update while it streams and when it ends."""
         area = self.prompt
-        return [area.run_btn, area.stop_btn, area.prompt, area.system, self.shell.notice, self.shell.shown,
+        follow = [self.follow_row] if self.follow_row is not None else []
+        return [area.run_btn, area.stop_btn, area.prompt, area.system, area.settings, *follow,
+                self.shell.notice, self.shell.shown,
                 self.columns.loaded, self.rerun_report, *self.bar.outputs, *self.columns.outputs(),
                 *(c for panel in self.panels for c in panel.outputs),
                 *(self.blind.outputs if self.blind else [])]

@@ -84,7 +84,7 @@ def history_ids(page) -> list[str]:  # noqa: ANN001
 
 
 def open_settings(page) -> None:  # noqa: ANN001
-    """Open the Settings accordion under the prompt (system prompt, grounding, examples) if closed."""
+    """Open the Settings accordion under the prompt (system prompt, grounding) if closed."""
     if not page.locator("#system textarea").is_visible():
         page.locator("#settings-box").click()
         page.wait_for_selector("#system textarea", state="visible", timeout=30_000)

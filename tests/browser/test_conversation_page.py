@@ -14,7 +14,7 @@ SECOND = "What is my name?"
 
 
 def test_a_follow_up_continues_both_columns_and_replays(page, browser, store) -> None:  # noqa: ANN001
-    assert not page.locator("#follow-up textarea").is_enabled()  # nothing to continue yet
+    assert not page.locator("#follow-up-row").is_visible()  # nothing to continue yet: no box at all
     page.fill("#prompt textarea", FIRST)
     set_max_tokens(page, 12)
     page.fill("#system-1 textarea", "You are a pirate.")  # column 2's own system prompt
