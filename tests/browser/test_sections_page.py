@@ -56,7 +56,8 @@ def test_first_load_examples_no_empty_chart_and_a_follow_up_only_after_an_answer
                            timeout=30_000)
 
     # One shared max new tokens for both columns; column 2 overrides it and says so.
-    assert page.locator("#shared-params-box").inner_text().startswith("Shared parameters · 64 tokens · greedy")
+    shared = page.locator("#shared-params-box").inner_text()
+    assert shared.startswith("Shared parameters · 64 tokens · greedy")  # 64: a CPU
     page.locator("#shared-params-box").click()
     fill_number(page, "#shared-max-new-tokens input", "5")
     page.wait_for_function(
