@@ -117,3 +117,42 @@ def test_sessions_show_and_the_reports_name_each_columns_system_prompt(engine: E
     assert "Réponds en &lt;b&gt;français&lt;/b&gt;." in page and "<b>français</b>" not in page
     markdown = render_report(run, "markdown")
     assert "its chat template's default**" in markdown
+
+
+def test_a_page_column_reads_the_shared_row_and_its_own_overrides_only() -> None:
+    from playground.params import SHARED_FIELDS
+    from playground.ui.columns import Slot
+    from playground.ui.shared_params import SharedParams, params_label
+
+    shared = SharedParams({name: object() for name in SHARED_FIELDS}, overrides=object())
+    slots = [Slot(*(object() for _ in range(13))) for _ in range(2)]
+    shared.slots = slots
+    for slot in slots:
+        slot.shared = shared
+    data = {shared.widgets["max_new_tokens"]: 5, shared.widgets["seed"]: 9, shared.widgets["stop"]: "END\\n",
+            shared.overrides: [[], ["max_new_tokens"]]}
+    for slot in slots:  # both columns' boxes hold stale values: only the override is read
+        data |= {slot.max_new_tokens: 3, slot.seed: 1, slot.stop: "x"}
+    first, second = (slot.params(data) for slot in slots)
+    assert (first.max_new_tokens, first.seed, first.stop) == (5, 9, ["END\n"])
+    assert (second.max_new_tokens, second.seed, second.stop) == (3, 9, ["END\n"])
+    assert params_label([]) == "Parameters (shared)"
+    label = params_label(["max_new_tokens"], {"max_new_tokens": 3.0})
+    assert label == "Parameters · override: max new tokens 3"
+
+
+def test_a_columns_own_system_prompt_is_folded_and_escaped_on_its_header(engine: Engine) -> None:
+    from dataclasses import replace
+
+    from playground.ui.columns import system_html
+
+    run = _tokenize(engine, own="<script>alert(1)</script>\nsecond line")
+    own = system_html(run, run.models[0])
+    assert own.startswith('<details class="pg-col-system" data-source="own"><summary>')
+    assert "<script>" not in own and "&lt;script&gt;alert(1)&lt;/script&gt;" in own
+    assert system_html(run, run.models[1]) == ""  # Gemma's frame: no system turn, nothing typed
+    plain = _tokenize(engine)
+    assert 'data-source="template"' in system_html(plain, plain.models[0])
+    # A blind run's masked identity has no source: the template's text would name the model
+    masked = replace(plain.models[0], identity=replace(plain.models[0].identity, source=""))
+    assert system_html(plain, masked) == ""
