@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=24, help="prompts of the sample set (default: all 24)")
     parser.add_argument("--tokens", type=int, default=32, help="max new tokens of the answers (default 32)")
     parser.add_argument("--data-dir", default=os.environ.get("PLAYGROUND_DATA_DIR"))
+    parser.add_argument("--judge", default=JUDGE, help=f"the judge model (default {JUDGE})")
     parser.add_argument("--every", type=int, default=3, help="judge every k-th prompt (default 3)")
     parser.add_argument("--judge-tokens", type=int, default=24, help="the judge's max new tokens")
     parser.add_argument("--work", help="folder of the batch's database, to resume (default: a fresh temp)")
@@ -84,10 +85,12 @@ def main() -> None:
     timings, reports = {}, {}
     for method in ("rubric", "pairwise"):
         start = time.perf_counter()
-        report = judge_batch(service, batch_id, JudgeSpec(JUDGE, method, max_new_tokens=args.judge_tokens),
+        judge = JudgeSpec(args.judge, method, max_new_tokens=args.judge_tokens)
+        report = judge_batch(service, batch_id, judge,
                              progress=lambda n, of: print(f"  judged {n}/{of}", flush=True), only=judged)
         timings[method] = time.perf_counter() - start
-        reports[method] = [v for v in service.batch_verdicts(batch_id) if v.method == method]
+        reports[method] = [v for v in service.batch_verdicts(batch_id)
+                           if v.method == method and v.judge == args.judge]
         print(f"{report.summary} in {timings[method]:.1f} s", flush=True)
 
     rubric = reports["rubric"]
@@ -113,7 +116,7 @@ def main() -> None:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "judge": JUDGE,
+        "judge": args.judge,
         "answer_models": list(MODELS),
         "prompt_set": "assets/prompt_sets/sample.jsonl",
         "prompts": len(items),
@@ -143,8 +146,9 @@ def main() -> None:
             "ties": sum(1 for v in pairs if v.outcome == "tie"),
         },
         "rows": rows,
-        "note": "a 135M-parameter judge, greedy: its figures say how far a tiny judge can be trusted, not "
-                "how good model-graded scoring is; agreement is with contains scoring (echo check on)",
+        "note": "a tiny bundled judge, greedy: its figures say how far such a judge can be trusted, not how "
+                "good model-graded scoring is; agreement is with contains scoring (echo check on); a verdict "
+                "the parser cannot read gets no score (playground/judge/parse.py), never a guessed one",
     }
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: result[k] for k in ("rubric", "pairwise")}, indent=2))
