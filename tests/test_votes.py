@@ -193,6 +193,7 @@ def test_cli_leaderboard(tmp_path: Path) -> None:
     assert human.returncode == 0, human.stderr
     lines = human.stdout.splitlines()
     assert "model" in lines[0] and lines[1].split()[:2] == ["1", "smollm2-135m"]
+    assert "needs more votes (3 of 10 comparisons)" in lines[1]  # three votes: no interval claimed
     data = json.loads(cli(db, "--json", "--category", "coding").stdout)
     assert [r["model"] for r in data] == ["smollm2-135m", "gemma3-270m"]
     assert data[0]["votes"] == 2 and data[0]["ci95"] is None  # two votes support no interval

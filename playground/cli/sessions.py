@@ -195,8 +195,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     print(f"{'#':>2}  {'model':<32} {'score':>6}  {'95% CI':>13}  {'votes':>5}")
     for s in standings:
-        print(f"{s.rank:>2}  {terminal_safe(s.model)[:32]:<32} {s.score:>6.0f}  "
-              f"{f'{s.low:.0f}-{s.high:.0f}':>13}  {s.votes:>5}")
+        interval = f"{s.low:.0f}-{s.high:.0f}" if s.settled else "-"  # unsettled: no interval to claim
+        print(f"{s.rank:>2}  {terminal_safe(s.model)[:32]:<32} {s.score:>6.0f}  {interval:>13}  {s.votes:>5}"
+              + ("" if s.settled else f"  {s.progress}"))
     print(f"{plural(len(votes), 'vote')}{scope}; Bradley-Terry scores (1000 = the prior, 400 points = "
           "10:1 odds)", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from playground.ui import html as H
+from playground.wording import plural
 
 if TYPE_CHECKING:  # types only: the page reads the store through RunService (playground/service.py)
     from playground.batch.book import BatchListing
@@ -65,8 +66,8 @@ def history_html(runs: RunListing, batches: list[BatchListing], query: str = "",
               else " A batch is one entry (its runs: tick “Show batch runs”).")
     head = f'<div class="pg-muted pg-history-scope">{html.escape(whose)}</div>'
     if runs.skipped:
-        head += H.notice(f"{runs.skipped} saved run(s) could not be read and were left out of this list",
-                         "warn")
+        unread = plural(runs.skipped, "saved run")
+        head += H.notice(f"{unread} could not be read and were left out of this list", "warn")
     entries = [_Entry(r.created_at, run=r) for r in runs.rows]
     entries += [_Entry(b.created_at, batch=b) for b in batches]
     entries.sort(key=lambda e: e.created_at, reverse=True)
