@@ -8,24 +8,27 @@ from sample_runs import make_run
 from .helpers import notice_has, open_settings, settle
 
 
-def _sources_shown(page) -> bool:  # noqa: ANN001
-    return page.evaluate("() => { const e = document.querySelector('#n-sources');"
-                         " return !!e && getComputedStyle(e).display !== 'none' && e.offsetParent !== null }")
+def _sources_shown(page, elem_id: str = "n-sources") -> bool:  # noqa: ANN001
+    return page.evaluate("(id) => { const e = document.querySelector('#' + id);"
+                         " return !!e && getComputedStyle(e).display !== 'none' && e.offsetParent !== null }",
+                         elem_id)
 
 
 def test_the_sources_slider_shows_only_while_grounding_is_on(page) -> None:  # noqa: ANN001
     open_settings(page)
     page.wait_for_selector("#grounding", state="visible")
     assert page.locator("#grounding input[value='off']").is_checked()
-    assert not _sources_shown(page)
+    assert not _sources_shown(page) and not _sources_shown(page, "fetch-pages")
     page.locator("[data-testid='local corpus-radio-label']").click()
     page.wait_for_function("() => document.querySelector('#grounding input[value=\"local corpus\"]').checked")
     assert _sources_shown(page)
+    assert not _sources_shown(page, "fetch-pages")  # fetching page text is a web search's option
     page.locator("[data-testid='web-radio-label']").click()
-    assert _sources_shown(page)
+    page.wait_for_function("() => document.querySelector('#grounding input[value=\"web\"]').checked")
+    assert _sources_shown(page) and _sources_shown(page, "fetch-pages")
     page.locator("[data-testid='off-radio-label']").click()
     page.wait_for_function("() => document.querySelector('#grounding input[value=\"off\"]').checked")
-    assert not _sources_shown(page)
+    assert not _sources_shown(page) and not _sources_shown(page, "fetch-pages")
 
 
 def test_a_replay_without_grounding_hides_the_sources_slider(page, app_url, store) -> None:  # noqa: ANN001
