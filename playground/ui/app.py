@@ -64,6 +64,7 @@ def build_page(service: RunService) -> gr.Blocks:
     from playground.ui.api import add_compare_endpoint
     from playground.ui.arena import build_arena
     from playground.ui.attention_view import build_attention_panel
+    from playground.ui.batch_history import wire_history_follows_batches
     from playground.ui.batch_view import build_batch_panel
     from playground.ui.blind import build_blind_panel
     from playground.ui.columns import build_columns
@@ -111,6 +112,7 @@ def build_page(service: RunService) -> gr.Blocks:
         page.compare.wire(shell.shown, service)
         leaderboard.wire(shell)
         batches.wire(shell, prompt.system, columns, demo)
+        wire_history_follows_batches(batches.batch_id, batches.timer, bar.refresh_history(shell))
         batches.rules.wire(service, batches.result)
         blind.wire(page, leaderboard.after_vote(service))
         arena.wire(shell, prompt, columns, blind)

@@ -48,8 +48,8 @@ DOWNLOAD_JS = """(file) => {
 # nothing. (Not in the id: the run shown is a gr.State, kept on the server, which a script cannot change.)
 # The API runs no script: there an empty id means no saved run is shown in that session.
 DECLINED = "no"
-CONFIRM_DELETE_JS = f"""(id, owner, query, confirmed) => [id, owner, query,
-  confirm('Delete this saved run? Its link will stop working.') ? 'yes' : '{DECLINED}']"""
+CONFIRM_DELETE_JS = f"""(id, owner, query, confirmed, batchRuns) => [id, owner, query,
+  confirm('Delete this saved run? Its link will stop working.') ? 'yes' : '{DECLINED}', batchRuns]"""
 NO_RUN_SHOWN = ("no saved run is shown in this session: open one (its share link or History) first; "
                 "through the API, /compare returns the id of the run it saved")
 
@@ -186,8 +186,8 @@ class SessionBar:
                 return {notice: H.notice(str(exc), "error"), self.export_file: None}
             return {self.export_file: str(path)}
 
-        def delete_run(run_id: str, browser_id: object, query: str, confirmed: str, request: gr.Request
-                       ) -> dict[Any, Any]:
+        def delete_run(run_id: str, browser_id: object, query: str, confirmed: str, batch_runs: object,
+                       request: gr.Request) -> dict[Any, Any]:
             if confirmed == DECLINED:  # nothing changes (an empty dict of updates would be an error)
                 return {notice: gr.update()}
             if not run_id or not isinstance(run_id, str):
@@ -199,8 +199,8 @@ class SessionBar:
                 return {notice: H.notice(str(exc), "error")}
             message = f"deleted run {run_id}" if gone else f"run {run_id} was already deleted"
             query = query if isinstance(query, str) else ""
-            return self.updates(None) | {notice: H.notice(message),
-                                         self.history: self.listing(shell, owner, query)}
+            listing = self.listing(shell, owner, query, batch_runs is True)  # as the filter was set
+            return self.updates(None) | {notice: H.notice(message), self.history: listing}
 
         demo.load(open_page, inputs=[shell.owner], outputs=[*page.show_outputs(), shell.owner, self.history],
                   show_progress="hidden")
@@ -215,7 +215,8 @@ class SessionBar:
                                     outputs=[self.export_file, notice])
             reported.success(None, inputs=[self.export_file], js=DOWNLOAD_JS)
         self.delete_btn.click(delete_run,
-                              inputs=[self.current_id, shell.owner, self.history_query, self.confirmed],
+                              inputs=[self.current_id, shell.owner, self.history_query, self.confirmed,
+                                      self.history_batch_runs],
                               outputs=[*self.outputs, notice, self.history], js=CONFIRM_DELETE_JS)
         refresh = self.refresh_history(shell)
         self.history_btn.click(**refresh)
