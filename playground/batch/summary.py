@@ -53,9 +53,6 @@ class Cell:
     judge_score: float | None = None  # a judge model's grade in [0, 1] (None: not judged, or no verdict)
     judge_method: str = ""  # rubric | pairwise | best (playground/judge/)
     judge_rationale: str = ""  # the judge's own words for its verdict, shown in the cell
-    judge_score: float | None = None  # a judge model's grade in [0, 1] (None: not judged, or no verdict)
-    judge_method: str = ""  # rubric | pairwise | best (playground/judge/)
-    judge_rationale: str = ""  # the judge's own words for its verdict, shown in the cell
 
 
 @dataclass
