@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 from sample_runs import make_run
 
-from playground.inspect.blind import NEUTRAL_FINISH, label, letter, mask, scrub, shuffled_order, valid_order
+from playground.inspect.blind import (
+    HIDDEN_UNTIL_VOTE,
+    NEUTRAL_FINISH,
+    label,
+    letter,
+    mask,
+    scrub,
+    shuffled_order,
+    valid_order,
+)
 from playground.inspect.leaderboard import (
     CSV_FIELDS,
     MIN_COMPARISONS,
@@ -243,5 +252,9 @@ def test_mask_gives_every_finished_answer_one_neutral_label_and_hides_prompt_tok
     masked = mask(run, [0, 1])
     assert {m.finish_reason for m in masked.models} == {NEUTRAL_FINISH}
     assert all(not m.prompt_pieces and not m.prompt_token_ids for m in masked.models)
+    # the answer's own tokens (Probabilities) and the attention map's labels show the tokenizer too
+    assert run.models[0].steps and all(not m.steps and m.attention is None for m in masked.models)
+    assert all(m.attention_note == HIDDEN_UNTIL_VOTE for m in masked.models)
+    assert [m.text for m in masked.models] == [m.text for m in run.models]  # the answers themselves stay
     run.models[1].finish_reason = "error"
     assert mask(run, [0, 1]).models[1].finish_reason == "error"

@@ -6,8 +6,10 @@ identity, so every panel that draws a record draws letters without knowing about
 What would give a model away besides its name is hidden with it: its prompt format, its
 metrics (token counts, speed, memory, load time), and its name inside errors, notes and live
 status lines, its finish label ("done (stop string)" or "done (max new tokens)" against another
-column's "done" told the base model apart: every finished answer reads NEUTRAL_FINISH), and its prompt
-tokens (the Tokens panel's chips and counts show the tokenizer, and the tokenizer names the family).
+column's "done" told the base model apart: every finished answer reads NEUTRAL_FINISH), and its
+tokens: the prompt's (the Tokens panel's chips and counts), the answer's (the Probabilities panel
+splits the answer into its tokenizer's pieces) and the attention map's labels. The tokenizer names
+the family, so those panels wait for the vote (HIDDEN_UNTIL_VOTE says so in the column).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ LETTERS = string.ascii_uppercase
 # chat model on its end-of-turn token): all read as a plain finish ("done") in a blind column.
 FINISHED = ("eos", "stop", "length")
 NEUTRAL_FINISH = "eos"
+HIDDEN_UNTIL_VOTE = ("attention and token probabilities: hidden until the vote (a model's tokens "
+                     "would tell it apart)")
 
 
 def letter(index: int) -> str:
@@ -80,14 +84,14 @@ def mask(record: Run, order: list[int]) -> Run:
         name = label(i)
         caps = replace(m.capabilities, token_ids_note=clean(m.capabilities.token_ids_note),
                        logprobs_note=clean(m.capabilities.logprobs_note))
-        attention = m.attention and replace(m.attention, notice=clean(m.attention.notice))
         models.append(replace(
             m, column=i, identity=ModelIdentity(catalog_id=name, name=name, source="", location=""),
             metrics=Metrics(),  # token counts, speed, memory and load time all hint at the model
             finish_reason=NEUTRAL_FINISH if m.finish_reason in FINISHED else m.finish_reason,
             prompt_pieces=[], prompt_token_ids=[], user_text_tokens=0,  # the tokenizer names the family
-            error=clean(m.error), attention_note=clean(m.attention_note), capabilities=caps,
-            attention=attention, grounding_notice=clean(m.grounding_notice),
+            steps=[], attention=None,  # the answer's tokens and the map's labels: the tokenizer again
+            attention_note=HIDDEN_UNTIL_VOTE if m.steps or m.attention else clean(m.attention_note),
+            error=clean(m.error), capabilities=caps, grounding_notice=clean(m.grounding_notice),
             anomalies=[replace(a, message=clean(a.message)) for a in m.anomalies],
         ))
     return replace(record, models=models)

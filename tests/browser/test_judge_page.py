@@ -75,6 +75,15 @@ def test_judge_controls_messages_and_a_real_judging(browser, app_url, store, tmp
     page.fill("#batch-judge-rubric textarea", "Names the capital. <script>alert(1)</script>")
     page.click("#batch-judge-run")
     _status_has(page, "judge smollm2-135m (rubric) done: 1 prompt(s), 2 verdict(s)", timeout=900_000)
+    # the results matrix redraws with each cell's verdict: the method, the grade (or "no verdict") and the
+    # judge's rationale (or why it has none), escaped
+    page.wait_for_function("() => document.querySelectorAll('#batch-matrix .pg-matrix-judge').length === 2",
+                           timeout=60_000)
+    judged = page.evaluate("""() => [...document.querySelectorAll('#batch-matrix .pg-matrix-judge')].map(j =>
+        [j.dataset.judgeMethod, j.querySelector('summary')?.textContent || '',
+         j.querySelector('.pg-matrix-full')?.textContent || ''])""")
+    assert all(method == "rubric" and "judge (rubric)" in head for method, head, _ in judged), judged
+    assert all(len(why.strip()) > 10 for _, _, why in judged), judged  # the rationale, or why there is none
     mine = page.evaluate("() => new URLSearchParams(location.search).get('batch')") or ""
     listed = [b.id for b in BatchBook(store).list() if b.name == "judge page" and b.id != theirs]
     verdicts = JudgeBook(store).for_batch(listed[0])
