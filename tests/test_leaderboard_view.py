@@ -51,4 +51,3 @@ def test_the_judge_line_is_escaped_and_absent_without_a_figure() -> None:
     assert "75% of 4 compared" in judge_line(SimpleNamespace(judge_agreement=lambda judge, category: figure))
     none = SimpleNamespace(rate=None, compared=0, decisive=0, decisive_agreed=0)
     assert judge_line(SimpleNamespace(judge_agreement=lambda judge, category: none)) == ""
-    assert judge_line(SimpleNamespace()) == ""  # no judge on this server

@@ -85,15 +85,9 @@ def category_tables(tables: Sequence[tuple[str, Sequence[Standing]]]) -> str:
 
 def judge_line(service: RunService, category: str = "") -> str:
     """The judge's agreement with the human votes (RunService.judge_agreement, playground/judge/), escaped;
-    "" while no judge verdict meets a vote (or where the judge is not part of this server)."""
-    agreement = getattr(service, "judge_agreement", None)
-    if agreement is None:
-        return ""
-    try:
-        found = agreement("", category)
-    except Exception:  # noqa: BLE001 - another part's figure: the table stands without it
-        return ""
-    rate = getattr(found, "rate", None)
+    "" while no judge verdict meets a vote."""
+    found = service.judge_agreement("", category)
+    rate = found.rate
     if rate is None:
         return ""
     text = (f"Judge agreement with the blind votes: {rate:.0%} of {found.compared} compared "
