@@ -32,6 +32,7 @@ from playground.config import Settings
 from playground.engine import AttentionLimits, Engine, RunRequest
 from playground.grounding.snapshot import SearchOptions, SearchProviders
 from playground.inspect.leaderboard import Standing, leaderboard, style_coefficients, votes_csv
+from playground.judge import carry as judged_batches
 from playground.judge.service_part import JudgeFunctions
 from playground.limits import LimitError
 from playground.live import LiveRun, LiveRuns, Outcome
@@ -339,8 +340,9 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
         return bool(batch_id) and self.batches.stop(batch_id, owner)
 
     def batch_export_file(self, batch_id: str) -> Path:
-        """A batch with its saved runs as one JSON file, written like a run's export (removed later)."""
-        text = batch_files.export_batch(self.store, batch_id)
+        """A batch with its saved runs and judge verdicts as one JSON file, written like a run's export
+        (removed later)."""
+        text = judged_batches.export_batch(self.store, batch_id)
         return self.download_file(f"playground-batch-{batch_id}.json", text)
 
     def batch_table_file(self, batch_id: str, fmt: str) -> Path:
@@ -358,7 +360,7 @@ class RunService(JudgeFunctions):  # judge_batch, batch_verdicts, judge_agreemen
     def import_batch(self, data: bytes, owner: str) -> batch_files.ImportedBatch:
         """Store an exported batch and its runs as the importer's; no model runs (BundleError, SpecError
         or SessionError when the file is refused, and then nothing is stored)."""
-        return batch_files.import_batch(self.store, data, owner)
+        return judged_batches.import_batch(self.store, data, owner)
 
     # -- blind comparison and leaderboard ---------------------------------------------
 

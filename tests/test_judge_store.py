@@ -82,3 +82,57 @@ def test_judge_agreement_with_votes_from_the_store(tmp_path: Path) -> None:
     assert (got.compared, got.agreed, got.both_ties, got.decisive, got.decisive_agreed) == (3, 2, 1, 2, 1)
     assert abs(got.rate - 2 / 3) < 1e-9 and got.judged_runs == 3
     assert service.judge_agreement(judge="gemma3-270m").compared == 0
+
+
+def _judged_batch(store: SessionStore, owner: str = "alice") -> tuple[str, str]:
+    """A saved two-column batch of one prompt whose run a judge compared (a tie)."""
+    spec = BatchSpec([PromptItem(id="a", prompt="What is the capital of France?", expected="Paris")],
+                     [ColumnSpec("smollm2-135m"), ColumnSpec("gemma3-270m")], name="judged")
+    book = BatchBook(store)
+    batch_id = book.create(spec, owner=owner)
+    run = make_run(prompt="What is the capital of France?", outputs=("Paris.", "Lyon."))
+    run_id = store.save(run, owner=owner)
+    book.done(batch_id, 0, run_id, 0.1)
+    JudgeBook(store).put(_verdict(run_id, "tie"), batch_id)
+    return batch_id, run_id
+
+
+def test_a_batch_export_carries_its_verdicts_and_the_import_keeps_them_on_new_runs(tmp_path: Path) -> None:
+    from playground.judge.carry import export_batch, import_batch
+
+    source = SessionStore(tmp_path / "a.sqlite3")
+    batch_id, run_id = _judged_batch(source)
+    text = export_batch(source, batch_id)
+    assert json.loads(text)["verdicts"][0]["run_id"] == run_id
+    target = SessionStore(tmp_path / "b.sqlite3")
+    target.save(source.get(run_id), owner="bob")  # the run's id is taken there: the import gets a fresh one
+    imported = import_batch(target, text, owner="carol")
+    new_run = BatchBook(target).states(imported.batch_id)[0].run_id
+    assert new_run != run_id and imported.run_ids == {run_id: new_run}
+    got = JudgeBook(target).for_batch(imported.batch_id)
+    assert [(v.run_id, v.outcome, v.judge, v.prompts) for v in got] == [
+        (new_run, "tie", "smollm2-135m", ["p1", "p2"])]
+
+
+def test_a_file_with_a_verdict_that_does_not_fit_its_batch_is_refused_whole(tmp_path: Path) -> None:
+    import pytest
+
+    from playground.batch.bundle import import_batch as import_without_verdicts
+    from playground.judge.carry import export_batch, import_batch
+    from playground.sessions.bundle import BundleError
+
+    source = SessionStore(tmp_path / "a.sqlite3")
+    batch_id, run_id = _judged_batch(source)
+    doc = json.loads(export_batch(source, batch_id))
+    target = SessionStore(tmp_path / "b.sqlite3")
+    with pytest.raises(BundleError, match="judge verdicts"):  # never dropped silently
+        import_without_verdicts(target, json.dumps(doc))
+    for change, message in (({"columns": [0, 5]}, "a column the batch does not have"),
+                            ({"scores": [7.0, 0.5]}, "outside 0-1"),
+                            ({"run_id": "X" * 23}, "a run the file does not hold"),
+                            ({"surprise": 1}, "verdicts\\[0\\]")):
+        bad = json.loads(json.dumps(doc))
+        bad["verdicts"][0].update(change)
+        with pytest.raises(BundleError, match=message):
+            import_batch(target, json.dumps(bad), owner="carol")
+    assert target.count() == 0 and BatchBook(target).list() == []  # nothing stored from a refused file

@@ -1,15 +1,19 @@
 """Export a batch (its set, columns, scoring and every saved run) as one JSON file, and import it back.
 
 `{"format": "playground-batch", "version": 1, "batch": {...}, "results": [{"index", "status", "error",
-"run"}]}`. Import checks like a run bundle: size first, then JSON, format and version, the batch's
-fields strictly (spec.py), and every run through the run importer's own checks (sessions/bundle.py).
-Nothing is stored until the whole file has passed; ids already taken get fresh ones, never overwritten.
+"run"}], "verdicts": [...]}`. Import checks like a run bundle: size first, then JSON, format and version,
+the batch's fields strictly (spec.py), and every run through the run importer's own checks
+(sessions/bundle.py). Nothing is stored until the whole file has passed; ids already taken get fresh
+ones, never overwritten. `verdicts` (optional) are a judge's verdicts on the batch's runs: this module
+carries them as they are and says which saved run each file run became; the judge package
+(playground/judge/carry.py) writes, checks and stores them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from playground.batch.book import BatchBook
 from playground.batch.spec import BatchSpec, SpecError
@@ -23,14 +27,20 @@ VERSION = 1
 STATUSES = ("done", "failed")
 
 
+MAX_VERDICTS_PER_PROMPT = 64  # a batch judged by several judges and methods, more than once
+
+
 @dataclass
 class ImportedBatch:
     batch_id: str
     renamed_from: str  # the file's batch id when a saved batch had it ("" otherwise)
     runs: int
+    run_ids: dict[str, str] = field(default_factory=dict)  # each run's id in the file -> its saved id
+    verdicts: list[dict] = field(default_factory=list)  # the file's verdicts, unchecked (judge/carry.py)
 
 
-def export_batch(store: SessionStore, batch_id: str) -> str:
+def export_batch(store: SessionStore, batch_id: str, verdicts: list[dict] | None = None) -> str:
+    """The batch, its saved runs and (when given) a judge's verdicts on them, as one JSON text."""
     book = BatchBook(store)
     spec = book.get(batch_id)
     results = []
@@ -43,12 +53,15 @@ def export_batch(store: SessionStore, batch_id: str) -> str:
             results.append({"index": index, "status": "done", "error": "", "run": run})
         elif state.status == "failed":
             results.append({"index": index, "status": "failed", "error": state.error, "run": None})
-    return json.dumps({"format": FORMAT, "version": VERSION, "batch": spec.to_dict(), "results": results},
-                      ensure_ascii=False, indent=1)
+    doc = {"format": FORMAT, "version": VERSION, "batch": spec.to_dict(), "results": results}
+    if verdicts:
+        doc["verdicts"] = verdicts
+    return json.dumps(doc, ensure_ascii=False, indent=1)
 
 
-def read_batch(data: bytes | str) -> tuple[BatchSpec, list[tuple[int, str, str, Run | None]]]:
-    """The batch and its results in an export, all checked; BundleError says what is wrong."""
+def read_batch(data: bytes | str) -> tuple[BatchSpec, list[tuple[int, str, str, Run | None]], list[dict]]:
+    """The batch, its results (all checked) and its verdicts (as dicts, for the judge package to check);
+    BundleError says what is wrong."""
     size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     if size > MAX_BUNDLE_BYTES:
         raise BundleError(f"the file is {size / 2**20:.1f} MiB; batch files are at most "
@@ -68,7 +81,7 @@ def read_batch(data: bytes | str) -> tuple[BatchSpec, list[tuple[int, str, str, 
     if doc.get("version") != VERSION or isinstance(doc.get("version"), bool):
         raise BundleError(f"the batch export has version {str(doc.get('version'))[:20]}; "
                           f"this playground reads version {VERSION}")
-    unknown = set(doc) - {"format", "version", "batch", "results"}
+    unknown = set(doc) - {"format", "version", "batch", "results", "verdicts"}
     if unknown:
         raise BundleError(f"the batch export has unknown fields {sorted(unknown)}")
     try:
@@ -108,21 +121,40 @@ def read_batch(data: bytes | str) -> tuple[BatchSpec, list[tuple[int, str, str, 
         elif raw is not None:
             raise BundleError(f"the batch export is malformed: {where} failed but holds a run")
         out.append((index, status, error, run))
-    return spec, out
+    verdicts = doc.get("verdicts", [])
+    if not isinstance(verdicts, list) or not all(isinstance(v, dict) for v in verdicts) or len(
+            verdicts) > MAX_VERDICTS_PER_PROMPT * len(spec.items):
+        raise BundleError("the batch export is malformed: verdicts must be a list of at most "
+                          f"{MAX_VERDICTS_PER_PROMPT} objects per prompt")
+    return spec, out, verdicts
 
 
-def import_batch(store: SessionStore, data: bytes | str, owner: str = "") -> ImportedBatch:
-    """Validate the whole file, then save its runs and the batch as the importer's."""
-    spec, results = read_batch(data)
+VerdictCheck = Callable[[list[dict], BatchSpec, list[Run]], None]  # raises BundleError
+
+
+def import_batch(store: SessionStore, data: bytes | str, owner: str = "",
+                 check_verdicts: VerdictCheck | None = None) -> ImportedBatch:
+    """Validate the whole file (its verdicts with `check_verdicts`, when given), then save its runs and
+    the batch as the importer's. Without a check, a file's verdicts are refused rather than dropped."""
+    spec, results, verdicts = read_batch(data)
+    if verdicts and check_verdicts is None:
+        raise BundleError("the batch export holds judge verdicts: import it through the page or "
+                          "`python -m playground batch --import`, which check them")
+    if verdicts:
+        check_verdicts(verdicts, spec, [run for _i, _s, _e, run in results if run is not None])
     book = BatchBook(store)
     original = spec.id
-    saved = []
+    saved, run_ids = [], {}
     for index, status, error, run in results:
-        saved.append((index, status, error, store.save(run, owner=owner) if run is not None else ""))
+        file_id = run.id if run is not None else ""
+        saved_id = store.save(run, owner=owner) if run is not None else ""
+        if file_id:
+            run_ids[file_id] = saved_id
+        saved.append((index, status, error, saved_id))
     batch_id = book.create(spec, owner)
     for index, status, error, run_id in saved:
         if status == "done":
             book.done(batch_id, index, run_id, 0.0)
         else:
             book.failed(batch_id, index, error)
-    return ImportedBatch(batch_id, original if batch_id != original else "", len(saved))
+    return ImportedBatch(batch_id, original if batch_id != original else "", len(saved), run_ids, verdicts)

@@ -55,9 +55,9 @@ def add_parser(sub: argparse._SubParsersAction, common, cli: ModuleType) -> None
 def cmd_batch(args: argparse.Namespace, cli: ModuleType) -> int:
     CliError, _catalog_with, terminal_safe = cli.CliError, cli.catalog_with, cli.terminal_safe  # noqa: N806
     from playground.batch.book import BatchBook
-    from playground.batch.bundle import export_batch, import_batch
     from playground.batch.prompt_set import PromptSetError, load_file
     from playground.batch.spec import BatchSpec, ColumnSpec, SpecError
+    from playground.judge.carry import export_batch, import_batch  # the batch's judge verdicts too
     from playground.sessions.bundle import BundleError
     from playground.sessions.store import SessionError, SessionStore
 
