@@ -94,7 +94,7 @@ def test_a_conversation_saves_replays_exports_and_imports(two_turns: tuple[Run, 
     assert imported == second
     doc = json.loads(export_bundle(second))
     doc["run"]["history"][0]["models"].pop()  # a turn that lost a column is not one conversation
-    with pytest.raises(ValueError, match=r"run.history\[0\] has 1 column\(s\) and the run 2"):
+    with pytest.raises(ValueError, match=r"run.history\[0\] has 1 column and the run 2"):
         import_bundle(json.dumps(doc))
 
 

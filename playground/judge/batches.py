@@ -14,6 +14,7 @@ from playground.judge.spec import JudgeError, JudgeSpec
 from playground.judge.verdict import Verdict
 from playground.requests import RequestError
 from playground.sessions.store import SessionError
+from playground.wording import plural
 
 
 @dataclass
@@ -31,8 +32,8 @@ class JudgeReport:
     def summary(self) -> str:
         """One line for the page and the CLI."""
         state = "stopped" if self.stopped else "failed" if self.error else "done"
-        text = (f"judge {self.judge} ({self.method}) {state}: {self.prompts} prompt(s), "
-                f"{len(self.verdicts)} verdict(s), {self.unparsed} without a readable verdict")
+        text = (f"judge {self.judge} ({self.method}) {state}: {plural(self.prompts, 'prompt')}, "
+                f"{plural(len(self.verdicts), 'verdict')}, {self.unparsed} without a readable verdict")
         return text + (f"; {self.error}" if self.error else "")
 
 

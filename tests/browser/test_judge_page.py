@@ -74,7 +74,7 @@ def test_judge_controls_messages_and_a_real_judging(browser, app_url, store, tmp
     page.locator("#batch-judge-method label:has-text('rubric')").click()
     page.fill("#batch-judge-rubric textarea", "Names the capital. <script>alert(1)</script>")
     page.click("#batch-judge-run")
-    _status_has(page, "judge smollm2-135m (rubric) done: 1 prompt(s), 2 verdict(s)", timeout=900_000)
+    _status_has(page, "judge smollm2-135m (rubric) done: 1 prompt, 2 verdicts", timeout=900_000)
     # the results matrix redraws with each cell's verdict: the method, the grade (or "no verdict") and the
     # judge's rationale (or why it has none), escaped
     page.wait_for_function("() => document.querySelectorAll('#batch-matrix .pg-matrix-judge').length === 2",
