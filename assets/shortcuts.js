@@ -54,3 +54,10 @@ document.addEventListener("keydown", (event) => {
     asked = now;
   }, 200);
 })();
+
+// The Focus button shows its icon only when four columns share the row (assets/style.css): a hover says
+// what it does. Set on every Focus button, the ones Add column makes later included.
+document.addEventListener("pointerover", (event) => {
+  const button = event.target instanceof Element && event.target.closest(".pg-focus-btn");
+  if (button && !button.title) button.title = "Focus: this column full width, the others hidden (press again to undo)";
+});

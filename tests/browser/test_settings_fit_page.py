@@ -58,3 +58,5 @@ def test_four_columns_show_the_whole_model_id(page) -> None:  # noqa: ANN001
     assert len(fits) == 4 and all(ok for _, ok in fits), fits
     # the Focus button shows its icon only, and still says what it does to a screen reader
     assert "Focus" in (page.locator("#focus-3").text_content() or "")
+    page.locator("#focus-3").hover()  # and a hover says what the icon does
+    assert "full width" in (page.locator("#focus-3").get_attribute("title") or "")
