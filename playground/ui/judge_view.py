@@ -51,14 +51,18 @@ def wire_judge(panel: JudgePanel, batch: Any, shell: Shell, demo: gr.Blocks) -> 
     ids = service.catalog.ids()
 
     def judge(batch_id: str, model: str, method: str, rubric: str, browser_id: object,
-              request: gr.Request) -> dict[Any, Any]:
+              request: gr.Request, progress: gr.Progress = gr.Progress()) -> dict[Any, Any]:  # noqa: B008
+        """Judge the batch shown; a progress bar counts the prompts judged (each is a run of the judge)."""
         if not batch_id:
             return {panel.status: H.notice("run or open a batch first: the judge grades the batch shown")}
         if not (model or "").strip():
             return {panel.status: H.notice("pick a judge model")}
         spec = JudgeSpec(model.strip(), method or "rubric", (rubric or "").strip())
+        def judged(done: int, total: int) -> None:
+            progress(done / max(total, 1), desc=f"judged {done} of {total} prompts")
+
         try:
-            report = service.judge_batch(batch_id, spec, owner_of(request, browser_id))
+            report = service.judge_batch(batch_id, spec, owner_of(request, browser_id), progress=judged)
         except (JudgeError, SessionError) as exc:
             return {panel.status: H.notice(f"cannot judge this batch: {exc}")}
         kind = "error" if report.error else "info"
