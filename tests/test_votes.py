@@ -225,8 +225,8 @@ def test_votes_cast_from_many_threads_at_once_keep_one_per_voter(tmp_path: Path)
 
 
 def test_an_arena_draw_is_kept_with_its_run(tmp_path: Path) -> None:
-    """The arena's seed and round are stored with the blind run they drew (a table added on first use),
-    in the same file: a second store on it reads them back; a run from no battle has none."""
+    """The arena's seed and round are stored with the blind run they drew (table arena_draws, store
+    migration 8), in the same file: a second store on it reads them back; a run from no battle has none."""
     service = _service(tmp_path)
     run, other = make_run(), make_run()
     for r in (run, other):
@@ -238,3 +238,17 @@ def test_an_arena_draw_is_kept_with_its_run(tmp_path: Path) -> None:
     assert again.draw_of(other.id) is None
     with pytest.raises(SessionError):
         service.record_arena_draw("../x", 1, 0)
+
+
+def test_a_database_whose_arena_table_was_made_on_first_use_keeps_its_draws(tmp_path: Path) -> None:
+    """Before migration 8 the arena made its table when it first drew: such a file migrates with its rows."""
+    path = tmp_path / "runs.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    assert migrate(db, upto=7) == 7
+    db.execute("CREATE TABLE arena_draws (run_id TEXT PRIMARY KEY, seed INTEGER NOT NULL, "
+               "round INTEGER NOT NULL, prompt_id TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL)")
+    run_id = "R" * 23
+    db.execute("INSERT INTO arena_draws VALUES (?, 42, 2, 'capital', 0)", (run_id,))
+    db.close()
+    assert VoteBook(SessionStore(path)).draw_of(run_id) == (42, 2, "capital")
+    assert migrate(sqlite3.connect(path, isolation_level=None)) == len(MIGRATIONS) == 8

@@ -177,9 +177,24 @@ def _m007_batch_item_runs(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX batch_items_run ON batch_items(run_id)")
 
 
+def _m008_arena_draws(db: sqlite3.Connection) -> None:
+    """The arena's draws (playground/arena.py), kept with the blind run each made: seed and round
+    reproduce which models were drawn. IF NOT EXISTS: a database where an earlier version created it on
+    first use keeps its rows."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS arena_draws (
+            run_id TEXT PRIMARY KEY,
+            seed INTEGER NOT NULL,
+            round INTEGER NOT NULL,
+            prompt_id TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_runs, _m002_search, _m003_owner, _m004_votes, _m005_batches, _m006_judge_verdicts,
-    _m007_batch_item_runs]
+    _m007_batch_item_runs, _m008_arena_draws]
 
 
 def _outputs_text(record: dict) -> str:

@@ -18,18 +18,6 @@ from playground.record import Run
 from playground.sessions.store import SessionError, SessionStore, check_id
 
 MAX_CATEGORY = 40  # characters of a prompt category
-# The arena's draws (playground/arena.py), kept with the blind run they made: seed and round reproduce
-# which models were drawn. Created here when first used (added, never altered or dropped; a database
-# without it loses nothing).
-ARENA_TABLE = """CREATE TABLE IF NOT EXISTS arena_draws (
-    run_id TEXT PRIMARY KEY,
-    seed INTEGER NOT NULL,
-    round INTEGER NOT NULL,
-    prompt_id TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL
-)"""
-
-
 class VoteError(ValueError):
     """A vote that cannot be stored; the message is fit for the user."""
 
@@ -99,8 +87,7 @@ class VoteBook:
     def record_draw(self, run_id: str, seed: int, round_no: int, prompt_id: str = "") -> None:
         """Keep the arena draw that made a blind run (the first one recorded stays)."""
         check_id(run_id)
-        with self.store._connect() as db:
-            db.execute(ARENA_TABLE)
+        with self.store._connect() as db:  # table arena_draws: store migration 8
             db.execute("INSERT OR IGNORE INTO arena_draws(run_id, seed, round, prompt_id, created_at) "
                        "VALUES (?, ?, ?, ?, ?)",
                        (run_id, int(seed), int(round_no), prompt_id[:80], time.time()))
@@ -109,7 +96,6 @@ class VoteBook:
         """(seed, round, prompt id) of the arena draw that made a run; None for a run not from the arena."""
         check_id(run_id)
         with self.store._connect() as db:
-            db.execute(ARENA_TABLE)
             row = db.execute("SELECT seed, round, prompt_id FROM arena_draws WHERE run_id = ?",
                              (run_id,)).fetchone()
         return (int(row[0]), int(row[1]), str(row[2])) if row else None
