@@ -10,13 +10,21 @@ import html
 from typing import Any
 
 from playground.batch.book import BatchListing
+from playground.batch.matrix import build_matrix
 from playground.batch.runner import Progress
 from playground.batch.summary import BatchResult
 from playground.ui import html as H
 from playground.ui import plots
+from playground.ui.batch_matrix import matrix_html
 
 ALL_MODELS = "all models"
 ALL_CATEGORIES = "all categories"
+
+
+def grid_html(result: BatchResult, items: Any, model: str, category: str, sort: str) -> str:
+    """The results matrix with the reader's model and category filters and prompt order."""
+    return matrix_html(build_matrix(result, items, "" if model == ALL_MODELS else model,
+                                    "" if category == ALL_CATEGORIES else category, sort))
 
 
 def plot_safe(text: str, limit: int = 40) -> str:

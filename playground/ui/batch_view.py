@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from playground.batch.matrix import ROW_SORTS, build_matrix
+from playground.batch.matrix import ROW_SORTS
 from playground.batch.prompt_set import MAX_SET_BYTES, SAMPLE, PromptSetError, format_of, parse
 from playground.batch.runner import BatchLimit, Progress
 from playground.batch.score import DEFAULT_TOLERANCE, METHODS, Scoring
@@ -26,12 +26,12 @@ from playground.ui.batch_html import (
     ALL_CATEGORIES,
     ALL_MODELS,
     figures,
+    grid_html,
     listing_html,
     progress_html,
     saved_progress,
     summary_html,
 )
-from playground.ui.batch_matrix import matrix_html
 from playground.ui.page import Shell, owner_of
 from playground.ui.session_bar import DOWNLOAD_JS
 from playground.ui.text import clean_text
@@ -91,27 +91,34 @@ class BatchPanel:
     judge: Any = None  # JudgePanel (judge_view.py): a judge model grades the batch shown
 
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
-             progress: Progress | None = None) -> dict[Any, Any]:
-        """Everything that shows a batch's result, from its saved runs."""
+             progress: Progress | None = None, kept: tuple[str, ...] = ("", "", "")) -> dict[Any, Any]:
+        """Everything that shows a batch's result, from its saved runs; `kept`: the model, category and
+        sort the reader picked, kept while a running batch redraws (those still on offer)."""
         spec = service.batch_spec(result.batch_id)
         quality, latency, heatmap = figures(result)
         models = [ALL_MODELS, *dict.fromkeys(m.model for m in result.models)]
         categories = [ALL_CATEGORIES, *sorted({c.category for c in result.cells if c.category})]
+        model = kept[0] if kept[0] in models else ALL_MODELS
+        category = kept[1] if kept[1] in categories else ALL_CATEGORIES
+        sort = kept[2] if kept[2] in ROW_SORTS else ROW_SORTS[0]
         p = progress or saved_progress(result, state, message)
         updates = {
             self.batch_id: result.batch_id, self.result: result, self.seen: p.done,
             self.status: progress_html(p),
-            self.grid: matrix_html(build_matrix(result, spec.items)),
+            self.grid: grid_html(result, spec.items, model, category, sort),
             self.summary: summary_html(result),
             **self.charts(quality, latency, heatmap),
-            self.filter_model: gr.update(choices=models, value=ALL_MODELS),
-            self.filter_category: gr.update(choices=categories, value=ALL_CATEGORIES),
-            self.sort: ROW_SORTS[0],
+            self.filter_model: gr.update(choices=models, value=model),
+            self.filter_category: gr.update(choices=categories, value=category),
+            self.sort: sort,
             **self.downloads(True),
         }
         if self.rules is not None:
             updates.update(self.rules.on_result(result))
         return updates
+
+    def filters(self) -> list[Any]:
+        return [self.filter_model, self.filter_category, self.sort]
 
     def charts(self, quality: Any = None, latency: Any = None, heatmap: Any = None) -> dict[Any, Any]:
         """The three charts, each shown only when it has something to plot (figures() gives None)."""
@@ -225,34 +232,35 @@ class BatchPanel:
                     **self.charts(), **self.downloads(False),
                     self.listing: self.listing_for(service, owner), **self.controls(True)}
 
-        def poll(batch_id: str) -> dict[Any, Any]:
+        def poll(batch_id: str, *kept: str) -> dict[Any, Any]:
+            """The progress while it runs; the results once it ended (the reader's filters kept)."""
             if not batch_id:
                 return self.controls(False)
             p = service.batch_progress(batch_id)
             if p is None:  # not started by this server (restarted since): show what was saved
                 return show(batch_id, "")
             if p.state == "running":
-                updates = {self.status: progress_html(p)}
-                return updates
-            return show(batch_id, p.state, p.message, p)
+                return {self.status: progress_html(p)}
+            return show(batch_id, p.state, p.message, p, kept=kept)
 
-        def poll_results(batch_id: str, seen: int) -> dict[Any, Any]:
-            """While it runs: redraw the results when more prompts landed."""
+        def poll_results(batch_id: str, seen: int, model: str, category: str, sort: str) -> dict[Any, Any]:
+            """While it runs: redraw the results when more prompts landed, the reader's filters kept."""
             p = service.batch_progress(batch_id) if batch_id else None
             if p is None or p.state != "running" or p.done == seen or p.done == 0:
                 return gr.skip()  # nothing to draw: no update (an empty dict is an error in Gradio)
             try:
-                return self.draw(service, service.batch_result(batch_id), progress=p)
+                kept = (model, category, sort)
+                return self.draw(service, service.batch_result(batch_id), progress=p, kept=kept)
             except (SessionError, ValueError) as exc:
                 return message(str(exc))
 
         def show(batch_id: str, state: str, note: str = "", progress: Progress | None = None,
-                 owner: str = "") -> dict[Any, Any]:
+                 owner: str = "", kept: tuple[str, ...] = ("", "", "")) -> dict[Any, Any]:
             try:
                 result = service.batch_result(batch_id)
             except (SessionError, ValueError) as exc:
                 return {**message(str(exc)), **self.controls(False)}
-            updates = self.draw(service, result, state, note, progress)
+            updates = self.draw(service, result, state, note, progress, kept)
             mine = not owner or service.owns_batch(batch_id, owner)
             updates.update(self.controls(False, resumable=mine and not result.complete))
             return updates
@@ -284,8 +292,7 @@ class BatchPanel:
                 spec = service.batch_spec(result.batch_id)
             except SessionError as exc:
                 return H.notice(str(exc), "error")
-            return matrix_html(build_matrix(result, spec.items, "" if model == ALL_MODELS else model,
-                                            "" if category == ALL_CATEGORIES else category, sort))
+            return grid_html(result, spec.items, model, category, sort)
 
         def export(batch_id: str, fmt: str) -> dict[Any, Any]:
             """The batch ("batch": set, columns, runs) or its long table ("csv" / "json": one row per
@@ -347,13 +354,12 @@ class BatchPanel:
         if self.alone is not None:
             start_inputs.add(self.alone)
         self.run_btn.click(start, inputs=start_inputs, outputs=everything)
-        self.timer.tick(poll, inputs=[self.batch_id], outputs=everything, show_progress="hidden").then(
-            poll_results, inputs=[self.batch_id, self.seen], outputs=everything, show_progress="hidden")
+        self.timer.tick(poll, [self.batch_id, *self.filters()], everything, show_progress="hidden").then(
+            poll_results, [self.batch_id, self.seen, *self.filters()], everything, show_progress="hidden")
         self.stop_btn.click(stop, inputs=[self.batch_id, shell.owner], outputs=[self.status])
         self.resume_btn.click(resume, inputs=[self.batch_id, shell.owner], outputs=everything)
-        for box in (self.filter_model, self.filter_category, self.sort):
-            box.input(refilter, inputs=[self.result, self.filter_model, self.filter_category, self.sort],
-                      outputs=[self.grid], show_progress="hidden")
+        for box in self.filters():
+            box.input(refilter, [self.result, *self.filters()], [self.grid], show_progress="hidden")
         downloads = ((self.export_btn, "batch"), (self.table_csv_btn, "csv"), (self.table_json_btn, "json"))
         for button, fmt in [(b, f) for b, f in downloads if b is not None]:
             written = button.click(lambda batch_id, fmt=fmt: export(batch_id, fmt), inputs=[self.batch_id],

@@ -86,3 +86,31 @@ def test_a_batch_shows_a_matrix_opens_a_cells_run_and_is_one_entry_in_history(pa
                            timeout=60_000)
     assert run_id in page.locator("#share-link textarea, #share-link input").first.input_value()
     assert page.dialogs == []
+
+
+LONGER = "\n".join(json.dumps({"id": f"q{i}", "category": "knowledge", "expected": "red",
+                               "prompt": f"Name a colour, then a fruit. ({i})"}) for i in range(4))
+
+
+def test_the_readers_filter_stays_while_the_batch_runs_and_when_it_ends(page) -> None:  # noqa: ANN001
+    """The matrix redraws as each prompt lands: the model picked in its filter stays picked."""
+    set_max_tokens(page, 12)
+    page.locator("#batch-box").click()
+    page.wait_for_selector("#batch-set textarea", state="visible", timeout=30_000)
+    page.locator("#batch-format label:has-text('jsonl')").click()
+    page.fill("#batch-set textarea", LONGER)
+    page.click("#batch-run")
+    page.wait_for_function(f"() => document.querySelectorAll({json.dumps(CELLS)}).length >= 2",
+                           timeout=600_000)
+    box = page.locator("#batch-model input")
+    box.click()
+    box.fill("gemma")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#batch-model input').value === '2 · gemma3-270m'")
+    page.wait_for_function(f"() => ({STATE})() === 'complete'", timeout=600_000)
+    settle(page)
+    heads = page.evaluate("() => [...document.querySelectorAll('#batch-matrix thead th[data-model]')]"
+                          ".map(t => t.dataset.model)")
+    assert heads == ["2 · gemma3-270m"], heads  # still filtered after the redraws, the last one included
+    assert page.locator("#batch-model input").input_value() == "2 · gemma3-270m"
+    assert page.locator(CELLS).count() == 4  # every prompt landed, in the one column shown
