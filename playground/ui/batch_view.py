@@ -22,6 +22,7 @@ from playground.batch.spec import BatchSpec, ColumnSpec, SpecError
 from playground.batch.summary import BatchResult
 from playground.service import BundleError, RunService, SessionError
 from playground.ui import html as H
+from playground.ui.batch_filters import box_updates, filters_for
 from playground.ui.batch_html import (
     ALL_CATEGORIES,
     ALL_MODELS,
@@ -91,26 +92,21 @@ class BatchPanel:
     judge: Any = None  # JudgePanel (judge_view.py): a judge model grades the batch shown
 
     def draw(self, service: RunService, result: BatchResult, state: str = "", message: str = "",
-             progress: Progress | None = None, kept: tuple[str, ...] = ("", "", "")) -> dict[Any, Any]:
+             progress: Progress | None = None, kept: tuple[str, ...] = ()) -> dict[Any, Any]:
         """Everything that shows a batch's result, from its saved runs; `kept`: the model, category and
-        sort the reader picked, kept while a running batch redraws (those still on offer)."""
+        sort the reader picked, while a running batch redraws: the grid follows them and the boxes are
+        left alone (a pick made while this redraw was on its way must not be overwritten)."""
         spec = service.batch_spec(result.batch_id)
         quality, latency, heatmap = figures(result)
-        models = [ALL_MODELS, *dict.fromkeys(m.model for m in result.models)]
-        categories = [ALL_CATEGORIES, *sorted({c.category for c in result.cells if c.category})]
-        model = kept[0] if kept[0] in models else ALL_MODELS
-        category = kept[1] if kept[1] in categories else ALL_CATEGORIES
-        sort = kept[2] if kept[2] in ROW_SORTS else ROW_SORTS[0]
+        f = filters_for(result, kept)
         p = progress or saved_progress(result, state, message)
         updates = {
             self.batch_id: result.batch_id, self.result: result, self.seen: p.done,
             self.status: progress_html(p),
-            self.grid: grid_html(result, spec.items, model, category, sort),
+            self.grid: grid_html(result, spec.items, f.model, f.category, f.sort),
             self.summary: summary_html(result),
             **self.charts(quality, latency, heatmap),
-            self.filter_model: gr.update(choices=models, value=model),
-            self.filter_category: gr.update(choices=categories, value=category),
-            self.sort: sort,
+            **dict(zip(self.filters(), box_updates(f, redraw=bool(kept)), strict=True)),
             **self.downloads(True),
         }
         if self.rules is not None:
@@ -255,7 +251,7 @@ class BatchPanel:
                 return message(str(exc))
 
         def show(batch_id: str, state: str, note: str = "", progress: Progress | None = None,
-                 owner: str = "", kept: tuple[str, ...] = ("", "", "")) -> dict[Any, Any]:
+                 owner: str = "", kept: tuple[str, ...] = ()) -> dict[Any, Any]:
             try:
                 result = service.batch_result(batch_id)
             except (SessionError, ValueError) as exc:
