@@ -18,22 +18,15 @@ from playground.sessions.votes import VoteBook
 
 if TYPE_CHECKING:
     from playground.catalog import Catalog
-    from playground.live import LiveRun, Outcome
-    from playground.requests import RunRequest
     from playground.sessions.store import SessionStore
 
 
 class JudgeFunctions:
-    """Mixed into RunService, which provides store, catalog, start and finish."""
+    """Mixed into RunService, which provides store, catalog, start and finish (judging.JudgeService
+    names what the judge calls of them)."""
 
     store: SessionStore
     catalog: Catalog
-
-    def start(self, request: RunRequest, key: str, owner: str, search_notice: str = "") -> LiveRun:
-        raise NotImplementedError  # RunService.start
-
-    def finish(self, live: LiveRun, save: bool = True) -> Outcome:
-        raise NotImplementedError  # RunService.finish
 
     def check_judge(self, spec: JudgeSpec, columns: int) -> None:
         """JudgeError naming what is wrong: a judge model the catalog cannot find, a bad method or rubric."""
