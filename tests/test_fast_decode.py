@@ -242,12 +242,12 @@ def test_a_failed_capture_falls_back_to_eager_and_an_oom_ends_only_its_column(
     smollm2, gemma = pool.get(SMOLLM2), pool.get(GEMMA3)
     real_prepare = fast_decode.Workspace.prepare
 
-    def failing(self: fast_decode.Workspace) -> float:
+    def failing(self: fast_decode.Workspace, lock: object, step: object = None) -> float:
         if self.model is gemma.model:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         if self.model is smollm2.model:
             raise RuntimeError("operation not permitted when stream is capturing (simulated)")
-        return real_prepare(self)
+        return real_prepare(self, lock, step)
 
     monkeypatch.setattr(fast_decode.Workspace, "prepare", failing)
     monkeypatch.setattr(smollm2.fast, "_idle", {})

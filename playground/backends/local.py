@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import torch
 
@@ -25,6 +26,7 @@ from playground.backends.base import (
 from playground.backends.decode import StepOutput, generate_steps
 from playground.backends.device import CudaPeak, kv_cache_bytes, module_bytes
 from playground.backends.fast_decode import FastDecoder
+from playground.backends.fast_warm import PROBE_TEXT
 from playground.backends.templating import Templating
 from playground.record import (
     AttentionCapture,
@@ -68,6 +70,13 @@ class LocalBackend(BackendDefaults):
         self.tokenizer_lock = self.templating.lock
         self.fast = FastDecoder(identity.catalog_id, model, self.lock, self._eager, self.eos_ids)
 
+    def warm(self, cache_root: Path | None) -> None:
+        """Capture the fast path's common workspaces and fuse its step, in the background (on CUDA,
+        or wherever PLAYGROUND_FAST_PATH=on); a run meanwhile captures what it needs itself."""
+        with self.tokenizer_lock:
+            probe = self.tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        self.fast.warm(list(probe), cache_root)
+
     @property
     def context_window(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
@@ -99,7 +108,8 @@ class LocalBackend(BackendDefaults):
         self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int
     ) -> AttentionCapture:
         try:
-            with self.lock:  # no other run's forward may pass the hooks or the eager switch
+            # no other run's forward may pass the hooks or the eager switch, and no fused step's trace
+            with self.fast.tracing, self.lock:
                 return capture_attention(
                     self.model, token_ids, special_positions, None, token_cap, byte_budget
                 )

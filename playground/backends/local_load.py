@@ -68,7 +68,9 @@ def load_backend(spec: ModelSpec, data_dir: Path, device: str = "",
     progress("warming up")
     _warm_up(model)
     own = time.perf_counter() - started - waited_s()  # waiting for another model's load is not ours
-    return LocalBackend(identity, model, tokenizer, own, from_cache, spec.frame)
+    backend = LocalBackend(identity, model, tokenizer, own, from_cache, spec.frame)
+    backend.warm(data_dir / "cache" / "fused")  # fast-path graphs and the fused step, in the background
+    return backend
 
 
 @torch.inference_mode()

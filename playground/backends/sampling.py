@@ -11,7 +11,7 @@ tokens alone or batched, on the eager path or the fast one. tests/test_sampling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -88,6 +88,21 @@ class RowParams:
         for name, column in zip(names, columns, strict=True):
             target: torch.Tensor = getattr(self, name)
             target.copy_(torch.tensor(column, dtype=target.dtype))
+
+    def set_row(self, index: int, params: GenerationParams, vocab: int) -> None:
+        """One row's settings in place (a row joining a running batch)."""
+        names = ("temperature", "top_k", "top_p", "penalty", "greedy", "seed_lo", "seed_hi")
+        for name, value in zip(names, _row_values(params, vocab), strict=True):
+            getattr(self, name)[index] = value
+
+    def row(self, index: int) -> RowParams:
+        """Row `index` alone, as views of these tensors (one row's first pick, eagerly)."""
+        return RowParams(*(getattr(self, f.name)[index : index + 1] for f in fields(self)))
+
+    def take(self, source: RowParams, sources: torch.Tensor, targets: torch.Tensor) -> None:
+        """Copy rows `sources` of another batch's settings into rows `targets` (a batch that moves)."""
+        for f in fields(self):
+            getattr(self, f.name)[targets] = getattr(source, f.name)[sources]
 
 
 def _row_values(p: GenerationParams, vocab: int) -> tuple:
