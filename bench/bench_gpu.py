@@ -20,7 +20,14 @@ Sections (each recorded separately; one failing does not stop the others):
   column only; the other column finishes, and a later run works;
 - preflight: a model too big for the GPU is refused before loading, with numbers;
 - launch: the host's cost of launching one step, one step's time, and one round of all models;
-- floor: the 8B shape's fast-path step time against the weight-bandwidth floor.
+- floor: the 8B shape's fast-path step time against the weight-bandwidth floor, plain and fused;
+- fused: per model, the fused step's verdict (against fp32) and compile time (cold, then from
+  the disk cache), one step's time plain vs fused, and single-stream tok/s and greedy identity
+  with the eager path for the plain and the fused (default) step;
+- users: 32 concurrent runs on the 135M shape with different prompts (continuous batching):
+  per-user decode tok/s against one user alone, aggregate tok/s, the largest batch seen, and
+  each user's tokens against its run alone; through the engine and straight from the backend,
+  on the plain step and then on the fused one.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -45,7 +53,9 @@ if str(REPO) not in sys.path:
 from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3TextConfig, LlamaConfig  # noqa: E402
 
 from playground.backends.base import StreamInfo  # noqa: E402
+from playground.backends.fast_warm import PROBE_TEXT  # noqa: E402
 from playground.backends.pool import ModelPool  # noqa: E402
+from playground.backends.workspace import ROW_BUCKETS, Workspace, WorkspaceKey  # noqa: E402
 from playground.catalog import Catalog  # noqa: E402
 from playground.engine import ColumnRequest, Engine, RunRequest  # noqa: E402
 from playground.record import GenerationParams  # noqa: E402
@@ -71,6 +81,9 @@ SHAPES = {
         bos_token_id=1, eos_token_id=2,
     ),
 }
+USERS = 32
+TOPICS = ("a lighthouse", "the sea", "a red kite", "winter", "a small town", "trains", "a violin",
+          "the moon", "bread", "a garden", "rain", "a library", "mountains", "a cat", "clocks", "a river")
 EIGHT_B = LlamaConfig(
     vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0,
@@ -350,9 +363,187 @@ class Bench:
         _, gen = self.generate_rate(backend)
         floor_ms = weights / bandwidth * 1e3
         step_ms = 1e3 / fast
-        return {"weights_gb": weights / 1e9, "copy_bandwidth_tb_s": bandwidth / 1e12, "floor_ms": floor_ms,
-                "fast_step_ms": step_ms, "of_floor": floor_ms / step_ms, "fast_tok_s": fast,
-                "generate_tok_s": gen, "fast_vs_generate": fast / gen}
+        out = {"weights_gb": weights / 1e9, "copy_bandwidth_tb_s": bandwidth / 1e12, "floor_ms": floor_ms,
+               "fast_step_ms": step_ms, "of_floor": floor_ms / step_ms, "fast_tok_s": fast,
+               "generate_tok_s": gen, "fast_vs_generate": fast / gen}
+        log("floor", out)
+        if self.args.fuse_8b:
+            out.update(self.step_times(backend, WorkspaceKey(1, 256, False)))
+            out["fused_of_floor"] = floor_ms / out["fused_step_ms"]
+        return out
+
+    # -- the fused step and many users --------------------------------------------
+
+    def step_ms(self, backend, workspace: Workspace, steps: int = 60) -> float:  # noqa: ANN001
+        """The median wall time of one launched-and-read step (a workspace fresh from its capture)."""
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            workspace.launch(backend.lock)
+            workspace.wait()
+            times.append(time.perf_counter() - started)
+        workspace.reset()
+        return sorted(times)[len(times) // 2] * 1e3
+
+    def step_times(self, backend, key: WorkspaceKey) -> dict:  # noqa: ANN001
+        """One step of `key`'s shape, plain and fused, built here (not from the idle set)."""
+        plain = Workspace(backend.model, key)
+        plain.prepare(backend.lock)
+        started = time.perf_counter()
+        fused = backend.fast.warmer.fused_workspace(key)
+        compile_s = time.perf_counter() - started
+        out = {"rows": key.rows, "plain_step_ms": self.step_ms(backend, plain),
+               "fused_step_ms": self.step_ms(backend, fused), "compile_s": compile_s}
+        out["fused_vs_plain"] = out["plain_step_ms"] / out["fused_step_ms"]
+        del plain, fused
+        torch.cuda.empty_cache()
+        log("steps", key, {k: round(v, 3) for k, v in out.items()})
+        return out
+
+    def judge(self, backend) -> dict:  # noqa: ANN001
+        warmer = backend.fast.warmer
+        warmer._probe = backend.tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        warmer._root = self.root / "data" / "cache" / "fused"
+        started = time.perf_counter()
+        warmer._judge_once()
+        verdict = dict(vars(warmer.verdict), judge_and_compile_s=time.perf_counter() - started)
+        log("verdict", backend.identity.catalog_id, verdict)
+        return verdict
+
+    def section_fused(self) -> dict:
+        out = {}
+        greedy = GenerationParams(max_new_tokens=NEW_TOKENS)
+        for ref, model_id in self.ids.items():
+            if ref.startswith("gemma"):
+                continue  # GPU time: the Llama shapes and the real SmolLM2 answer the question
+            backend = self.backend(model_id)
+            backend.fast.close()
+            os.environ["PLAYGROUND_COMPILE"] = "off"
+            eager_ids, eager = self.timed_stream(backend, greedy, fast=False)
+            self.timed_stream(backend, greedy, fast=True)
+            plain_ids, plain = self.timed_stream(backend, greedy, fast=True)
+            os.environ["PLAYGROUND_COMPILE"] = "on"
+            row: dict = {"verdict": self.judge(backend)}
+            key = WorkspaceKey(1, 256, False)
+            row["steps_1_row"] = self.step_times(backend, key)
+            torch._dynamo.reset()
+            started = time.perf_counter()
+            backend.fast.warmer.fused_workspace(key)
+            row["compile_from_disk_cache_s"] = time.perf_counter() - started
+            backend.fast.close()
+            if backend.fast.warmer.verdict.accepted:
+                backend.fast.release(backend.fast.warmer.fused_workspace(key), keep=True)
+            info = StreamInfo()
+            fused_ids, fused = self.timed_stream(backend, greedy, fast=True, info=info)
+            row.update({
+                "eager_tok_s": eager, "plain_tok_s": plain, "default_tok_s": fused,
+                "default_path": info.decode_path, "default_vs_plain": fused / plain,
+                "plain_identical_to_eager": _same_prefix(eager_ids, plain_ids), "of": len(eager_ids),
+                "default_identical_to_eager": _same_prefix(eager_ids, fused_ids),
+            })
+            out[ref] = row
+            log("fused", ref, {k: v for k, v in row.items() if not isinstance(v, dict)})
+        return out
+
+    def users_round(self, model_id: str, backend, fast_kind: str) -> dict:  # noqa: ANN001
+        """USERS runs at once through the engine, then the same straight from the backend."""
+        prompts = [f"{PROMPT} Set it near {TOPICS[i % len(TOPICS)]}." + " Please." * (i % 5)
+                   for i in range(USERS)]
+        requests = [RunRequest(prompt=prompts[i],
+                               columns=[ColumnRequest(model_id, GenerationParams(
+                                   max_new_tokens=NEW_TOKENS, temperature=0.8 if i % 2 else 0.0, seed=i))],
+                               capture_attention=False) for i in range(USERS)]
+        os.environ["PLAYGROUND_FAST_PATH"] = self.fast_mode
+        self.engine.run(requests[0])
+        alone_runs = [self.engine.run(r).models[0] for r in requests]
+        alone_rate = sorted(m.metrics.decode_tok_s for m in alone_runs)[USERS // 2]
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                seen.extend(backend.fast.batch_rows())
+                stop.wait(0.002)
+
+        results: dict[int, object] = {}
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, self.engine.run(requests[i])))
+                   for i in range(USERS)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        stop.set()
+        watcher.join()
+        models = [results[i].models[0] for i in range(USERS)]
+        rates = sorted(m.metrics.decode_tok_s for m in models)
+        tokens = sum(len(m.steps) for m in models)
+        out = {
+            "path": fast_kind, "decode_paths": sorted({m.identity.decode_path for m in models}),
+            "alone_user_tok_s": alone_rate, "user_tok_s_p50": rates[USERS // 2], "user_tok_s_min": rates[0],
+            "user_vs_alone": rates[USERS // 2] / alone_rate, "aggregate_tok_s": tokens / wall,
+            "aggregate_vs_alone": tokens / wall / alone_rate, "wall_s": wall,
+            "largest_batch": max(seen, default=0),
+            "errors": [m.error for m in models if m.error],
+            "identical_to_alone": sum(m.output_token_ids == a.output_token_ids
+                                      for m, a in zip(models, alone_runs, strict=True)),
+            "of": USERS,
+        }
+        out["direct"] = self.users_direct(backend, requests)
+        log("users", fast_kind, {k: v for k, v in out.items() if not isinstance(v, (list, dict))})
+        return out
+
+    def users_direct(self, backend, requests: list[RunRequest]) -> dict:  # noqa: ANN001
+        """The same users straight from the backend's streams: the batch without the engine's host work."""
+        rates: dict[int, float] = {}
+
+        def user(i: int) -> None:
+            request = requests[i]
+            encoding = backend.encode_prompt(request.prompt, "")
+            stamps = [time.perf_counter() for _ in backend.open_stream(encoding, request.columns[0].params,
+                                                                       lambda: False)]
+            rates[i] = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+        user(0)
+        alone = rates[0]
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(USERS)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        ordered = sorted(rates.values())
+        return {"alone_user_tok_s": alone, "user_tok_s_p50": ordered[USERS // 2],
+                "user_vs_alone": ordered[USERS // 2] / alone, "aggregate_tok_s": USERS * NEW_TOKENS / wall}
+
+    def section_users(self) -> dict:
+        model_id = self.ids["smollm2-135m-shape"]
+        backend = self.backend(model_id)
+        backend.fast.close()
+        os.environ["PLAYGROUND_COMPILE"] = "off"
+        for rows in ROW_BUCKETS:  # captured before anybody waits, as warm() does at load
+            backend.fast.release(backend.fast.acquire(WorkspaceKey(rows, 256, True))[0], keep=True)
+        out = {"plain": self.users_round(model_id, backend, "plain")}
+        os.environ["PLAYGROUND_COMPILE"] = "on"
+        if backend.fast.warmer.verdict is None:
+            out["verdict"] = self.judge(backend)
+        if backend.fast.warmer.verdict.accepted:
+            for rows in (1, USERS):  # the rest run plain (GPU time: each shape is its own compile)
+                started = time.perf_counter()
+                fused = backend.fast.warmer.fused_workspace(WorkspaceKey(rows, 256, True))
+                backend.fast.release(fused, keep=True)
+                out.setdefault("fused_compile_s", {})[rows] = time.perf_counter() - started
+            out["fused"] = self.users_round(model_id, backend, "fused")
+        return out
+
+
+def _same_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two decodes share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def main() -> None:
@@ -364,9 +555,10 @@ def main() -> None:
     parser.add_argument("--sections", default="alone,three,batch,attention,oom,preflight,floor")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="which random-weight shapes to build")
     parser.add_argument("--tiny", action="store_true", help="two-layer shapes, 8 tokens: a dry run on CPU")
+    parser.add_argument("--fuse-8b", action="store_true", help="floor: also compile the 8B shape's step")
     args = parser.parse_args()
-    if args.compile:
-        os.environ["PLAYGROUND_COMPILE"] = "1"
+    # Loads compile nothing in the background unless asked: the sections fuse where they measure it.
+    os.environ["PLAYGROUND_COMPILE"] = "on" if args.compile else "off"
     if args.tiny:
         global NEW_TOKENS
         NEW_TOKENS = 8
