@@ -156,7 +156,9 @@ def _fp32_copy(model: torch.nn.Module) -> torch.nn.Module | None:
         if weights * 4 * 1.2 > free:
             return None
     try:
-        return copy.deepcopy(model).float().eval()
+        # nn.Module's own float(): transformers refuses .float() on a model loaded from a GGUF file
+        # (its weights are already dequantized; the copy only changes their dtype).
+        return torch.nn.Module.float(copy.deepcopy(model)).eval()
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         log.warning("no fp32 copy for the fused step's check: %s", exc)
         return None
