@@ -72,7 +72,9 @@ class FastDecoder:
         self.eager = eager  # the eager generator for one row: the fallback
         self.broken = ""  # set when a capture failed: later runs go straight to eager
         self.batching = threading.RLock()  # the batches, their steps and their rows
-        self.tracing = threading.Lock()  # held while torch.compile traces: no attention hooks then
+        # Held while a graph is captured or torch.compile traces: no attention hooks, no other
+        # capture and no device-wide sync (a compile's) may happen then.
+        self.tracing = threading.Lock()
         self.warmer = Warmer(self)  # captures at load and the fused step (fast_warm.py)
         self._batches: list[Batch] = []
         self._idle: dict[WorkspaceKey, list[Workspace]] = {}
@@ -203,7 +205,8 @@ class FastDecoder:
             return found, 0.0
         try:
             workspace = Workspace(self.model, key)
-            capture_s = workspace.prepare(self.lock)
+            with self.tracing:  # no capture while a fused step compiles (its device syncs break one)
+                capture_s = workspace.prepare(self.lock)
             self.hold(workspace)
             self.warmer.asked(key)  # its fused twin, compiled in the background when accepted
             return workspace, capture_s
@@ -236,8 +239,11 @@ class FastDecoder:
                 self._idle.setdefault(workspace.key, []).append(workspace)
                 return
         del workspace
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if torch.cuda.is_available() and self.tracing.acquire(blocking=False):
+            try:  # not while a capture or a compile is under way
+                torch.cuda.empty_cache()
+            finally:
+                self.tracing.release()
 
     def _keep(self, workspace: Workspace) -> bool:
         """Room for one more idle workspace; a plain one gives way to a fused one of its shape."""

@@ -118,7 +118,8 @@ class Warmer:
 
     def asked(self, key: WorkspaceKey) -> None:
         """A batch met a shape: compile it in the background when the fused step is accepted."""
-        if self.verdict is not None and self.verdict.accepted and key not in self._asked:
+        accepted = self.verdict is not None and self.verdict.accepted
+        if accepted and key not in self._asked and fused_step.wanted(self.decoder.model.device):
             self._asked.add(key)
             self._queue.put(("fuse", key))
             self._start()
@@ -172,12 +173,13 @@ class Warmer:
         begun = time.perf_counter()
         workspace = Workspace(decoder.model, key)
         decoder.hold(workspace)
-        with decoder.lock, torch.inference_mode():
-            workspace.decode()  # the static cache allocates outside the compiled region
-        step = fused_step.compiled(workspace.decode)
-        with decoder.tracing, torch.inference_mode():  # compiles on its first call
-            step()
-        workspace.prepare(decoder.lock, step)
+        with decoder.tracing:  # no capture meanwhile: compiling syncs the whole device
+            with decoder.lock, torch.inference_mode():
+                workspace.decode()  # the static cache allocates outside the compiled region
+            step = fused_step.compiled(workspace.decode)
+            with torch.inference_mode():  # compiles on its first call, outside the model's lock
+                step()
+            workspace.prepare(decoder.lock, step)
         workspace.compiled = True
         self.compile_s[key] = time.perf_counter() - begun
         return workspace
