@@ -440,6 +440,15 @@ class Bench:
                 backend.fast.release(backend.fast.warmer.fused_workspace(key), keep=True)
             info = StreamInfo()
             fused_ids, fused = self.timed_stream(backend, greedy, fast=True, info=info)
+            if self.args.emulate_both:  # the same fused step without eager's bf16 roundings
+                os.environ["PLAYGROUND_COMPILE_EMULATE"] = "0"
+                torch._dynamo.reset()
+                backend.fast.close()
+                backend.fast.release(backend.fast.warmer.fused_workspace(key), keep=True)
+                raw_ids, raw = self.timed_stream(backend, greedy, fast=True)
+                row["no_emulate"] = {"tok_s": raw, "identical_to_eager": _same_prefix(eager_ids, raw_ids)}
+                os.environ["PLAYGROUND_COMPILE_EMULATE"] = "1"
+                torch._dynamo.reset()
             row.update({
                 "eager_tok_s": eager, "plain_tok_s": plain, "default_tok_s": fused,
                 "default_path": info.decode_path, "default_vs_plain": fused / plain,
@@ -563,6 +572,8 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES), help="which random-weight shapes to build")
     parser.add_argument("--tiny", action="store_true", help="two-layer shapes, 8 tokens: a dry run on CPU")
     parser.add_argument("--fuse-8b", action="store_true", help="floor: also compile the 8B shape's step")
+    parser.add_argument("--emulate-both", action="store_true",
+                        help="fused: also measure the fused step without emulated bf16 casts")
     args = parser.parse_args()
     # Loads compile nothing in the background unless asked: the sections fuse where they measure it.
     os.environ["PLAYGROUND_COMPILE"] = "on" if args.compile else "off"

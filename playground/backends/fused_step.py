@@ -32,6 +32,7 @@ from playground.backends.decode import prefill
 log = logging.getLogger(__name__)
 
 COMPILE_ENV = "PLAYGROUND_COMPILE"
+EMULATE_ENV = "PLAYGROUND_COMPILE_EMULATE"
 PROBE_STEPS = 32  # greedy steps each path decodes from the probe prompt
 # The fused step is accepted when its mean drift from fp32 is at most the plain step's times
 # this, plus a little (both are bf16: ~0.02 nats on the real SmolLM2).
@@ -73,7 +74,16 @@ def compiled(step: Callable[[], None]) -> Callable[[], None]:
     for name in ("recompile_limit", "cache_size_limit"):
         if hasattr(config, name) and getattr(config, name) < 64:
             setattr(config, name, 64)
-    return torch.compile(step, dynamic=False)
+    return torch.compile(step, dynamic=False, options=_options())
+
+
+def _options() -> dict[str, object]:
+    """Inductor keeps bf16 intermediates in fp32 inside a fused kernel; emulating eager's casts rounds
+    them where eager does (PLAYGROUND_COMPILE_EMULATE=0 turns it off, bench/bench_gpu.py compares)."""
+    import torch._inductor.config as inductor
+
+    emulate = os.environ.get(EMULATE_ENV, "1").strip() not in ("0", "off", "false", "no")
+    return {"emulate_precision_casts": emulate} if hasattr(inductor, "emulate_precision_casts") else {}
 
 
 @dataclass
