@@ -140,7 +140,13 @@ class Bench:
         return path
 
     def backend(self, model_id: str):  # noqa: ANN201 - a LocalBackend
-        backend = self.pool.get(self.catalog.get(model_id))
+        compile_was = os.environ.get("PLAYGROUND_COMPILE", "off")
+        os.environ["PLAYGROUND_COMPILE"] = "on" if self.args.compile else "off"  # no compile behind our back
+        try:
+            backend = self.pool.get(self.catalog.get(model_id))
+            backend.fast.warmer.wait()  # the load's captures, done before anything is timed
+        finally:
+            os.environ["PLAYGROUND_COMPILE"] = compile_was
         backend.eos_ids.clear()  # random weights: decode all NEW_TOKENS (the fast path shares this set)
         return backend
 
@@ -414,7 +420,7 @@ class Bench:
         out = {}
         greedy = GenerationParams(max_new_tokens=NEW_TOKENS)
         for ref, model_id in self.ids.items():
-            if ref.startswith("gemma"):
+            if ref.startswith("gemma") or self.args.fused_models not in ref:
                 continue  # GPU time: the Llama shapes and the real SmolLM2 answer the question
             backend = self.backend(model_id)
             backend.fast.warmer.wait()  # the load's captures, done before anything is timed
@@ -572,6 +578,7 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES), help="which random-weight shapes to build")
     parser.add_argument("--tiny", action="store_true", help="two-layer shapes, 8 tokens: a dry run on CPU")
     parser.add_argument("--fuse-8b", action="store_true", help="floor: also compile the 8B shape's step")
+    parser.add_argument("--fused-models", default="", help="fused: only models whose name holds this")
     parser.add_argument("--emulate-both", action="store_true",
                         help="fused: also measure the fused step without emulated bf16 casts")
     args = parser.parse_args()

@@ -176,7 +176,7 @@ class Warmer:
         with decoder.tracing:  # no capture meanwhile: compiling syncs the whole device
             with decoder.lock, torch.inference_mode():
                 workspace.decode()  # the static cache allocates outside the compiled region
-            step = fused_step.compiled(workspace.decode)
+            step = workspace.fused(fused_step.compiled(workspace.forward))
             with torch.inference_mode():  # compiles on its first call, outside the model's lock
                 step()
             workspace.prepare(decoder.lock, step)

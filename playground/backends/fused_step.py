@@ -66,8 +66,8 @@ def use_disk_cache(root: Path) -> Path:
     return root
 
 
-def compiled(step: Callable[[], None]) -> Callable[[], None]:
-    """`step` fused by inductor, one compilation per workspace shape."""
+def compiled(step: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """`step` (a workspace's forward) fused by inductor, one compilation per workspace shape."""
     import torch._dynamo
 
     config = torch._dynamo.config

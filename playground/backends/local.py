@@ -68,6 +68,7 @@ class LocalBackend(BackendDefaults):
         # tokenizer lock guards encoding (see templating.Templating).
         self.lock = threading.RLock()
         self.tokenizer_lock = self.templating.lock
+        self._token_texts: dict[int, str] = {}  # token_text's memo (a token's text never changes)
         self.fast = FastDecoder(identity.catalog_id, model, self.lock, self._eager, self.eos_ids)
 
     def warm(self, cache_root: Path | None) -> None:
@@ -102,7 +103,12 @@ class LocalBackend(BackendDefaults):
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def token_text(self, token_id: int) -> str:
-        return self.tokenizer.decode([token_id], skip_special_tokens=False)
+        """One token's text, remembered: each step shows six (the token and its top-5), and with
+        many users on one model the host's per-token work bounds every user's rate."""
+        text = self._token_texts.get(token_id)
+        if text is None:
+            text = self._token_texts[token_id] = self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return text
 
     def capture_attention(
         self, token_ids: list[int], special_positions: list[int], token_cap: int, byte_budget: int

@@ -116,6 +116,12 @@ class Workspace:
 
     def decode(self) -> None:
         """Feed each row's token at its position, pick the next tokens into `tokens` and `result`."""
+        self._choose(self.forward())
+
+    def forward(self) -> torch.Tensor:
+        """The model's step: each row's logits [rows, vocab] (float32). The fused step compiles
+        this part only; the sampling stays as it is (inductor miscompiles top-p's cumsum as a
+        split scan for more than one row) and is captured in the same graph."""
         rows, length = self.key.rows, self.key.length
         visible = (self.slots[None, :] <= self.position[:, None]).view(rows, 1, 1, length)
         mask = {kind: visible for kind in self.mask_types} if self.mask_types else visible
@@ -125,7 +131,13 @@ class Workspace:
         )
         # A finished row the host has not let go of yet keeps writing its last slot, never past it.
         self.position.add_(1).clamp_(max=length - 1)
-        self._choose(out.logits[:, -1, :].float())
+        return out.logits[:, -1, :].float()
+
+    def fused(self, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
+        """The step with `forward` (the compiled one) in place of the model's own."""
+        def step() -> None:
+            self._choose(forward())
+        return step
 
     def _choose(self, logits: torch.Tensor) -> None:
         picked = pick(logits, self.presence, self.rows, self.step, self.key.sampling)
