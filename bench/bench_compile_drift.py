@@ -7,8 +7,8 @@ question: is the compiled step as close to an fp32 reference as the plain step i
 (transformers, the same converted weights) scores every step over the same prefix, and the
 script reports each path's logprob drift from fp32 (mean and max of |logprob - fp32 logprob| of
 the token the path chose) and how often the path's token is fp32's argmax. The compiled step is
-forced on (workspace.py refuses it when it disagrees with the plain step) and the plain-vs-fused
-check it would have made from an empty cache is recorded beside it.
+built directly (backends/fast_warm.py), whatever backends/fused_step.py's own verdict would say;
+that verdict uses this same measure on one fixed prompt.
 
     python3 bench/bench_compile_drift.py MODEL.gguf --out drift.json [--tokens 64]
 
@@ -34,7 +34,6 @@ if str(REPO) not in sys.path:
 
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from playground.backends import workspace as workspace_module  # noqa: E402
 from playground.backends.pool import ModelPool  # noqa: E402
 from playground.catalog import ModelSpec  # noqa: E402
 from playground.record import GenerationParams  # noqa: E402
@@ -43,30 +42,17 @@ PROMPTS = (
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
     "Explain step by step how a bill becomes a law in the United States.",
 )
-CHECKS: list[dict] = []  # what workspace.py's own plain-vs-fused check measured, per compiled workspace
-
-
-def forced_compiled_step(self):  # noqa: ANN001, ANN201 - replaces Workspace._compiled_step
-    """The compiled step, used whatever it measures against the plain one (recorded in CHECKS)."""
-    import torch._dynamo
-
-    for name in ("recompile_limit", "cache_size_limit"):
-        if getattr(torch._dynamo.config, name, 64) < 64:
-            setattr(torch._dynamo.config, name, 64)
-    compiled = torch.compile(self._decode, dynamic=False)
-    plain, fused = self._trace(self._decode), self._trace(compiled)
-    CHECKS.append({"tokens_match": bool(torch.equal(plain[:, :, 0], fused[:, :, 0])),
-                   "max_logprob_drift_vs_plain": float((plain[:, :, 1] - fused[:, :, 1]).abs().max())})
-    return compiled
-
-
 def decode(backend, prompt: str, tokens: int, fast: str, compiled: bool) -> dict:  # noqa: ANN001
     """Greedy steps of one path: the token ids, their logprobs, the decode path it took."""
     os.environ["PLAYGROUND_FAST_PATH"] = fast
-    os.environ["PLAYGROUND_COMPILE"] = "1" if compiled else "0"
+    os.environ["PLAYGROUND_COMPILE"] = "off"  # the fused workspace is built here, whatever its verdict
     backend.fast.close()  # no workspace of the other mode is reused
     encoding = backend.encode_prompt(prompt, "")
-    stream = backend.open_stream(encoding, GenerationParams(max_new_tokens=tokens), lambda: False)
+    params = GenerationParams(max_new_tokens=tokens)
+    if compiled:
+        key = backend.fast.key_for(len(encoding.token_ids), tokens, [params])
+        backend.fast.release(backend.fast.warmer.fused_workspace(key), keep=True)
+    stream = backend.open_stream(encoding, params, lambda: False)
     steps = list(stream)
     return {"prompt_ids": encoding.token_ids, "ids": [s.token_id for s in steps],
             "logprobs": [s.logprob for s in steps], "decode_path": stream.report().decode_path}
@@ -100,7 +86,6 @@ def main() -> None:
     cache = next((data_dir / "cache").glob("*/config.json")).parent
     reference = AutoModelForCausalLM.from_pretrained(cache, dtype=torch.float32)
     reference = reference.to(backend.model.device).eval()
-    workspace_module.Workspace._compiled_step = forced_compiled_step
     paths = {"eager bf16" if cuda else "eager": ("off", False),
              "fast plain bf16" if cuda else "fast plain": ("on" if not cuda else "auto", False)}
     if cuda:
@@ -115,7 +100,6 @@ def main() -> None:
                 for prompt in PROMPTS]
         result["paths"][name] = rows
         print(name, json.dumps(rows), flush=True)
-    result["compile_checks"] = CHECKS
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
 
