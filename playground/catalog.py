@@ -21,6 +21,7 @@ from playground.backends import registry
 
 REMOTE_PREFIX = "openai:"  # --model openai:MODEL@BASE_URL
 LLAMACPP_PREFIX = "llama.cpp:"  # --model llama.cpp:PATH.gguf (a managed llama.cpp server for the file)
+VLLM_PREFIX = "vllm:"  # --model vllm:DIR|HUB_ID|PATH.gguf (a managed vLLM server; PLAYGROUND_VLLM)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -52,6 +53,11 @@ class ModelSpec:
     # a web user's typed URL: the addresses its host resolved to when it was checked; every connection
     # goes to one of them (no second DNS answer). Empty: resolved once per connection, unchecked.
     pinned_addresses: tuple[str, ...] = ()
+    # a managed vLLM (source "vllm"): GPUs to shard over (0: what the placement plan gives it),
+    # the context it serves (0: the model's own, capped by context_window) and its own arguments
+    tensor_parallel_size: int = 0
+    max_model_len: int = 0
+    extra_args: tuple[str, ...] = ()
 
     @property
     def remote(self) -> bool:
@@ -173,6 +179,12 @@ def spec_from_reference(ref: str, known: dict[str, ModelSpec] | None = None) -> 
             raise CatalogError(f"model {ref!r}: llama.cpp serves .gguf files; give a path to one")
         return ModelSpec(id=f"{inner.id}@llama.cpp", name=f"{inner.name} (llama.cpp)", source="llama.cpp",
                          location=inner.location)
+    if ref.startswith(VLLM_PREFIX):
+        inner = spec_from_reference(ref.removeprefix(VLLM_PREFIX))
+        if inner.source not in ("gguf", "dir", "hub"):
+            raise CatalogError(f"model {ref!r}: vLLM serves a model folder, a hub id or a .gguf file")
+        return ModelSpec(id=f"{inner.id}@vllm", name=f"{inner.name} (vLLM)", source="vllm",
+                         location=inner.location, revision=inner.revision)
     path = Path(ref).expanduser()
     if ref.lower().endswith(".gguf"):
         if not path.is_file():
@@ -260,7 +272,7 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
         raise CatalogError(f"{where}: expected a table")
     allowed = {"id", "name", "source", "location", "gguf_file", "revision", "description", "base_url",
                "model", "api_key_env", "tokenizer", "price_in", "price_out", "context_window", "api_key",
-               "logprobs", "frame"}
+               "logprobs", "frame", "tensor_parallel_size", "max_model_len", "extra_args"}
     unknown = set(entry) - allowed
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
@@ -288,7 +300,26 @@ def _spec_from_entry(entry: object, path: Path, index: int) -> ModelSpec:
         description=entry.get("description", ""),
         logprobs=entry.get("logprobs", True) is not False,
         frame=_frame(entry.get("frame", ""), where),
+        **_engine_keys(entry, where, source),
     )
+
+
+def _engine_keys(entry: dict, where: str, source: str) -> dict[str, object]:
+    """A managed vLLM's own keys (tensor_parallel_size, max_model_len, extra_args), checked."""
+    keys = {k: entry[k] for k in ("tensor_parallel_size", "max_model_len", "extra_args") if k in entry}
+    if keys and source != "vllm":
+        raise CatalogError(f"{where}: {sorted(keys)} apply to source = \"vllm\" only")
+    out: dict[str, object] = {}
+    for key in ("tensor_parallel_size", "max_model_len"):
+        value = keys.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CatalogError(f"{where}: `{key}` must be a non-negative integer")
+        out[key] = value
+    extra = keys.get("extra_args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise CatalogError(f"{where}: `extra_args` must be a list of strings (vLLM's own arguments)")
+    out["extra_args"] = tuple(extra)
+    return out
 
 
 def _frame(value: object, where: str) -> str:

@@ -94,3 +94,19 @@ def test_a_cuda_load_whose_estimate_builds_an_empty_model_does_not_wait_for_itse
     assert not stuck, "the load waited for its own weights lock"
     assert [type(e) for e in outcome] == [_Placed]
     assert placed[0]["device_map"] == {"": "cuda:0"}
+
+
+def test_with_vllm_configured_a_model_too_big_for_one_gpu_is_sharded_over_the_fewest() -> None:
+    """Four 80 GB GPUs, a 140 GB model: vLLM over 2 GPUs (70 GB each fits 72 GB caps); 250 GB needs 4;
+    without vLLM the same model is spread by accelerate; a fitting one stays whole on one GPU."""
+    free = {0: 80 * GB, 1: 80 * GB, 2: 80 * GB, 3: 80 * GB}
+    two = plan_placement(140 * GB, free, vllm=True)
+    assert (two.engine, two.tensor_parallel, two.devices) == ("vllm", 2, ("cuda:0", "cuda:1"))
+    assert two.reason.startswith("served by vLLM over 2 GPUs")
+    four = plan_placement(250 * GB, free, vllm=True)
+    assert (four.engine, four.tensor_parallel) == ("vllm", 4)
+    assert plan_placement(140 * GB, free).engine == "transformers"
+    assert plan_placement(140 * GB, free).device_map == "auto"
+    assert plan_placement(10 * GB, free, vllm=True).engine == "transformers"
+    uneven = {0: 80 * GB, 1: 80 * GB, 2: 20 * GB}  # three GPUs: 2 cannot hold it, 4 do not exist
+    assert plan_placement(150 * GB, uneven, vllm=True).device_map == "auto"

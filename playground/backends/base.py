@@ -127,6 +127,7 @@ class Backend(Protocol):
     load_s: float  # its own load time: not the wait for another model's load
     loaded_from_cache: bool
     eos_ids: frozenset[int] | set[int]  # ids that end an answer (a served model's server decides: empty)
+    served_note: str  # a served model's word on what its columns lack ("served by vLLM over 4 GPUs: ...")
 
     @property
     def context_window(self) -> int: ...
@@ -182,6 +183,7 @@ class BackendDefaults:
     load_s: float = 0.0
     loaded_from_cache: bool = False
     eos_ids: frozenset[int] = frozenset()
+    served_note: str = ""
 
     def workspace_bytes(self) -> int:
         return 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ from playground.backends.base import BackendError
 from playground.backends.device import kv_cache_bytes, library_versions, pick_device, pick_dtype
 from playground.backends.local import LocalBackend
 from playground.backends.model_files import check_gguf_header, existing_gguf, gguf_path
-from playground.backends.placement import PlacementError, plan_placement
+from playground.backends.placement import PlacementError, Plan, plan_placement
 from playground.backends.registry import Estimate
 from playground.backends.weights_lock import reset_wait, waited_s, weights_lock
 from playground.catalog import BUNDLED, CatalogError, ModelSpec, spec_from_reference
@@ -50,6 +52,13 @@ def load_backend(spec: ModelSpec, data_dir: Path, device: str = "",
         revision=spec.revision, dtype=str(dtype).removeprefix("torch."), device=device,
         libraries=library_versions(),
     )
+    sharded = _vllm_plan(spec, data_dir, device)
+    if sharded is not None:  # too big for one GPU, and a managed vLLM is configured: it shards it
+        from playground.backends import vllm
+
+        log.info("placing %s: %s", spec.id, sharded.reason)
+        sharded_spec = replace(spec, tensor_parallel_size=sharded.tensor_parallel)
+        return vllm.load(sharded_spec, data_dir, device, progress)
     from_cache = False
     try:
         if spec.source == "gguf":
@@ -124,6 +133,18 @@ def _weights_need(device: str, spec: ModelSpec, data_dir: Path) -> int:
         return 0
     need = preflight.estimate(spec, data_dir, pick_dtype(device), 0)
     return need.weights_bytes if need else 0
+
+
+def _vllm_plan(spec: ModelSpec, data_dir: Path, device: str) -> Plan | None:
+    """The placement plan when it hands this model to a managed vLLM (PLAYGROUND_VLLM set, CUDA,
+    a hub id or folder no single GPU holds); None otherwise."""
+    if device != "cuda" or spec.source not in ("hub", "dir") or not os.environ.get("PLAYGROUND_VLLM"):
+        return None
+    try:
+        plan = plan_placement(_weights_need(device, spec, data_dir), preflight.gpu_free(), vllm=True)
+    except PlacementError:
+        return None
+    return plan if plan.engine == "vllm" else None
 
 
 def _placement(device: str, need_bytes: int, model_id: str) -> dict[str, object]:

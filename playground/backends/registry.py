@@ -130,5 +130,7 @@ for _builtin in (
     Source("openai", "playground.backends.remote:load_served", remote=True, server_entry=True),
     Source("llama.cpp", "playground.backends.llamacpp:load", "playground.backends.llamacpp:estimate",
            remote=True),
+    # a model folder, hub id or .gguf file served by a managed vLLM (PLAYGROUND_VLLM), sharded over GPUs
+    Source("vllm", "playground.backends.vllm:load", "playground.backends.vllm:estimate", remote=True),
 ):
     register(_builtin)

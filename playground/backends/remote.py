@@ -89,6 +89,7 @@ class RemoteBackend(BackendDefaults):
     # send top_k and repeat_penalty always: a server whose defaults differ from the playground's
     # (llama-cpp-python: repeat_penalty 1.1, top_k 40; set by backends/llamacpp.py)
     explicit_sampling: bool = False
+    served_note: str = ""  # what its columns lack, said by the backend that started its server (vllm.py)
     # transformers sets the fast tokenizer's `encode_special_tokens` flag (shared Rust state) on every
     # call, and every user of this model shares its tokenizer: as LocalBackend.tokenizer_lock.
     tokenizer_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)

@@ -104,11 +104,14 @@ def _choice_steps(choice: Any, info: StreamInfo) -> Iterator[TokenStep]:
     entries = getattr(choice.logprobs, "content", None) if choice.logprobs else None
     if entries:
         info.logprobs = True
+        # vLLM sends the stop token's logprob in the last chunk with no text: it ended the answer
+        # and is not part of it (shown in Probabilities as a control token, never in the answer).
+        stop_token = not content and choice.finish_reason == "stop"
         for entry in entries:
             top = [TokenAlt(-1, alt.token, _finite(alt.logprob)) for alt in (entry.top_logprobs or [])]
             top.sort(key=lambda alt: alt.logprob, reverse=True)
-            yield TokenStep(token_id=-1, text=entry.token, logprob=_finite(entry.logprob),
-                            top=top[:TOP_LOGPROBS])
+            yield TokenStep(token_id=-1, text="" if stop_token else entry.token,
+                            logprob=_finite(entry.logprob), top=top[:TOP_LOGPROBS], special=stop_token)
         return
     if content:
         if info.logprobs is None:

@@ -78,7 +78,7 @@ class Endings:
             record.attention_note = "attention capture was off for this run"
             return
         if backend.capabilities.remote:
-            record.attention_note = "attention: not available for served models"
+            record.attention_note = backend.served_note or "attention: not available for served models"
             return
         if not backend.capabilities.attention:
             record.attention_note = "this model's backend cannot return attention weights"
