@@ -8,6 +8,9 @@ turns in every repetition:
 - llama-cpp-python's `Llama.create_chat_completion(stream=True)` in this process
 - the managed server read with plain httpx (no SDK, no engine): the wire's own ceiling
 - the playground's in-process transformers column on the same file
+- with PLAYGROUND_VLLM set (`make vllm` builds .venv-vllm): a managed vLLM column on the
+  same weights (the file's converted folder), against vLLM's own figure for the same requests
+  (its /metrics: generation tokens over decode time) and against the transformers column
 
 Decode tok/s counts the tokens after the first over the time after the first.
 The playground asks served models for top-5 logprobs (the probabilities panel),
@@ -18,6 +21,7 @@ The managed server's own figure is read from its log (llama.cpp prints
 observed rate against the server's own.
 
     python bench/bench_served.py [--reps 3] [--tokens 128] [--out bench/results/served_cpu.json]
+    PLAYGROUND_VLLM=.venv-vllm/bin/python python bench/bench_served.py   # adds the vLLM column
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import torch  # noqa: E402
 
 from playground.backends import llamacpp  # noqa: E402
 from playground.backends.pool import ModelPool  # noqa: E402
-from playground.catalog import SMOLLM2, SMOLLM2_LLAMACPP, Catalog, bundled_file  # noqa: E402
+from playground.catalog import SMOLLM2, SMOLLM2_LLAMACPP, Catalog, ModelSpec, bundled_file  # noqa: E402
 from playground.config import Settings  # noqa: E402
 from playground.engine import ColumnRequest, Engine, RunRequest  # noqa: E402
 from playground.record import GenerationParams  # noqa: E402
@@ -100,6 +104,32 @@ def raw_http_rate(base_url: str, tokens: int) -> dict:
     return {"tokens": count, "decode_tok_s": rate, "ttft_s": 0.0, "text": ""}
 
 
+def vllm_counters(base_url: str) -> tuple[float, float]:
+    """vLLM's own running totals: decode seconds and generation tokens (Prometheus /metrics)."""
+    import httpx
+
+    text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    totals = {"vllm:request_decode_time_seconds_sum": 0.0, "vllm:generation_tokens_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["vllm:request_decode_time_seconds_sum"], totals["vllm:generation_tokens_total"]
+
+
+def vllm_column(engine: Engine, model: str, base_url: str, tokens: int) -> tuple[dict, float]:
+    """The playground's vLLM column, and vLLM's own decode rate for that request."""
+    seconds, generated = vllm_counters(base_url)
+    row = column_rate(engine, model, tokens)
+    for _ in range(20):  # the counters land just after the request ends
+        after_s, after_n = vllm_counters(base_url)
+        if after_s > seconds:
+            break
+        time.sleep(0.1)
+    own = (after_n - generated - 1) / (after_s - seconds) if after_s > seconds else 0.0
+    return row, own
+
+
 def server_reported_rate(port: int) -> float:
     """The managed server's own decode rate for its last request, from its log."""
     server = next(s for s in llamacpp._LIVE if s.port == port)
@@ -123,10 +153,18 @@ def main() -> None:
     settings = Settings.from_env()
     pool = ModelPool(settings.data_dir, "cpu")
     no_probs = replace(SMOLLM2_LLAMACPP, id="smollm2-135m-llamacpp-noprobs", logprobs=False)
-    engine = Engine(Catalog({**Catalog.build().specs, no_probs.id: no_probs}), pool)
+    specs = {**Catalog.build().specs, no_probs.id: no_probs}
+    engine = Engine(Catalog(specs), pool)
     served = pool.get(no_probs)
     pool.get(SMOLLM2_LLAMACPP)
     pool.get(SMOLLM2)
+    vllm_spec = None
+    if os.environ.get("PLAYGROUND_VLLM"):
+        vllm_spec = ModelSpec(id="smollm2-135m-vllm", name="SmolLM2 135M (vLLM)", source="vllm",
+                              location=SMOLLM2.location, bundled=True, max_model_len=2048,
+                              extra_args=("--dtype", "float32"))  # as the transformers column on CPU
+        engine = Engine(Catalog({**specs, vllm_spec.id: vllm_spec}), pool)
+        vllm_url = pool.get(vllm_spec).spec.base_url
     port = int(served.spec.base_url.rsplit(":", 1)[1].split("/")[0])
     llm = Llama(model_path=str(bundled_file(SMOLLM2, settings.data_dir)), n_threads=THREADS, n_ctx=8192,
                 logits_all=True, verbose=False)  # as the server loads it (logits_all: it serves logprobs)
@@ -134,7 +172,14 @@ def main() -> None:
         "managed_llamacpp", "raw_http_llamacpp", "direct_llamacpp", "managed_llamacpp_logprobs",
         "direct_llamacpp_logprobs", "transformers")}
     server_rates: list[float] = []
+    vllm_own: list[float] = []
+    if vllm_spec is not None:
+        rows["vllm"] = []
     for _rep in range(args.reps):
+        if vllm_spec is not None:
+            row, own = vllm_column(engine, vllm_spec.id, vllm_url, args.tokens)
+            rows["vllm"].append(row)
+            vllm_own.append(own)
         rows["managed_llamacpp"].append(column_rate(engine, no_probs.id, args.tokens))
         server_rates.append(server_reported_rate(port))
         rows["raw_http_llamacpp"].append(raw_http_rate(served.spec.base_url, args.tokens))
@@ -169,6 +214,14 @@ def main() -> None:
         == rows["direct_llamacpp"][0]["text"],
         "runs": {k: [{x: y for x, y in r.items() if x != "text"} for r in v] for k, v in rows.items()},
     }
+    if vllm_spec is not None:
+        own = statistics.median(vllm_own)
+        result["vllm"] = {
+            "dtype": "float32", "decode_tok_s": median["vllm"], "vllm_reported_decode_tok_s": own,
+            "observed_vs_vllm_reported": median["vllm"] / own if own else None,
+            "vs_transformers": median["vllm"] / median["transformers"],
+            "same_text_as_transformers": rows["vllm"][0]["text"] == rows["transformers"][0]["text"],
+        }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for name, rate in median.items():
@@ -182,6 +235,11 @@ def main() -> None:
     if server_own:
         print(f"observed / server's own rate: {result['observed_vs_server_reported']:.2f}x "
               f"({server_own:.1f} tok/s reported by the server)")
+    if vllm_spec is not None:
+        v = result["vllm"]
+        print(f"vLLM column {v['decode_tok_s']:.1f} tok/s: {v['observed_vs_vllm_reported'] or 0:.2f}x "
+              f"vLLM's own rate ({v['vllm_reported_decode_tok_s']:.1f}), "
+              f"{v['vs_transformers']:.2f}x transformers")
     print(f"wrote {args.out}")
 
 

