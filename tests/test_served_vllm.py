@@ -81,6 +81,27 @@ def test_vllm_references_and_catalog_entries(tmp_path: Path, monkeypatch: pytest
         vllm.command(vllm.configured())
 
 
+def test_without_a_catalog_count_vllm_takes_the_gpus_the_placement_plan_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four 80 GB GPUs (simulated): a 140 GB model gets 2, a 10 GB one 1; a catalog count wins."""
+    from playground.backends import preflight
+    from playground.backends.registry import Estimate
+
+    monkeypatch.setattr(vllm, "_cuda_count", lambda: 4)
+    monkeypatch.setattr(preflight, "gpu_free", lambda: {i: 80 * 2**30 for i in range(4)})
+    size = {"org/huge": 140 * 2**30, "org/small": 10 * 2**30}
+    monkeypatch.setattr(preflight, "estimate", lambda spec, *_a: Estimate(size[spec.location], 0))
+    huge = ModelSpec(id="huge", name="huge", source="vllm", location="org/huge")
+    assert vllm.tensor_parallel(huge, tmp_path) == 2
+    small = ModelSpec(id="s", name="s", source="vllm", location="org/small")
+    assert vllm.tensor_parallel(small, tmp_path) == 1
+    assert vllm.tensor_parallel(ModelSpec(id="h", name="h", source="vllm", location="org/huge",
+                                          tensor_parallel_size=8), tmp_path) == 8
+    monkeypatch.setattr(vllm, "_cuda_count", lambda: 0)
+    assert vllm.tensor_parallel(huge, tmp_path) == 1  # CPU
+
+
 def test_a_converted_folder_is_served_without_its_gguf_quantization_config(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()

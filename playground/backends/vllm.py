@@ -92,15 +92,48 @@ def _converted(spec: ModelSpec, data_dir: Path) -> Path:
     return folder
 
 
-def tensor_parallel(spec: ModelSpec) -> int:
-    """GPUs to shard over: the catalog's, else what the placement plan gives (1 on a single GPU or CPU)."""
-    return spec.tensor_parallel_size or 1
+def tensor_parallel(spec: ModelSpec, data_dir: Path | None = None) -> int:
+    """GPUs to shard over: the catalog's, else what the placement plan gives the model (every GPU it
+    needs: 1 when one GPU holds it, on CPU, or when its size cannot be told beforehand)."""
+    if spec.tensor_parallel_size or data_dir is None:
+        return spec.tensor_parallel_size or 1
+    from playground.backends import preflight
+    from playground.backends.placement import PlacementError, plan_placement
+
+    free = preflight.gpu_free() if _cuda_count() > 1 else {}
+    if len(free) < 2:
+        return 1
+    try:
+        need = preflight.estimate(replace(spec, source=_local_source(spec.location)), data_dir, _bf16(), 0)
+        plan = plan_placement(need.weights_bytes if need else 0, free, vllm=True)
+    except (PlacementError, BackendError, OSError, ValueError):
+        return 1
+    return plan.tensor_parallel if plan.engine == "vllm" else 1
 
 
-def argv(spec: ModelSpec, folder: str, port: int, max_len: int) -> list[str]:
+def _local_source(location: str) -> str:
+    """The in-process source of the same location (its size is estimated as that source's would be)."""
+    if location.lower().endswith(".gguf") or location.startswith("bundled:"):
+        return "gguf"
+    return "dir" if Path(location).expanduser().is_dir() else "hub"
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _bf16() -> object:
+    import torch
+
+    return torch.bfloat16
+
+
+def argv(spec: ModelSpec, folder: str, port: int, max_len: int, gpus: int = 0) -> list[str]:
     args = [*command(configured()), "--model", folder, "--host", "127.0.0.1", "--port", str(port),
             "--served-model-name", spec.id, "--max-model-len", str(max_len),
-            "--tensor-parallel-size", str(tensor_parallel(spec)), "--max-logprobs", "20"]
+            "--tensor-parallel-size", str(gpus or tensor_parallel(spec)), "--max-logprobs", "20"]
     if spec.revision:
         args += ["--revision", spec.revision]
     return args + list(spec.extra_args)
@@ -120,12 +153,12 @@ def load(spec: ModelSpec, data_dir: Path, device: str = "",
     folder = served_folder(spec, data_dir)
     max_len = spec.max_model_len or spec.context_window or DEFAULT_MAX_MODEL_LEN
     port = free_port()
+    gpus = tensor_parallel(spec, data_dir)
     env = {} if os.environ.get("VLLM_CPU_KVCACHE_SPACE") else {"VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GB}
-    server = launch(argv(spec, folder, port, max_len), port, spec.id, "vLLM", "/health",
+    server = launch(argv(spec, folder, port, max_len, gpus), port, spec.id, "vLLM", "/health",
                     READY_TIMEOUT_S, progress, env)
     served = replace(spec, source="vllm", base_url=server.base_url, served_model=spec.id,
                      context_window=max_len)
-    gpus = tensor_parallel(spec)
     identity = served_identity(served, "vLLM (managed)", folder)
     identity.libraries = {"vllm": _version()}
     try:
