@@ -6,7 +6,8 @@ when they end, and nobody waits for anybody else to finish. A batch that is full
 is too short for a newcomer, moves into a larger workspace (rows copied on the device); one
 mostly empty moves into a smaller idle one, and one on the plain step moves onto the fused step
 (backends/fused_step.py) once that is ready. The draw is keyed by (seed, the row's own step,
-token), so a row gives the same tokens alone or batched (backends/sampling.py).
+token), so who shares a row's batch never changes its draw (backends/sampling.py; bf16 rounding
+on a GPU still can, see workspace.py).
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ Every row has its own position: each row's keys and values are written at that r
 (`_RowWrites` replaces the static cache's shared write index), its mask shows slots 0..position
 and its position ids are its own. So rows from different runs, with different prompts and
 lengths, share one step, and a row joins a running batch between two steps (`admit`) without
-the others waiting. A row's tokens are the ones it gets alone: its cache holds exactly its own
-prompt at slots 0..n-1, masked slots add nothing, and its draw is keyed by its own step count.
+the others waiting. Its cache holds exactly its own prompt at slots 0..n-1, masked slots add
+nothing, and its draw is keyed by its own step count, so in fp32 (CPU, the tests) a row gets the
+tokens it gets alone; in bf16 on a GPU, the kernels for other batch sizes and cache lengths round
+differently, and a near tie can go the other way (README.md, "On a GPU", has the figures).
 A CUDA graph keeps no Python references: the workspace owns every buffer the graph touches.
 """
 
