@@ -25,6 +25,7 @@ from typing import Any
 import regex
 
 MAX_PATTERN_CHARS = 1000
+MAX_NESTING = 100  # groups inside groups: counted here, not left to the interpreter's recursion limit
 MAX_EXPANDED = 100_000  # sum over the pattern of nested counted-repeat bounds (~40 MB when compiled)
 MATCH_TIMEOUT_S = 1.0  # one search, at most (a TimeBudget may leave less)
 QUOTE_CHARS = 60  # how much of a user's value an error message quotes
@@ -109,6 +110,10 @@ def _compiled(source: str) -> UserPattern:
     if len(source) > MAX_PATTERN_CHARS:
         raise PatternError(f"the pattern {quote(source)} is {len(source):,} characters; "
                            f"the limit is {MAX_PATTERN_CHARS:,}")
+    depth = _nesting(source)
+    if depth > MAX_NESTING:  # torch.compile raises the recursion limit: the parser's own check moves
+        raise PatternError(f"bad regular expression {quote(source)}: nested too deeply "
+                           f"({depth} levels of groups; the limit is {MAX_NESTING})")
     try:
         tree = re_parser.parse(source)
         size = _expanded(tree)
@@ -125,6 +130,28 @@ def _compiled(source: str) -> UserPattern:
         raise PatternError(f"bad regular expression {quote(source)}: {exc}") from exc
     except RecursionError as exc:
         raise PatternError(f"bad regular expression {quote(source)}: nested too deeply") from exc
+
+
+def _nesting(source: str) -> int:
+    """The deepest nesting of groups, read from the text (escapes and character classes skipped)."""
+    depth = deepest = 0
+    escaped = in_class = False
+    for i, char in enumerate(source):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            # a "]" right after "[" or "[^" is a literal one
+            in_class = char != "]" or source[i - 1] == "[" or source[i - 2 : i] == "[^"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _expanded(tree: Any) -> int:

@@ -108,7 +108,7 @@ def test_built_in_sources_say_what_they_are() -> None:
     remote = {name for name in registry.names() if registry.source(name).remote}
     checked = {name for name in registry.names() if registry.source(name).estimate is not None}
     assert set(registry.names()) >= {"gguf", "hub", "dir", "openai", "llama.cpp"}
-    assert remote == {"openai", "llama.cpp"}
+    assert remote == {"openai", "llama.cpp", "vllm"}
     assert checked == {"gguf", "hub", "dir", "llama.cpp"}  # a served model's memory is another machine's
     for name in registry.names():  # every built-in loader named by path resolves to a function
         assert callable(registry.source(name).loader())

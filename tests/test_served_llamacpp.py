@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from playground.backends import llamacpp as managed
+from playground.backends import managed_server
 from playground.backends.base import BackendError
 from playground.backends.local import LocalBackend
 from playground.backends.pool import ModelPool
@@ -290,7 +291,7 @@ def test_a_launch_that_fails_is_reported_and_later_starts_work_and_leak_nothing(
     from playground.catalog import bundled_file
 
     gguf = bundled_file(SMOLLM2_LLAMACPP, data_dir)
-    monkeypatch.setattr(managed, "_LAUNCHER", managed._Launcher())  # noqa: SLF001 - a launcher of its own
+    monkeypatch.setattr(managed_server, "_LAUNCHER", managed._Launcher())  # noqa: SLF001 - a launcher of its own
     real = managed._die_with_parent  # noqa: SLF001
 
     def refuse() -> None:

@@ -21,8 +21,8 @@ import torch
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from playground.backends import converted, preflight
-from playground.backends.base import BackendError
+from playground.backends import converted, preflight, registry
+from playground.backends.base import Backend, BackendError
 from playground.backends.device import kv_cache_bytes, library_versions, pick_device, pick_dtype
 from playground.backends.local import LocalBackend
 from playground.backends.model_files import check_gguf_header, existing_gguf, gguf_path
@@ -37,8 +37,9 @@ Progress = Callable[[str], None]
 
 
 def load_backend(spec: ModelSpec, data_dir: Path, device: str = "",
-                 progress: Progress = lambda _msg: None) -> LocalBackend:
-    """Load a model for `spec`, converting GGUF files once into the cache.
+                 progress: Progress = lambda _msg: None) -> LocalBackend | Backend:
+    """Load a model for `spec`, converting GGUF files once into the cache (a model too big for one
+    GPU goes to a managed vLLM when one is configured: then a served backend comes back).
 
     `progress` is called between stages; a caller that wants to cancel a load raises
     (LoadCancelled) from it, which abandons the load at the next stage boundary.
@@ -54,11 +55,9 @@ def load_backend(spec: ModelSpec, data_dir: Path, device: str = "",
     )
     sharded = _vllm_plan(spec, data_dir, device)
     if sharded is not None:  # too big for one GPU, and a managed vLLM is configured: it shards it
-        from playground.backends import vllm
-
         log.info("placing %s: %s", spec.id, sharded.reason)
-        sharded_spec = replace(spec, tensor_parallel_size=sharded.tensor_parallel)
-        return vllm.load(sharded_spec, data_dir, device, progress)
+        sharded_spec = replace(spec, source="vllm", tensor_parallel_size=sharded.tensor_parallel)
+        return registry.load_model(sharded_spec, data_dir, device, progress)
     from_cache = False
     try:
         if spec.source == "gguf":

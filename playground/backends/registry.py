@@ -131,6 +131,7 @@ for _builtin in (
     Source("llama.cpp", "playground.backends.llamacpp:load", "playground.backends.llamacpp:estimate",
            remote=True),
     # a model folder, hub id or .gguf file served by a managed vLLM (PLAYGROUND_VLLM), sharded over GPUs
-    Source("vllm", "playground.backends.vllm:load", "playground.backends.vllm:estimate", remote=True),
+    # (no estimator: its memory is its own process's and its GPUs')
+    Source("vllm", "playground.backends.vllm:load", remote=True),
 ):
     register(_builtin)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from playground.backends.base import BackendError
 from playground.backends.managed_server import free_port, launch
@@ -85,10 +85,10 @@ def _converted(spec: ModelSpec, data_dir: Path) -> Path:
 
     path = existing_gguf(spec, data_dir)
     folder = data_dir / "cache" / converted.file_sha256(path, data_dir / "cache")
-    if not converted.is_complete(folder):
-        from playground.backends.local_load import load_backend
+    if not converted.is_complete(folder):  # converted by the in-process loader, through the registry
+        from playground.backends import registry
 
-        load_backend(replace(spec, source="gguf"), data_dir, device="cpu").close()
+        registry.load_model(replace(spec, source="gguf"), data_dir, device="cpu").close()
     return folder
 
 
@@ -173,11 +173,6 @@ def load(spec: ModelSpec, data_dir: Path, device: str = "",
                            else "served by vLLM: no attention")
     backend.load_s = time.perf_counter() - started
     return backend
-
-
-def estimate(spec: ModelSpec, data_dir: Path, _dtype: Any, _cache_tokens: int) -> None:
-    """vLLM's memory is its own process's (and its GPUs'): nothing to check in this one."""
-    return None
 
 
 def _version() -> str:
