@@ -291,19 +291,19 @@ def test_a_launch_that_fails_is_reported_and_later_starts_work_and_leak_nothing(
     from playground.catalog import bundled_file
 
     gguf = bundled_file(SMOLLM2_LLAMACPP, data_dir)
-    monkeypatch.setattr(managed_server, "_LAUNCHER", managed._Launcher())  # noqa: SLF001 - a launcher of its own
-    real = managed._die_with_parent  # noqa: SLF001
+    monkeypatch.setattr(managed_server, "_LAUNCHER", managed_server._Launcher())  # noqa: SLF001 - its own
+    real = managed_server._die_with_parent  # noqa: SLF001
 
     def refuse() -> None:
         raise RuntimeError("prctl refused")
 
-    monkeypatch.setattr(managed, "_die_with_parent", refuse)
-    logs = set(Path(tempfile.gettempdir()).glob("playground-llamacpp-*"))
+    monkeypatch.setattr(managed_server, "_die_with_parent", refuse)
+    logs = set(Path(tempfile.gettempdir()).glob("playground-server-*"))
     failed = _within(30, lambda: managed.start_server(gguf, "refused"))
     assert isinstance(failed, BackendError), failed
     assert "refused: could not start the llama.cpp server" in str(failed)
-    assert set(Path(tempfile.gettempdir()).glob("playground-llamacpp-*")) == logs  # no log file left
-    monkeypatch.setattr(managed, "_die_with_parent", real)
+    assert set(Path(tempfile.gettempdir()).glob("playground-server-*")) == logs  # no log file left
+    monkeypatch.setattr(managed_server, "_die_with_parent", real)
     before = _open_descriptors()
     server = _within(120, lambda: managed.start_server(gguf, "after-refusal"))
     assert isinstance(server, managed.ManagedServer), server
