@@ -75,7 +75,6 @@ class Warmer:
         self.decoder = decoder
         self.verdict: fused_step.Verdict | None = None
         self.note = ""  # what happened to the fused step ("" before it was tried)
-        self.compile_s: dict[WorkspaceKey, float] = {}  # each fused shape's compile + capture time
         self.thread: threading.Thread | None = None
         self._queue: queue.Queue[tuple[str, WorkspaceKey | None] | None] = queue.Queue()
         self._asked: set[WorkspaceKey] = set()
@@ -181,7 +180,8 @@ class Warmer:
                 step()
             workspace.prepare(decoder.lock, step)
         workspace.compiled = True
-        self.compile_s[key] = time.perf_counter() - begun
+        log.info("%s: fused step for %s compiled and captured in %.1f s", decoder.name, key,
+                 time.perf_counter() - begun)
         return workspace
 
     def _judge(self) -> fused_step.Verdict:
