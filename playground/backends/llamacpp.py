@@ -28,6 +28,7 @@ from playground.backends.managed_server import (  # noqa: F401 - the tests reach
     _Launcher,
     free_port,
     launch,
+    served_by,
     stop_all,
 )
 from playground.backends.model_files import existing_gguf, gguf_path, sha256_file
@@ -82,7 +83,7 @@ def load(spec: ModelSpec, data_dir: Path, device: str = "",
     """Start a managed llama.cpp server for the spec's .gguf file and talk to it as a served model.
 
     `device` is the registry's loader argument: the server runs on the CPU threads it is given."""
-    from playground.backends.remote import load_served, served_identity  # the openai SDK: at first use
+    from playground.backends.remote import served_identity  # the openai SDK: at first use
 
     started = time.perf_counter()
     path = existing_gguf(spec, data_dir)
@@ -92,14 +93,7 @@ def load(spec: ModelSpec, data_dir: Path, device: str = "",
     identity = served_identity(served, "llama.cpp (managed)", str(path))
     identity.sha256 = sha256_file(path)
     identity.libraries = {"llama-cpp-python": _version("llama_cpp_python")}
-    try:
-        backend = load_served(served, data_dir, progress=progress, identity=identity)
-    except BaseException:
-        server.stop()
-        raise
-    backend.on_close = server.stop
-    backend.engine_failure = server.failure
-    backend.explicit_sampling = True  # its defaults differ (repeat_penalty 1.1, top_k 40)
+    backend = served_by(server, served, data_dir, identity, progress)  # its defaults: repeat_penalty 1.1
     backend.weights_bytes = path.stat().st_size
     backend.load_s = time.perf_counter() - started
     return backend

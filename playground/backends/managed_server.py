@@ -30,11 +30,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from playground.backends.base import BackendError
 from playground.backends.engine_exit import describe_exit
+
+if TYPE_CHECKING:
+    from playground.backends.remote import RemoteBackend
+    from playground.catalog import ModelSpec
+    from playground.record import ModelIdentity
 
 log = logging.getLogger(__name__)
 
@@ -245,3 +251,21 @@ def _wait_ready(server: ManagedServer, timeout_s: float, progress: Callable[[str
                                    f"{timeout_s:g} s: {server.log_tail()}")
             progress(f"waiting for the {server.engine} server")  # raises LoadCancelled on Stop / load timeout
             time.sleep(0.2)
+
+
+def served_by(server: ManagedServer, spec: ModelSpec, data_dir: Path, identity: ModelIdentity,
+              progress: Callable[[str], None]) -> RemoteBackend:
+    """The served backend on a started server, which stops with it (and stops now if it cannot be
+    reached); the server's death is the backend's failure. Sampling settings are always sent:
+    a managed engine's own defaults differ from the playground's."""
+    from playground.backends.remote import load_served  # the openai SDK: at first use
+
+    try:
+        backend = load_served(spec, data_dir, progress=progress, identity=identity)
+    except BaseException:
+        server.stop()
+        raise
+    backend.on_close = server.stop
+    backend.engine_failure = server.failure
+    backend.explicit_sampling = True
+    return backend

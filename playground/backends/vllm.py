@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from playground.backends.base import BackendError
-from playground.backends.managed_server import free_port, launch
+from playground.backends.managed_server import free_port, launch, served_by
 from playground.catalog import ModelSpec
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def argv(spec: ModelSpec, folder: str, port: int, max_len: int, gpus: int = 0) -
 def load(spec: ModelSpec, data_dir: Path, device: str = "",
          progress: Callable[[str], None] = lambda _m: None) -> RemoteBackend:
     """Start a managed vLLM server for the spec's model and talk to it as a served model."""
-    from playground.backends.remote import load_served, served_identity  # the openai SDK: at first use
+    from playground.backends.remote import served_identity  # the openai SDK: at first use
 
     if not configured():
         raise BackendError(f"{spec.id}: vLLM columns need {VLLM_ENV} set to vLLM's Python "
@@ -161,14 +161,7 @@ def load(spec: ModelSpec, data_dir: Path, device: str = "",
                      context_window=max_len)
     identity = served_identity(served, "vLLM (managed)", folder)
     identity.libraries = {"vllm": _version()}
-    try:
-        backend = load_served(served, data_dir, progress=progress, identity=identity)
-    except BaseException:
-        server.stop()
-        raise
-    backend.on_close = server.stop
-    backend.engine_failure = server.failure
-    backend.explicit_sampling = True  # its defaults come from the model's generation_config
+    backend = served_by(server, served, data_dir, identity, progress)  # its defaults: generation_config's
     backend.served_note = (f"served by vLLM over {gpus} GPUs: no attention" if gpus > 1
                            else "served by vLLM: no attention")
     backend.load_s = time.perf_counter() - started
